@@ -1,0 +1,73 @@
+"""Pure tensor math of AdaIN style transfer: statistics, AdaIN, strength, blends, colour.
+
+No I/O and no state. Features are (B, C, H, W); statistics are (B, C, 1, 1).
+"""
+
+from __future__ import annotations
+
+import torch
+
+EPS = 1e-5  # added to the variance so flat feature maps do not divide by zero
+
+
+def mean_std(feat: torch.Tensor, eps: float = EPS) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std over the spatial dims (population variance + eps)."""
+    var, mean = torch.var_mean(feat, dim=(2, 3), keepdim=True, correction=0)
+    return mean, (var + eps).sqrt()
+
+
+def adain_stats(content: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """AdaIN with given target statistics: std * (x - mu(x)) / sigma(x) + mean."""
+    c_mean, c_std = mean_std(content)
+    return std * (content - c_mean) / c_std + mean
+
+
+def adain(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    """AdaIN(x, y) = sigma(y) (x - mu(x)) / sigma(x) + mu(y)  (Huang & Belongie, eq. 8)."""
+    return adain_stats(content, *mean_std(style))
+
+
+def mix(content: torch.Tensor, stylized: torch.Tensor, alpha: float | torch.Tensor
+        ) -> torch.Tensor:
+    """Strength in feature space: (1 - alpha) C + alpha AdaIN(C, S)  (paper eq. 10)."""
+    return content + alpha * (stylized - content)
+
+
+def blend_stats(means: torch.Tensor, stds: torch.Tensor, weights: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Closed form of the weighted mean of K AdaIN outputs (paper eq. 12).
+
+    AdaIN is affine in the target statistics, so
+    sum_k w_k (s_k n + m_k) / sum_k w_k = (sum_k w_k s_k / W) n + (sum_k w_k m_k / W)
+    with n the normalised content: one AdaIN with weighted-mean statistics, whatever K is.
+    means, stds: (K, B or 1, C, 1, 1); weights: (K,) non-negative with a positive sum.
+    """
+    w = (weights / weights.sum()).to(means.dtype).view(-1, *([1] * (means.dim() - 1)))
+    return (w * means).sum(0), (w * stds).sum(0)
+
+
+def luma_chroma(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, 3, H, W) RGB -> luma (B, 1, H, W) and chroma (B, 2, H, W), full-range BT.601."""
+    r, g, b = rgb.unbind(1)
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    return y.unsqueeze(1), torch.stack((0.564 * (b - y), 0.713 * (r - y)), 1)
+
+
+def from_luma_chroma(y: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
+    cb, cr = chroma.unbind(1)
+    y = y.squeeze(1)
+    r = y + cr / 0.713
+    b = y + cb / 0.564
+    g = (y - 0.299 * r - 0.114 * b) / 0.587
+    return torch.stack((r, g, b), 1)
+
+
+def preserve_color(stylized: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """Luminance-only transfer (Gatys et al. 2016): stylized luma with the content's chroma.
+
+    Chosen over matching the style image's colours to each frame because it is cheap, needs no
+    per-frame re-encoding of the style, and cannot add frame-to-frame colour flicker.
+    """
+    y, _ = luma_chroma(stylized)
+    _, chroma = luma_chroma(content)
+    return from_luma_chroma(y, chroma)
