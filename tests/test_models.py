@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import MEDIA, UVC_DIR, needs_media, needs_uvc
 from fakes import random_state
+
 from vstpipe import models, ops
 from vstpipe.errors import LayoutError
 from vstpipe.stylize import Stylizer

@@ -1,0 +1,291 @@
+"""Tiny deterministic media files for tests, written with PyAV, plus helpers to inspect them.
+
+Every generator writes moving, colourful content (a gradient with a square that moves
+one step per frame) so encoders produce real motion and B-frames, and returns the path
+it wrote. Sizes and frame counts are small enough that a clip costs a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import struct
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+# Durations (in ms) cycled through for variable-frame-rate clips: irregular on purpose.
+VFR_STEPS_MS = (40, 40, 80, 20, 60, 40, 120, 40, 30, 50)
+
+_MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi",
+           ".m4a": "mp4", ".webm": "webm"}
+_AUDIO_RATE = 48000
+
+
+def frame_rgb(index: int, size: tuple[int, int], bit_depth: int = 8) -> np.ndarray:
+    """The RGB picture of frame ``index``: uint8, or uint16 full-scale when bit_depth > 8."""
+    width, height = size
+    x = np.linspace(0.0, 1.0, width, dtype=np.float64)[None, :]
+    y = np.linspace(0.0, 1.0, height, dtype=np.float64)[:, None]
+    img = np.empty((height, width, 3), dtype=np.float64)
+    img[..., 0] = x
+    img[..., 1] = y
+    img[..., 2] = 0.5 + 0.4 * np.sin(2 * np.pi * (x + y + index / 12.0))
+    side = max(4, min(width, height) // 4)
+    left = (3 * index) % max(1, width - side)
+    top = (2 * index) % max(1, height - side)
+    img[top:top + side, left:left + side] = (1.0, 0.9, 0.1)
+    if bit_depth > 8:
+        return np.round(img * 65535).astype(np.uint16)
+    return np.round(img * 255).astype(np.uint8)
+
+
+def frame_pts(frames: int, fps: int, vfr: bool) -> tuple[list[int], Fraction]:
+    """The pts list and time base a generated clip's video frames are written with."""
+    if not vfr:
+        return list(range(frames)), Fraction(1, fps)
+    pts, now = [], 0
+    for i in range(frames):
+        pts.append(now)
+        now += VFR_STEPS_MS[i % len(VFR_STEPS_MS)]
+    return pts, Fraction(1, 1000)
+
+
+def make_clip(
+    path: Path,
+    *,
+    size: tuple[int, int] = (64, 48),
+    frames: int = 12,
+    fps: int = 25,
+    codec: str = "libx264",
+    pix_fmt: str | None = None,
+    audio: str | None = None,
+    vfr: bool = False,
+    rotation: int = 0,
+    bit_depth: int = 8,
+    subtitles: bool = False,
+    faststart: bool = False,
+    colorspace: int | None = None,
+    color_range: int | None = None,
+    color_primaries: int | None = None,
+    color_trc: int | None = None,
+    video: bool = True,
+) -> Path:
+    """Write a small clip; the container follows the suffix of ``path``.
+
+    ``pix_fmt`` None picks yuv420p (yuv420p10le when bit_depth > 8), or the 4:4:4
+    variant when a side is odd. ``audio`` is an encoder name ("aac", "ac3") for a
+    stereo tone as long as the video. ``rotation`` stores a display matrix
+    (counter-clockwise degrees). ``subtitles`` adds a text track (mov_text in
+    mp4/mov, subrip in mkv). ``faststart`` puts the mp4/mov index in front, so a
+    truncated copy still declares all frames. Colour arguments are raw FFmpeg enums.
+    ``video=False`` writes only the audio (and subtitle) streams, e.g. an audio-only .m4a.
+    """
+    path = Path(path)
+    if not video and audio is None:
+        raise ValueError("a clip without video needs audio")
+    width, height = size
+    if pix_fmt is None:
+        odd = width % 2 == 1 or height % 2 == 1
+        pix_fmt = ("yuv444p" if odd else "yuv420p") + ("10le" if bit_depth > 8 else "")
+    pts_list, time_base = frame_pts(frames, fps, vfr)
+    fmt = _MUXERS[path.suffix.lower()]
+    options = {"movflags": "+faststart"} if faststart else {}
+    with av.open(str(path), "w", format=fmt, options=options) as container:
+        stream = container.add_stream(codec, rate=fps) if video else None
+        if stream is not None:
+            stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+            stream.codec_context.time_base = time_base
+            stream.time_base = time_base
+            for attr, value in (("colorspace", colorspace), ("color_range", color_range),
+                                ("color_primaries", color_primaries), ("color_trc", color_trc)):
+                if value is not None:
+                    setattr(stream.codec_context, attr, value)
+            if rotation:
+                stream.set_display_rotation(rotation)
+        audio_stream = container.add_stream(audio, rate=_AUDIO_RATE) if audio else None
+        text_stream = _add_text_stream(container, fmt) if subtitles else None
+
+        if stream is not None:
+            _write_video(container, stream, pts_list, time_base, size, bit_depth,
+                         colorspace, color_range)
+        seconds = (pts_list[-1] * time_base) + Fraction(1, fps)
+        if audio_stream is not None:
+            _write_tone(container, audio_stream, float(seconds))
+        if text_stream is not None:
+            _write_text(container, text_stream, fmt, float(seconds))
+    return path
+
+
+def _write_video(container: av.container.OutputContainer, stream: av.video.VideoStream,
+                 pts_list: list[int], time_base: Fraction, size: tuple[int, int],
+                 bit_depth: int, colorspace: int | None, color_range: int | None) -> None:
+    rgb_format = "rgb48le" if bit_depth > 8 else "rgb24"
+    pix_fmt = stream.codec_context.pix_fmt
+    rgb_target = av.VideoFormat(pix_fmt).is_rgb
+    for index, pts in enumerate(pts_list):
+        frame = av.VideoFrame.from_ndarray(frame_rgb(index, size, bit_depth), format=rgb_format)
+        if rgb_target:  # no matrix or range for RGB targets such as ffv1 bgr0
+            frame = frame.reformat(format=pix_fmt)
+        else:
+            frame = frame.reformat(format=pix_fmt, dst_colorspace=_sws_matrix(colorspace),
+                                   dst_color_range=color_range or 1)
+        frame.pts = pts
+        frame.time_base = time_base
+        container.mux(stream.encode(frame))
+    container.mux(stream.encode(None))
+
+
+def _sws_matrix(colorspace: int | None) -> int:
+    # swscale uses its own constants: 1 = BT.709, 5 = BT.601, 9 = BT.2020.
+    return {1: 1, 9: 9, 10: 9}.get(colorspace or 2, 5)
+
+
+def _add_text_stream(container: av.container.OutputContainer, fmt: str) -> av.stream.Stream:
+    codec = "subrip" if fmt == "matroska" else "mov_text"
+    stream = container.add_mux_stream(codec)
+    stream.time_base = Fraction(1, 1000)
+    return stream
+
+
+def _write_text(container: av.container.OutputContainer, stream: av.stream.Stream, fmt: str,
+                seconds: float) -> None:
+    for n, start_ms in enumerate(range(0, int(seconds * 1000), 200)):
+        text = f"line {n}".encode()
+        # mov_text samples carry a 16-bit big-endian length before the UTF-8 text.
+        payload = text if fmt == "matroska" else struct.pack(">H", len(text)) + text
+        packet = av.Packet(payload)
+        packet.stream = stream
+        packet.time_base = Fraction(1, 1000)
+        packet.pts = packet.dts = start_ms
+        packet.duration = 150
+        container.mux(packet)
+
+
+def _write_tone(container: av.container.OutputContainer, stream: av.audio.AudioStream,
+                seconds: float) -> None:
+    codec = stream.codec_context
+    if not codec.is_open:
+        codec.open()  # frame_size is only known once the encoder is open
+    chunk = codec.frame_size or 1024
+    total = int(seconds * _AUDIO_RATE)
+    t = np.arange(total + chunk, dtype=np.float32) / _AUDIO_RATE
+    tone = (0.2 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)
+    fmt = codec.format.name
+    for start in range(0, total, chunk):
+        samples = np.stack([tone[start:start + chunk]] * 2)
+        if fmt == "flt":  # packed: one row of interleaved samples
+            samples = samples.T.reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples), format=fmt,
+                                           layout="stereo")
+        frame.sample_rate = _AUDIO_RATE
+        frame.pts = start
+        frame.time_base = Fraction(1, _AUDIO_RATE)
+        container.mux(stream.encode(frame))
+    container.mux(stream.encode(None))
+
+
+# ---------------------------------------------------------------------------
+# Named clips used across test files
+# ---------------------------------------------------------------------------
+
+
+def make_avi_mpeg4_ac3(path: Path, *, frames: int = 12) -> Path:
+    """AVI with MPEG-4 Part 2 video and AC-3 audio (frame-index pts, 1/25 time base)."""
+    return make_clip(Path(path), frames=frames, codec="mpeg4", audio="ac3")
+
+
+def make_odd_clip(path: Path) -> Path:
+    """65x47 clip: 4:2:0 cannot represent it, so it is 4:4:4."""
+    return make_clip(Path(path), size=(65, 47))
+
+
+def make_10bit_clip(path: Path, *, codec: str = "libx264") -> Path:
+    """10-bit 4:2:0 clip (libx264 yuv420p10le by default)."""
+    return make_clip(Path(path), bit_depth=10, codec=codec)
+
+
+def make_rotated_clip(path: Path, rotation: int = 90) -> Path:
+    """Clip whose container stores a display matrix rotating it by ``rotation`` degrees."""
+    return make_clip(Path(path), rotation=rotation)
+
+
+def make_audio_only(path: Path) -> Path:
+    """An AAC-only .m4a file: valid media, but no video stream."""
+    return make_clip(Path(path), audio="aac", video=False)
+
+
+def make_text_as_mp4(path: Path) -> Path:
+    """A plain text file with an .mp4 name."""
+    path = Path(path)
+    path.write_text("this is not a video\n" * 20)
+    return path
+
+
+def non_video_file(directory: Path) -> list[Path]:
+    """Both non-video inputs: an audio-only .m4a and a text file named .mp4."""
+    directory = Path(directory)
+    return [make_audio_only(directory / "audio_only.m4a"),
+            make_text_as_mp4(directory / "text.mp4")]
+
+
+def corrupt_file(path: Path, size: int = 4096, seed: int = 0) -> Path:
+    """Random bytes under an .mp4 name."""
+    path = Path(path)
+    path.write_bytes(np.random.default_rng(seed).integers(0, 256, size, dtype=np.uint8)
+                     .tobytes())
+    return path
+
+
+def truncate_file(src: Path, dst: Path, keep: float = 0.5) -> Path:
+    """Copy the first ``keep`` fraction of ``src``'s bytes to ``dst``.
+
+    For the reader to notice anything beyond "cannot open", the header must survive:
+    use an mp4/mov written with ``faststart=True`` (index first, so it still declares
+    every frame and the frame-count check fires) or an AVI/MKV.
+    """
+    data = Path(src).read_bytes()
+    Path(dst).write_bytes(data[: int(len(data) * keep)])
+    return Path(dst)
+
+
+# ---------------------------------------------------------------------------
+# Inspection helpers
+# ---------------------------------------------------------------------------
+
+
+def video_pts(path: Path) -> tuple[list[int | None], Fraction]:
+    """Decoded video frame pts of ``path``, in decode output order, and their time base."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return [f.pts for f in container.decode(stream)], stream.time_base
+
+
+def video_frames(path: Path) -> list[np.ndarray]:
+    """Every decoded video frame as RGB (rgb48le for > 8-bit sources)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        out = []
+        for frame in container.decode(stream):
+            deep = max(c.bits for c in frame.format.components) > 8
+            out.append(frame.to_ndarray(format="rgb48le" if deep else "rgb24"))
+        return out
+
+
+def packet_payloads(path: Path, kind: str = "audio") -> list[bytes]:
+    """Payload bytes of every packet of the first ``kind`` stream, in demux order."""
+    with av.open(str(path)) as container:
+        streams = [s for s in container.streams if s.type == kind]
+        if not streams:
+            return []
+        return [bytes(p) for p in container.demux(streams[0]) if p.size]
+
+
+def packet_times(path: Path, kind: str = "audio") -> list[Fraction]:
+    """Presentation times (seconds) of every packet of the first ``kind`` stream."""
+    with av.open(str(path)) as container:
+        streams = [s for s in container.streams if s.type == kind]
+        if not streams:
+            return []
+        return [p.pts * p.time_base for p in container.demux(streams[0])
+                if p.size and p.pts is not None]

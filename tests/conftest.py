@@ -1,0 +1,36 @@
+"""Shared fixtures and markers: tiny generated media, random weights, optional real assets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+UVC_DIR = SHARED / "models" / "uvc-ae"
+MEDIA = SHARED / "media"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="no CUDA device")
+    for item in items:
+        if "requires_cuda" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def vstpipe_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty model cache for one test."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("VSTPIPE_HOME", str(home))
+    monkeypatch.delenv("VSTPIPE_OFFLINE", raising=False)
+    return home
+
+
+needs_uvc = pytest.mark.skipif(not (UVC_DIR / "encoder_single_gpu.pth").exists(),
+                               reason="real UVC weights (../shared/models/uvc-ae) not present")
+needs_media = pytest.mark.skipif(not MEDIA.is_dir(),
+                                 reason="real media (../shared/media) not present")

@@ -1,0 +1,183 @@
+"""The vstpipe command line: parses, builds typed options, calls the library. Nothing else."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__, weights
+from .errors import VstpipeError
+from .media import EncodeOptions
+from .pipeline import ComputeOptions, LookOptions, RenderOptions, render
+from .progress import downloads, frames
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Turn videos into paintings without the flicker.")
+models_app = typer.Typer(no_args_is_help=True, help="List, download, import and verify weights.")
+app.add_typer(models_app, name="models")
+
+T = TypeVar("T")
+_debug = {"on": False}  # set once by the root callback, read by _run
+
+
+def _run(fn: Callable[[], T]) -> T:
+    """Turn library errors into one line on stderr and exit 1 (tracebacks with --debug)."""
+    try:
+        return fn()
+    except VstpipeError as exc:
+        if _debug["on"]:
+            traceback.print_exc()
+        Console(stderr=True).print(f"[red]vstpipe: error:[/red] {exc}", highlight=False,
+                                   soft_wrap=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        Console(stderr=True).print("vstpipe: interrupted; no output was written")
+        raise typer.Exit(130) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"vstpipe {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    _debug["on"] = debug
+
+
+def _size(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise typer.BadParameter(f"'{text}' is not WxH, e.g. 1280x720") from None
+    return w, h
+
+
+def _floats(text: str | None) -> tuple[float, ...]:
+    if not text:
+        return ()
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"'{text}' is not a comma-separated list of numbers") from None
+
+
+@app.command("render")
+def render_cmd(
+    src: Annotated[Path, typer.Argument(help="Input video.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output video (written on success).")],
+    style: Annotated[list[Path], typer.Option("--style", "-s",
+                                              help="Style image; repeat to blend.")],
+    weights_: Annotated[str | None, typer.Option("--weights",
+                        help="Blend weights, one per --style, e.g. 2,1.")] = None,
+    alpha: Annotated[float, typer.Option(help="Style strength in [0, 1].")] = 1.0,
+    preserve_color: Annotated[bool, typer.Option(
+        "--preserve-color", help="Keep the source colours (luminance-only transfer).")] = False,
+    style_size: Annotated[int, typer.Option(help="Shorter side of style images.")] = 512,
+    model: Annotated[str, typer.Option(help="Registry name or a directory of weights.")
+                     ] = "adain-vgg19",
+    offline: Annotated[bool, typer.Option(
+        "--offline", help="Never download (also VSTPIPE_OFFLINE=1).")] = False,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    precision: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16")] = "auto",
+    batch: Annotated[int, typer.Option(help="Frames per forward pass.")] = 4,
+    max_side: Annotated[int | None, typer.Option(
+        help="Process at most this many pixels on the longer side.")] = None,
+    size: Annotated[str | None, typer.Option(help="Output size WxH (default: input's).")
+                    ] = None,
+    codec: Annotated[str, typer.Option(help="Video encoder: libx264, prores, ...")
+                     ] = "libx264",
+    crf: Annotated[int, typer.Option(help="Constant rate factor for x264/x265.")] = 18,
+    pix_fmt: Annotated[str | None, typer.Option(help="Output pixel format (default: from input).")
+                       ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")
+                         ] = False,
+) -> None:
+    """Stylize every frame of SRC into --out, keeping timestamps, audio and tags."""
+    opts = RenderOptions(
+        look=LookOptions(styles=tuple(style), weights=_floats(weights_), alpha=alpha,
+                         preserve_color=preserve_color, style_size=style_size),
+        compute=ComputeOptions(device=device, precision=precision, batch=batch,
+                               max_side=max_side),
+        encode=EncodeOptions(codec=codec, crf=crf, pix_fmt=pix_fmt, size=_size(size)),
+        overwrite=overwrite,
+    )
+    offline = offline or weights.offline_from_env()
+
+    def go() -> None:
+        with downloads() as on_download:
+            resolved = weights.resolve(model, offline=offline, on_progress=on_download)
+        net = weights.load(resolved)
+        with frames(src.name) as on_frames:
+            report = render(src, out, net, opts, progress=on_frames)
+        Console(stderr=True).print(f"wrote {out} ({report.frames} frames, "
+                                   f"{report.frames / max(report.seconds, 1e-9):.2f} fps)")
+
+    _run(go)
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Show the registry: name, installed, size, licence."""
+    table = Table("name", "arch", "installed", "size", "licence")
+    for st in _run(weights.list_models):
+        table.add_row(st.name, st.arch, "yes" if st.installed else "no",
+                      f"{st.size / 1e6:.1f} MB" if st.size else "-", st.licence)
+    Console().print(table)
+
+
+@models_app.command("pull")
+def models_pull(name: Annotated[str, typer.Argument(help="Registry name.")]) -> None:
+    """Download a model's files (sha256-checked) into the cache."""
+    def go() -> Path:
+        with downloads() as on_download:
+            return weights.pull(name, on_progress=on_download)
+    Console(stderr=True).print(f"{name}: installed in {_run(go)}")
+
+
+@models_app.command("import")
+def models_import(
+    name: Annotated[str, typer.Argument(help="Registry name.")],
+    files: Annotated[list[Path], typer.Argument(help="Weight files to copy in.")],
+    unverified: Annotated[bool, typer.Option(
+        "--unverified", help="Accept files whose sha256 differs from the published one.")
+                          ] = False,
+) -> None:
+    """Copy local weight files into the cache after checking their layout (offline machines)."""
+    folder = _run(lambda: weights.import_files(name, files, unverified=unverified))
+    Console(stderr=True).print(f"{name}: imported into {folder}")
+
+
+@models_app.command("verify")
+def models_verify(name: Annotated[str | None, typer.Argument(help="One model (default: all).")
+                                  ] = None) -> None:
+    """Re-hash installed files against their manifest and the registry."""
+    results = _run(lambda: weights.verify(name))
+    table = Table("model", "file", "ok", "detail")
+    for r in results:
+        table.add_row(r.name, r.file, "yes" if r.ok else "NO", r.message)
+    Console().print(table)
+    if any(not r.ok for r in results):
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app(prog_name="vstpipe")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""The one place that converts pixels: uint8/uint16 frames <-> float tensors on a device."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .media import Frame
+
+
+def network_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
+    """(W, H) the network sees: scaled so the longer side <= max_side, rounded to multiples of 8.
+
+    The encoders pool three times, so sizes that are multiples of 8 come back out unchanged.
+    """
+    scale = min(1.0, max_side / max(width, height)) if max_side else 1.0
+    return (max(8, round(width * scale / 8) * 8), max(8, round(height * scale / 8) * 8))
+
+
+def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, size[1], size[0]); bilinear, antialiased when shrinking."""
+    if (x.shape[-1], x.shape[-2]) == size:
+        return x
+    shrink = size[0] < x.shape[-1] or size[1] < x.shape[-2]
+    return F.interpolate(x, size=(size[1], size[0]), mode="bilinear", align_corners=False,
+                         antialias=shrink)
+
+
+def to_tensor(frames: Sequence[Frame], size: tuple[int, int], device: torch.device
+              ) -> torch.Tensor:
+    """Frames -> (B, 3, H, W) float32 in [0, 1] on ``device``, resized to ``size`` (W, H)."""
+    stack = np.stack([f.rgb for f in frames])  # (B, H, W, 3)
+    scale = 65535.0 if stack.dtype == np.uint16 else 255.0
+    if stack.dtype == np.uint16:
+        stack = stack.astype(np.int32)  # torch has no uint16 arithmetic on every device
+    x = torch.from_numpy(stack).to(device, non_blocking=True)
+    x = x.permute(0, 3, 1, 2).float().div_(scale)
+    return resize(x, size)
+
+
+def to_frames(x: torch.Tensor, like: Sequence[Frame], size: tuple[int, int], depth16: bool
+              ) -> list[Frame]:
+    """(B, 3, H, W) float -> Frames of ``size`` carrying ``like``'s pts and time base untouched."""
+    scale = 65535.0 if depth16 else 255.0
+    # Out of place: x may be an inference tensor, which cannot be updated in place out here.
+    x = (resize(x.float(), size).clamp(0.0, 1.0) * scale).round().permute(0, 2, 3, 1)
+    arr = x.to(torch.int32 if depth16 else torch.uint8).cpu().numpy()
+    if depth16:
+        arr = arr.astype(np.uint16)
+    return [Frame(np.ascontiguousarray(a), f.pts, f.time_base) for a, f in zip(arr, like)]
