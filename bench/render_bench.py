@@ -27,11 +27,13 @@ from clips import make_clip
 from fakes import random_state
 
 from vstpipe import models, pipeline
+from vstpipe.images import load_style
 from vstpipe.media import open_source
-from vstpipe.stylize import Stylizer
+from vstpipe.stylize import Stylizer, to_levels
 from vstpipe.tensors import network_size, to_frames, to_tensor
 
 SHARED = ROOT.parent / "shared" / "media"
+UVC = ROOT.parent / "shared" / "models" / "uvc-ae"
 
 
 def _net(arch: str = "adain-vgg19") -> models.StyleNet:
@@ -65,7 +67,7 @@ def model_fps(src: Path, style: Path, precision: torch.dtype, batch: int, limit:
     frames = _decoded(src, limit)
     stylizer = Stylizer(_net(), torch.device("cpu"), precision)
     opts = pipeline.LookOptions(styles=(style,))
-    mean, std = pipeline.style_target(stylizer, opts)
+    mean, std = pipeline.style_target(stylizer, [load_style(style, opts.style_size)], opts)
     h, w = frames[0].rgb.shape[:2]
     size = network_size(w, h, None)
     first = None
@@ -78,6 +80,27 @@ def model_fps(src: Path, style: Path, precision: torch.dtype, batch: int, limit:
         if first is None:
             first = out[0].rgb
     return len(frames) / (time.perf_counter() - start), first
+
+
+def real_precision_diff(src: Path, style: Path) -> np.ndarray | None:
+    """8-bit |bf16 - fp32| of the real uvc-lab weights on the clip's first frames, if present.
+
+    Random weights say nothing about precision (their output saturates), real ones do.
+    """
+    if not (UVC / "encoder_single_gpu.pth").exists():
+        return None
+    states = {r: torch.load(UVC / f, map_location="cpu", weights_only=True)
+              for r, f in models.ARCHS["uvc-lab"].files.items()}
+    frames = _decoded(src, 4)
+    h, w = frames[0].rgb.shape[:2]
+    look = pipeline.LookOptions(styles=(style,))
+    styles = [load_style(style, look.style_size)]
+    levels = []
+    for dtype in (torch.float32, torch.bfloat16):
+        stylizer = Stylizer(models.build("uvc-lab", states), torch.device("cpu"), dtype)
+        x = to_tensor(frames, network_size(w, h, None), stylizer.device)
+        levels.append(to_levels(stylizer(x, *pipeline.style_target(stylizer, styles, look))))
+    return (levels[0] - levels[1]).abs().numpy()
 
 
 def e2e_fps(src: Path, style: Path, precision: str, batch: int, out: Path) -> float:
@@ -125,6 +148,9 @@ def main() -> None:
             rows[name] = {"model_fps": fps, "first": first}
             rows[name]["e2e_fps"] = e2e_fps(src, style, name, args.batch, tmp / f"o_{name}.mp4")
         diff = np.abs(rows["bf16"]["first"].astype(int) - rows["fp32"]["first"].astype(int))
+        real = None if args.smoke else real_precision_diff(
+            SHARED / "bikes.mp4" if (SHARED / "bikes.mp4").exists() else src,
+            SHARED / "starry_night.jpg" if (SHARED / "starry_night.jpg").exists() else style)
         mem = {n: peak_rss_mb(make_clip(tmp / f"m{n}.mp4", size=mem_size, frames=n), style,
                               tmp / f"mo{n}.mp4") for n in mem_sizes}
     print(f"clip: {src.name} {first.shape[1]}x{first.shape[0]}, {n_frames} frames, "
@@ -135,7 +161,12 @@ def main() -> None:
               f"{r['e2e_fps'] / r['model_fps']:>14.3f}")
     print(f"bf16 / fp32 model speed: {rows['bf16']['model_fps'] / rows['fp32']['model_fps']:.2f}x;"
           f" bf16 vs fp32 8-bit output: max |diff| {diff.max()}/255, "
-          f"99.9th pct {np.percentile(diff, 99.9):.0f}/255, mean {diff.mean():.3f}/255")
+          f"99.9th pct {np.percentile(diff, 99.9):.0f}/255, mean {diff.mean():.3f}/255 "
+          "(random weights)")
+    if real is not None:
+        print(f"bf16 vs fp32 on the real uvc-lab weights: max |diff| {real.max():.0f}/255, "
+              f"99.9th pct {np.percentile(real, 99.9):.0f}/255, mean {real.mean():.3f}/255 "
+              f"(precision auto takes bf16 only within 2/255)")
     a, b = mem_sizes
     print(f"peak RSS: {a} frames {mem[a]:.0f} MB, {b} frames {mem[b]:.0f} MB, "
           f"ratio {mem[b] / mem[a]:.3f} (at {mem_size[0]}x{mem_size[1]})")
@@ -153,10 +184,11 @@ def _trim(src: Path, dst: Path, frames: int) -> None:
         s_out = out.add_stream("libx264", rate=s_in.average_rate)
         s_out.width, s_out.height, s_out.pix_fmt = s_in.width, s_in.height, "yuv420p"
         s_out.options = {"crf": "12"}
+        s_out.codec_context.time_base = 1 / s_in.average_rate
         for i, frame in enumerate(inp.decode(s_in)):
             if i == frames:
                 break
-            frame.pts = None
+            frame.pts, frame.time_base = i, s_out.codec_context.time_base
             for p in s_out.encode(frame):
                 out.mux(p)
         for p in s_out.encode():

@@ -17,9 +17,9 @@ def _net(arch: str) -> models.StyleNet:
 def test_adain_layouts_match_the_published_files():
     enc = models.published_layout("adain-vgg19", "encoder")
     dec = models.published_layout("adain-vgg19", "decoder")
-    assert list(enc)[0] == "0.weight" and list(enc)[-1] == "51.bias" and len(enc) == 34  # 17 convs
+    assert next(iter(enc)) == "0.weight" and list(enc)[-1] == "51.bias" and len(enc) == 34  # 17 convs
     assert enc["0.weight"] == (3, 3, 1, 1) and enc["29.weight"] == (512, 256, 3, 3)
-    assert list(dec)[0] == "1.weight" and list(dec)[-1] == "28.bias" and len(dec) == 18
+    assert next(iter(dec)) == "1.weight" and list(dec)[-1] == "28.bias" and len(dec) == 18
     assert dec["1.weight"] == (256, 512, 3, 3) and dec["28.weight"] == (3, 64, 3, 3)
 
 
@@ -88,3 +88,19 @@ def test_real_uvc_autoencoder_reconstructs_a_photo():
     mse = float(((y - x) ** 2).mean())
     psnr = 10 * np.log10(1 / mse)
     assert psnr > 20, psnr
+
+
+@pytest.mark.requires_cuda
+@pytest.mark.parametrize("arch", ["adain-vgg19", "uvc-lab"])
+def test_cuda_fp16_autocast_follows_cpu_fp32(arch: str):
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 64, 96)
+    style = torch.rand(1, 3, 64, 64)
+    outs = []
+    for device, dtype in ((torch.device("cpu"), torch.float32),
+                          (torch.device("cuda"), torch.float16)):
+        stylizer = Stylizer(_net(arch), device, dtype)
+        st = stylizer.style_stats(style.to(device))
+        outs.append(stylizer(x.to(device), st.mean, st.std).cpu())
+    scale = outs[0].abs().max()
+    assert ((outs[1] - outs[0]).abs().max() / scale).item() < 0.05

@@ -125,7 +125,7 @@ def render_cmd(
         with frames(src.name) as on_frames:
             report = render(src, out, net, opts, progress=on_frames)
         Console(stderr=True).print(f"wrote {out} ({report.frames} frames, "
-                                   f"{report.frames / max(report.seconds, 1e-9):.2f} fps)")
+                                   f"{report.frames / max(report.seconds, 1e-9):.2f} fps, {report.precision})")
 
     _run(go)
 

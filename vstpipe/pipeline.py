@@ -12,9 +12,16 @@ import torch
 from . import ops
 from .errors import OptionError
 from .images import load_style
-from .media import EncodeOptions, Frame, check_output_path, open_sink, open_source
+from .media import (
+    EncodeOptions,
+    Frame,
+    check_encode_options,
+    check_output_path,
+    open_sink,
+    open_source,
+)
 from .models import StyleNet
-from .stylize import Stylizer, resolve_device, resolve_precision
+from .stylize import BF16_TOLERANCE, Stylizer, pick_cpu_precision, resolve_device, resolve_precision
 from .tensors import network_size, to_frames, to_tensor
 
 
@@ -48,6 +55,7 @@ class RenderOptions:
 class RenderReport:
     frames: int
     seconds: float
+    precision: str  # the precision that ran, and why when it was chosen automatically
 
 
 Progress = Callable[[int, int | None], None]  # (frames done, frames expected or None)
@@ -77,14 +85,50 @@ def validate(opts: RenderOptions) -> None:
         raise OptionError(f"--size {size[0]}x{size[1]}: width and height must be positive")
 
 
-def style_target(stylizer: Stylizer, look: LookOptions) -> tuple[torch.Tensor, torch.Tensor]:
-    """Blended target statistics of the look's styles, each image encoded once."""
-    stats = [stylizer.style_stats(load_style(p, look.style_size)) for p in look.styles]
+def style_target(stylizer: Stylizer, styles: list[torch.Tensor], look: LookOptions
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Blended target statistics (closed form, eq. 12) of the look's styles, each encoded once."""
+    stats = [stylizer.style_stats(image) for image in styles]
     weights = torch.tensor(look.weights or [1.0] * len(stats), dtype=torch.float32)
     means = torch.stack([s.mean for s in stats])  # (K, 1, C, 1, 1)
     stds = torch.stack([s.std for s in stats])
-    mean, std = ops.blend_stats(means, stds, weights.to(means.device))
-    return mean, std
+    return ops.blend_stats(means, stds, weights.to(means.device))
+
+
+@dataclass(frozen=True)
+class _Engine:
+    """A stylizer in its final precision, with the look's target statistics."""
+
+    stylizer: Stylizer
+    mean: torch.Tensor
+    std: torch.Tensor
+    precision: str  # what ran, e.g. "bf16 (auto: max 1/255 from fp32 on the first frame)"
+
+    def __call__(self, x: torch.Tensor, look: LookOptions) -> torch.Tensor:
+        return self.stylizer(x, self.mean, self.std, look.alpha, look.preserve_color)
+
+
+def _engine(net: StyleNet, device: torch.device, dtype: torch.dtype | None,
+            styles: list[torch.Tensor], look: LookOptions, first: torch.Tensor) -> _Engine:
+    """Build the stylizer; for `auto` on the CPU, measure bf16 against fp32 on ``first``."""
+    if dtype is not None:
+        stylizer = Stylizer(net, device, dtype)
+        return _Engine(stylizer, *style_target(stylizer, styles, look), _NAMES[dtype])
+
+    targets: dict[torch.dtype, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def trial(candidate: Stylizer) -> torch.Tensor:
+        targets[candidate.dtype] = style_target(candidate, styles, look)
+        return candidate(first, *targets[candidate.dtype], look.alpha, look.preserve_color)
+
+    stylizer, diff = pick_cpu_precision(net, trial)
+    name = _NAMES[stylizer.dtype]
+    return _Engine(stylizer, *targets[stylizer.dtype],
+                   f"{name} (auto: bf16 differs from fp32 by at most {diff}/255 on the first "
+                   f"frame; bf16 is used within {BF16_TOLERANCE}/255)")
+
+
+_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
 
 def render(src: Path, out: Path, net: StyleNet, opts: RenderOptions,
@@ -95,10 +139,13 @@ def render(src: Path, out: Path, net: StyleNet, opts: RenderOptions,
     memory does not grow with the length of the video. ``out`` appears only on success.
     """
     validate(opts)
+    check_encode_options(opts.encode)
     check_output_path(src, out, opts.overwrite)
     device = resolve_device(opts.compute.device)
-    stylizer = Stylizer(net, device, resolve_precision(opts.compute.precision, device))
-    mean, std = style_target(stylizer, opts.look)
+    dtype = resolve_precision(opts.compute.precision, device)
+    look = opts.look
+    styles = [load_style(p, look.style_size) for p in look.styles]  # fail before any output
+    engine: _Engine | None = None
     start, done = time.perf_counter(), 0
     with open_source(src, queue_size=opts.queue_size) as source:
         info = source.info
@@ -108,10 +155,15 @@ def render(src: Path, out: Path, net: StyleNet, opts: RenderOptions,
             depth16 = sink.bit_depth > 8
 
             def flush(batch: list[Frame]) -> None:
+                nonlocal engine, done
                 x = to_tensor(batch, net_size, device)  # (B, 3, h, w) in [0, 1]
-                y = stylizer(x, mean, std, opts.look.alpha, opts.look.preserve_color)
-                for frame in to_frames(y, batch, out_size, depth16):
+                if engine is None:
+                    engine = _engine(net, device, dtype, styles, look, x[:1])
+                for frame in to_frames(engine(x, look), batch, out_size, depth16):
                     sink.write(frame)
+                done += len(batch)
+                if progress:
+                    progress(done, info.frames)
 
             pending: list[Frame] = []
             for item in source.items():
@@ -121,13 +173,7 @@ def render(src: Path, out: Path, net: StyleNet, opts: RenderOptions,
                 pending.append(item)
                 if len(pending) == opts.compute.batch:
                     flush(pending)
-                    done += len(pending)
                     pending = []
-                    if progress:
-                        progress(done, info.frames)
             if pending:
                 flush(pending)
-                done += len(pending)
-                if progress:
-                    progress(done, info.frames)
-    return RenderReport(done, time.perf_counter() - start)
+    return RenderReport(done, time.perf_counter() - start, engine.precision if engine else "-")

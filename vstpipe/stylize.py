@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -24,13 +26,20 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def resolve_precision(name: str, device: torch.device) -> torch.dtype:
-    """auto: fp16 on CUDA; bf16 on CPU, which ran VGG19 + decoder 2.7x faster than fp32 there
-    and kept 8-bit output within 2/255 of fp32 (bench/render_bench.py measures both)."""
+BF16_TOLERANCE = 2  # 8-bit levels bf16 output may differ from fp32 for `auto` to take bf16
+
+
+def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
+    """The dtype to run in; None means `auto` on the CPU, decided by ``pick_cpu_precision``.
+
+    auto is fp16 autocast on CUDA. On the CPU bf16 runs VGG19 + decoder about 2.2x faster than
+    fp32, but its error depends on the weights (the real uvc-lab weights differ from fp32 by up
+    to 18/255), so auto measures it on the first frame of each render.
+    """
     if name not in PRECISIONS:
         raise OptionError(f"--precision '{name}' is not valid; choose from {', '.join(PRECISIONS)}")
     if name == "auto":
-        return torch.float16 if device.type == "cuda" else torch.bfloat16
+        return torch.float16 if device.type == "cuda" else None
     if name == "fp16" and device.type != "cuda":
         raise OptionError("--precision fp16 needs --device cuda; use bf16 or fp32 on the CPU")
     return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
@@ -82,3 +91,21 @@ class Stylizer:
         if preserve_color:
             out = ops.preserve_color(out, content.to(out.device, out.dtype))
         return out
+
+
+def to_levels(rgb: torch.Tensor) -> torch.Tensor:
+    """Float RGB -> the 8-bit levels an encoder would get (for precision comparisons)."""
+    return (rgb.clamp(0, 1) * 255).round()
+
+
+def pick_cpu_precision(net: StyleNet, trial: Callable[[Stylizer], torch.Tensor]
+                       ) -> tuple[Stylizer, int]:
+    """bf16 when ``trial`` (one stylized frame) stays within BF16_TOLERANCE levels of fp32.
+
+    Returns the chosen Stylizer and the measured max difference in 8-bit levels.
+    """
+    cpu = torch.device("cpu")
+    fp32 = Stylizer(copy.deepcopy(net), cpu, torch.float32)
+    bf16 = Stylizer(net, cpu, torch.bfloat16)
+    diff = int((to_levels(trial(fp32)) - to_levels(trial(bf16))).abs().max())
+    return (bf16 if diff <= BF16_TOLERANCE else fp32), diff
