@@ -10,10 +10,40 @@ from vstpipe import models
 
 
 def random_state(arch: str, role: str, seed: int = 0) -> dict[str, torch.Tensor]:
-    """A state dict with the published keys/shapes of ``arch``'s ``role`` file."""
-    torch.manual_seed(seed)
+    """A state dict with the published keys/shapes of ``arch``'s ``role`` file.
+
+    He-initialised (std sqrt(2 / fan_in), small biases) so that activations keep their scale
+    through 16 layers: PyTorch's default init shrinks them until every output pixel is the same,
+    which would let tests pass on a constant picture.
+    """
+    gen = torch.Generator().manual_seed(seed)
     module = models.published_module(arch, role)
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+    state = {}
+    for key, value in module.state_dict().items():
+        if key.endswith("weight"):
+            fan_in = value[0].numel()
+            state[key] = torch.randn(value.shape, generator=gen) * (2.0 / fan_in) ** 0.5
+        else:
+            state[key] = torch.randn(value.shape, generator=gen) * 0.01
+    if role == "decoder":
+        _centre_output(arch, state, gen)
+    return state
+
+
+def _centre_output(arch: str, state: dict[str, torch.Tensor], gen: torch.Generator) -> None:
+    """Shift the last bias so typical features decode to mid-grey with visible detail, rather
+    than to a picture clamped to black or white in some channel."""
+    weight, bias = list(state)[-2:]
+    state[weight] *= 0.4
+    module = models.published_module(arch, "decoder")
+    module.load_state_dict(state)
+    channels = models.ARCHS[arch].channels
+    with torch.no_grad():
+        out = module(torch.randn(2, channels, 8, 8, generator=gen).abs())
+    target = 0.5 if arch == "adain-vgg19" else 0.0  # RGB [0, 1] or tanh Lab [-1, 1]
+    if arch == "uvc-lab":
+        out = torch.atanh(out.clamp(-0.99, 0.99))
+    state[bias] += target - out.mean(dim=(0, 2, 3))
 
 
 def save_random_weights(arch: str, folder: Path, seed: int = 0) -> dict[str, Path]:

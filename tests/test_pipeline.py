@@ -13,7 +13,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from clips import make_clip
+from clips import make_clip, truncate_file
 from conftest import MEDIA, UVC_DIR, needs_media, needs_uvc
 from fakes import save_random_weights
 from typer.testing import CliRunner
@@ -114,6 +114,16 @@ def test_ten_bit_input_gives_ten_bit_output(tmp_path, adain_home, style_png):
         assert len(list(c.decode(video=0))) == 4
 
 
+def test_max_side_processes_smaller_and_keeps_the_output_size(tmp_path, adain_home, style_png):
+    src = make_clip(tmp_path / "big.mp4", size=(160, 96), frames=4)
+    small, full = tmp_path / "small.mp4", tmp_path / "full.mp4"
+    _render(src, small, style_png, "--max-side", "32")
+    _render(src, full, style_png)
+    a, b = _rgb_frames(small), _rgb_frames(full)
+    assert len(a) == 4 and a[0].shape == b[0].shape == (96, 160, 3)
+    assert np.abs(a[0] - b[0]).mean() > 1  # a different network resolution really was used
+
+
 def test_rotation_is_kept(tmp_path, adain_home, style_png):
     from vstpipe.media import probe
 
@@ -124,16 +134,34 @@ def test_rotation_is_kept(tmp_path, adain_home, style_png):
     assert probe(out).rotation == probe(src).rotation
 
 
-def test_blend_of_one_style_twice_equals_that_style(tmp_path, adain_home, style_png):
+def _rgb_frames(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]
+
+
+def test_style_weights_select_and_blend_styles(tmp_path, adain_home, style_png):
+    from PIL import Image
+
+    other = tmp_path / "other.png"
+    ramp = np.linspace(0, 255, 120 * 100 * 3).reshape(120, 100, 3).astype(np.uint8)
+    Image.fromarray(ramp).save(other)
     src = make_clip(tmp_path / "c.mkv", frames=3, codec="ffv1", pix_fmt="bgr0")
-    one, two = tmp_path / "one.mkv", tmp_path / "two.mkv"
-    _render(src, one, style_png, "--codec", "ffv1")
-    _render(src, two, style_png, "--style", str(style_png), "--weights", "1,3", "--codec", "ffv1")
-    with av.open(str(one)) as a, av.open(str(two)) as b:
-        for fa, fb in zip(a.decode(video=0), b.decode(video=0)):
-            diff = np.abs(fa.to_ndarray(format="rgb24").astype(int)
-                          - fb.to_ndarray(format="rgb24").astype(int))
-            assert diff.max() <= 1, np.unravel_index(diff.argmax(), diff.shape)
+    renders = {}
+    for name, args in {"a": [], "b": ["--style", str(other)],
+                       "a_only": ["--style", str(other), "--weights", "1,0"],
+                       "mix": ["--style", str(other), "--weights", "1,1"]}.items():
+        out = tmp_path / f"{name}.mkv"
+        if name == "b":
+            _render(src, out, other, "--codec", "ffv1")
+        else:
+            _render(src, out, style_png, *args, "--codec", "ffv1")
+        renders[name] = _rgb_frames(out)
+    for fa, fo in zip(renders["a"], renders["a_only"]):
+        diff = np.abs(fa - fo)
+        assert diff.max() <= 1, np.unravel_index(diff.argmax(), diff.shape)
+    for fa, fb, fm in zip(renders["a"], renders["b"], renders["mix"]):
+        assert np.abs(fa - fb).mean() > 1  # the two styles really differ ...
+        assert np.abs(fm - fa).mean() > 0.2 and np.abs(fm - fb).mean() > 0.2  # ... and blend
 
 
 # --- bad inputs: one line, exit 1, no output, input untouched ---------------------------------
@@ -171,8 +199,48 @@ def test_bad_inputs_give_one_line_and_no_output(tmp_path, adain_home, style_png,
         assert _sha(src) == before
 
 
+def _corrupt_packet(src: Path, dst: Path, index: int) -> Path:
+    """Overwrite the middle of one video packet with noise (ffv1's slice CRCs catch it)."""
+    with av.open(str(src)) as container:
+        packet = [p for p in container.demux(video=0) if p.size][index]
+        pos, size = packet.pos, packet.size
+    data = bytearray(src.read_bytes())
+    noise = np.random.default_rng(1).integers(0, 256, size - 12, dtype=np.uint8)
+    data[pos + 8:pos + size - 4] = noise.tobytes()
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+@pytest.mark.parametrize("kind", ["truncated_faststart", "corrupt_packet"])
+def test_inputs_that_fail_mid_render_leave_no_output(tmp_path, adain_home, style_png, kind):
+    """These fail after the output file was opened: the temp file must go too."""
+    if kind == "truncated_faststart":
+        good = make_clip(tmp_path / "good.mp4", frames=30, faststart=True)
+        src = truncate_file(good, tmp_path / "cut.mp4", keep=0.6)
+        needle = "truncated"
+    else:
+        good = make_clip(tmp_path / "good.mkv", frames=12, codec="ffv1")
+        src = _corrupt_packet(good, tmp_path / "bad.mkv", 8)
+        needle = "decode error"
+    before = _sha(src)
+    out = tmp_path / "out.mkv"
+    result = runner.invoke(app, ["render", str(src), "--out", str(out), "--style",
+                                 str(style_png), "--offline", "--batch", "2"])
+    assert result.exit_code == 1, result.output
+    # Progress lines may come first; the error itself is exactly one line.
+    errors = [line for line in result.output.splitlines() if line.startswith("vstpipe: error")]
+    assert len(errors) == 1 and needle in errors[0] and src.name in errors[0], result.output
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
+    assert _sha(src) == before
+
+
 @pytest.mark.parametrize("args, needle", [
     (["--alpha", "1.5"], "--alpha 1.5"),
+    (["--alpha", "nan"], "--alpha nan"),
+    (["--weights", "nan,1", "--style", "x.png"], "weights must be >= 0"),
+    (["--max-side", "8"], "--max-side 8"),
+    (["--batch", "0"], "--batch 0"),
     (["--weights", "1,2"], "--weights has 2 values"),
     (["--device", "tpu"], "--device 'tpu'"),
     (["--codec", "nonesuch"], "nonesuch"),
@@ -200,9 +268,11 @@ def test_missing_style_image_and_existing_output(tmp_path, adain_home, style_png
                                  str(style_png), "--offline"])
     assert result.exit_code == 1 and "--overwrite" in result.output
     assert out.read_bytes() == b"keep me"
+    before = _sha(src)
     result = runner.invoke(app, ["render", str(src), "--out", str(src), "--style",
                                  str(style_png), "--offline", "--overwrite"])
-    assert result.exit_code == 1 and _video_pts(src)
+    assert result.exit_code == 1 and "input" in result.output
+    assert _sha(src) == before
 
 
 def test_usage_errors_exit_2(tmp_path):
@@ -222,7 +292,9 @@ def test_ctrl_c_leaves_no_output(tmp_path, adain_home, style_png):
     while time.monotonic() < deadline and not any(
             p.name.startswith(".out") for p in tmp_path.iterdir()):
         time.sleep(0.1)
+    assert any(p.name.startswith(".out") for p in tmp_path.iterdir()), "render never started"
     time.sleep(1.0)
+    assert proc.poll() is None, "render finished before it could be interrupted"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

@@ -10,12 +10,13 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import __version__, weights
-from .errors import VstpipeError
+from .errors import ModelError, VstpipeError
 from .media import EncodeOptions
-from .pipeline import ComputeOptions, LookOptions, RenderOptions, render
+from .pipeline import ComputeOptions, LookOptions, RenderOptions, preflight, render
 from .progress import downloads, frames
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -27,6 +28,11 @@ T = TypeVar("T")
 _debug = {"on": False}  # set once by the root callback, read by _run
 
 
+def _say(markup: str) -> None:
+    """One message on stderr, never wrapped (logs and tests read whole lines)."""
+    Console(stderr=True).print(markup, highlight=False, soft_wrap=True)
+
+
 def _run(fn: Callable[[], T]) -> T:
     """Turn library errors into one line on stderr and exit 1 (tracebacks with --debug)."""
     try:
@@ -34,11 +40,10 @@ def _run(fn: Callable[[], T]) -> T:
     except VstpipeError as exc:
         if _debug["on"]:
             traceback.print_exc()
-        Console(stderr=True).print(f"[red]vstpipe: error:[/red] {exc}", highlight=False,
-                                   soft_wrap=True)
+        _say(f"[red]vstpipe: error:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
-        Console(stderr=True).print("vstpipe: interrupted; no output was written")
+        _say("vstpipe: interrupted; no output was written")
         raise typer.Exit(130) from None
 
 
@@ -116,16 +121,17 @@ def render_cmd(
         encode=EncodeOptions(codec=codec, crf=crf, pix_fmt=pix_fmt, size=_size(size)),
         overwrite=overwrite,
     )
-    offline = offline or weights.offline_from_env()
 
     def go() -> None:
+        preflight(src, out, opts)  # a typo must not cost a 100 MB download
         with downloads() as on_download:
-            resolved = weights.resolve(model, offline=offline, on_progress=on_download)
+            resolved = weights.resolve(model, offline=offline or weights.offline_from_env(),
+                                       on_progress=on_download)
         net = weights.load(resolved)
         with frames(src.name) as on_frames:
             report = render(src, out, net, opts, progress=on_frames)
-        Console(stderr=True).print(f"wrote {out} ({report.frames} frames, "
-                                   f"{report.frames / max(report.seconds, 1e-9):.2f} fps, {report.precision})")
+        _say(f"wrote {escape(str(out))} ({report.frames} frames, "
+             f"{report.frames / max(report.seconds, 1e-9):.2f} fps, {report.precision})")
 
     _run(go)
 
@@ -141,12 +147,19 @@ def models_list() -> None:
 
 
 @models_app.command("pull")
-def models_pull(name: Annotated[str, typer.Argument(help="Registry name.")]) -> None:
+def models_pull(
+    name: Annotated[str, typer.Argument(help="Registry name.")],
+    offline: Annotated[bool, typer.Option(
+        "--offline", help="Refuse to download (also VSTPIPE_OFFLINE=1).")] = False,
+) -> None:
     """Download a model's files (sha256-checked) into the cache."""
     def go() -> Path:
+        if offline or weights.offline_from_env():
+            raise ModelError(f"{name}: offline mode, nothing downloaded; copy the files in with "
+                             f"`vstpipe models import {name} FILE...`")
         with downloads() as on_download:
             return weights.pull(name, on_progress=on_download)
-    Console(stderr=True).print(f"{name}: installed in {_run(go)}")
+    _say(f"{name}: installed in {escape(str(_run(go)))}")
 
 
 @models_app.command("import")
@@ -159,7 +172,7 @@ def models_import(
 ) -> None:
     """Copy local weight files into the cache after checking their layout (offline machines)."""
     folder = _run(lambda: weights.import_files(name, files, unverified=unverified))
-    Console(stderr=True).print(f"{name}: imported into {folder}")
+    _say(f"{name}: imported into {escape(str(folder))}")
 
 
 @models_app.command("verify")

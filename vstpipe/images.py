@@ -20,7 +20,7 @@ def load_rgb(path: Path) -> np.ndarray:
             return np.asarray(im.convert("RGB"))
     except FileNotFoundError:
         raise MediaError(f"{path}: style image not found") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
         raise MediaError(f"{path}: not a readable image ({exc.__class__.__name__}); "
                          "use a PNG, JPEG, WebP, TIFF or BMP file") from None
 

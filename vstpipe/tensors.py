@@ -10,14 +10,17 @@ import torch.nn.functional as F
 
 from .media import Frame
 
+MIN_SIDE = 16  # below this the 1/8 features are 1 pixel wide and reflection padding fails
+
 
 def network_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
-    """(W, H) the network sees: scaled so the longer side <= max_side, rounded to multiples of 8.
+    """(W, H) the network sees: scaled so the longer side <= max_side, floored to multiples of 8.
 
     The encoders pool three times, so sizes that are multiples of 8 come back out unchanged.
     """
     scale = min(1.0, max_side / max(width, height)) if max_side else 1.0
-    return (max(8, round(width * scale / 8) * 8), max(8, round(height * scale / 8) * 8))
+    return (max(MIN_SIDE, int(width * scale) // 8 * 8),
+            max(MIN_SIDE, int(height * scale) // 8 * 8))
 
 
 def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

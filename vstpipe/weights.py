@@ -368,14 +368,27 @@ def pull(name: str, *, on_progress: ProgressFn | None = None, model: ModelSpec |
     ``name``. ``timeout`` is per connect and per read, in seconds.
     """
     ms = _spec_for(name, model)
-    folder = model_dir(ms.name)
-    folder.mkdir(parents=True, exist_ok=True)
-    manifest = _read_manifest(folder, ms)
-    for f in ms.files:
-        if not _installed_ok(folder, f, manifest):
-            sha256, size = _download(ms, f, folder, on_progress, timeout)
-            _record(folder, ms, {f.name: _entry(f, sha256, size, f.url)})
+    with _model_folder(ms.name) as folder:
+        manifest = _read_manifest(folder, ms)
+        for f in ms.files:
+            if not _installed_ok(folder, f, manifest):
+                sha256, size = _download(ms, f, folder, on_progress, timeout)
+                _record(folder, ms, {f.name: _entry(f, sha256, size, f.url)})
     return folder
+
+
+@contextlib.contextmanager
+def _model_folder(name: str) -> Iterator[Path]:
+    """The model's cache folder, created if needed and removed again if a failure leaves it
+    empty, so a failed first pull or import does not look like a half-installed model."""
+    folder = model_dir(name)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        yield folder
+    except BaseException:
+        if not any(folder.iterdir()):
+            folder.rmdir()
+        raise
 
 
 def _spec_for(name: str, model: ModelSpec | None) -> ModelSpec:
@@ -460,9 +473,7 @@ def import_files(name: str, files: Sequence[Path], *, model: ModelSpec | None = 
         if not src.is_file():
             raise ModelError(f"{src}: no such file; expected the {ms.name} files {published}")
     by_role = {f.role: f for f in ms.files}
-    folder = model_dir(ms.name)
-    folder.mkdir(parents=True, exist_ok=True)
-    with contextlib.ExitStack() as stack:
+    with _model_folder(ms.name) as folder, contextlib.ExitStack() as stack:
         staged: dict[str, tuple[Path, Path, str, int]] = {}  # role -> (source, temp, sha, size)
         for src in files:
             tmp = stack.enter_context(_staging(folder, src.name))
