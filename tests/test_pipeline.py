@@ -323,3 +323,28 @@ def test_real_uvc_model_restyles_big_buck_bunny_with_audio(tmp_path, vstpipe_hom
     assert np.abs(fa - fb).mean() > 15
     gray_a, gray_b = fa.mean(-1).ravel(), fb.mean(-1).ravel()
     assert np.corrcoef(gray_a, gray_b)[0, 1] > 0.3
+
+
+@needs_uvc
+@needs_media
+def test_real_uvc_preserve_color_keeps_the_source_chroma(tmp_path, vstpipe_home):
+    from vstpipe import ops
+
+    src = MEDIA / "carphone_pristine.mp4"
+    outs = {}
+    for name, extra in (("plain", []), ("keep", ["--preserve-color"])):
+        outs[name] = tmp_path / f"{name}.mkv"
+        result = runner.invoke(app, ["render", str(src), "--out", str(outs[name]), "--style",
+                                     str(MEDIA / "starry_night.jpg"), "--model", str(UVC_DIR),
+                                     "--codec", "ffv1", "--pix-fmt", "bgr0", *extra])
+        assert result.exit_code == 0, result.output
+
+    def chroma(path: Path) -> np.ndarray:
+        import torch
+
+        rgb = np.stack(_rgb_frames(path)[:10]) / 255.0
+        return ops.luma_chroma(torch.from_numpy(rgb).permute(0, 3, 1, 2))[1].numpy() * 255
+
+    source, plain, keep = chroma(src), chroma(outs["plain"]), chroma(outs["keep"])
+    assert np.abs(keep - source).mean() < 2.0  # source colours (up to clamping at the gamut)
+    assert np.abs(plain - source).mean() > 3 * np.abs(keep - source).mean()
