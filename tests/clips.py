@@ -13,6 +13,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from PIL import Image
 
 # Durations (in ms) cycled through for variable-frame-rate clips: irregular on purpose.
 VFR_STEPS_MS = (40, 40, 80, 20, 60, 40, 120, 40, 30, 50)
@@ -70,6 +71,11 @@ def make_clip(
     color_primaries: int | None = None,
     color_trc: int | None = None,
     video: bool = True,
+    sar: Fraction | None = None,
+    video_tags: dict[str, str] | None = None,
+    audio_tags: dict[str, str] | None = None,
+    audio_disposition: int | None = None,
+    container_tags: dict[str, str] | None = None,
 ) -> Path:
     """Write a small clip; the container follows the suffix of ``path``.
 
@@ -80,6 +86,9 @@ def make_clip(
     mp4/mov, subrip in mkv). ``faststart`` puts the mp4/mov index in front, so a
     truncated copy still declares all frames. Colour arguments are raw FFmpeg enums.
     ``video=False`` writes only the audio (and subtitle) streams, e.g. an audio-only .m4a.
+    ``sar`` is the sample (pixel) aspect ratio: libx264 stores it in the bitstream and
+    mp4/mov also in a 'pasp' box. ``video_tags``/``audio_tags``/``container_tags`` are
+    metadata (language, title, ...); ``audio_disposition`` is an av.stream.Disposition.
     """
     path = Path(path)
     if not video and audio is None:
@@ -103,7 +112,16 @@ def make_clip(
                     setattr(stream.codec_context, attr, value)
             if rotation:
                 stream.set_display_rotation(rotation)
+            if sar is not None:
+                stream.codec_context.sample_aspect_ratio = sar
+            stream.metadata.update(video_tags or {})
         audio_stream = container.add_stream(audio, rate=_AUDIO_RATE) if audio else None
+        if audio_stream is not None:
+            audio_stream.metadata.update(audio_tags or {})
+            if audio_disposition is not None:
+                audio_stream.disposition = audio_disposition
+        # Tags are written with the header, i.e. on the first mux below.
+        container.metadata.update(container_tags or {})
         text_stream = _add_text_stream(container, fmt) if subtitles else None
 
         if stream is not None:
@@ -208,6 +226,18 @@ def make_10bit_clip(path: Path, *, codec: str = "libx264") -> Path:
 def make_rotated_clip(path: Path, rotation: int = 90) -> Path:
     """Clip whose container stores a display matrix rotating it by ``rotation`` degrees."""
     return make_clip(Path(path), rotation=rotation)
+
+
+def make_anamorphic_clip(path: Path, sar: Fraction = Fraction(64, 45)) -> Path:
+    """64x48 clip with non-square pixels (PAL 16:9's 64:45 by default): DAR 256:135."""
+    return make_clip(Path(path), frames=4, sar=sar)
+
+
+def make_still(path: Path, size: tuple[int, int] = (64, 48)) -> Path:
+    """A still image (format from the suffix: .png, .jpg, .webp, ...) written with Pillow."""
+    path = Path(path)
+    Image.fromarray(frame_rgb(0, size)).save(path)
+    return path
 
 
 def make_audio_only(path: Path) -> Path:

@@ -9,6 +9,8 @@ representable in the input must come back exactly.
 from __future__ import annotations
 
 import os
+import re
+import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -16,7 +18,10 @@ import av
 import clips
 import numpy as np
 import pytest
+from av.stream import Disposition
+from av.video.reformatter import VideoReformatter
 
+from vstpipe import media
 from vstpipe.errors import MediaError, OptionError, OutputError
 from vstpipe.media import (
     EncodeOptions,
@@ -88,6 +93,50 @@ def _one_line_naming(err: pytest.ExceptionInfo[BaseException], path: Path) -> No
     assert path.name in message, message
 
 
+def _ctrl_c_during_next_join(monkeypatch: pytest.MonkeyPatch, thread: threading.Thread) -> None:
+    """Make one join() of ``thread`` raise KeyboardInterrupt, as a Ctrl-C arriving then."""
+    real_join = thread.join
+    fired = []
+
+    def join(timeout: float | None = None) -> None:
+        real_join(timeout)
+        if not fired:
+            fired.append(True)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(thread, "join", join)
+
+
+def _handles_on(path: Path) -> int:
+    """How many of this process's file descriptors are open on ``path`` (Linux /proc)."""
+    fds = Path("/proc/self/fd")
+    if not fds.is_dir():
+        pytest.skip("needs /proc to see open files")
+    target = str(path.resolve())
+    count = 0
+    for fd in fds.iterdir():
+        try:
+            if os.readlink(fd) == target:
+                count += 1
+        except OSError:  # the fd listdir itself used, already closed
+            pass
+    return count
+
+
+def _sar(path: Path) -> Fraction | None:
+    """The video stream's sample aspect ratio as plain PyAV reads it (None/0: unstated)."""
+    with av.open(str(path)) as container:
+        return container.streams.video[0].sample_aspect_ratio or None
+
+
+def _tags(tags: dict[str, str]) -> dict[str, str]:
+    # Matroska keeps tag names upper-case; the mov demuxer reports a track title as "name".
+    lower = {k.lower(): v for k, v in tags.items()}
+    if "name" in lower:
+        lower.setdefault("title", lower.pop("name"))
+    return lower
+
+
 # ---------------------------------------------------------------------------
 # probe
 # ---------------------------------------------------------------------------
@@ -140,6 +189,26 @@ def test_unreadable_inputs_raise_one_line_media_error(tmp_path, kind):
     _one_line_naming(err, path)
     with pytest.raises(MediaError):
         open_source(path)
+
+
+# The last case is a PNG named .mp4: the content decides, not the suffix.
+@pytest.mark.parametrize("written, name", [("a.png", "a.png"), ("a.jpg", "a.jpg"),
+                                           ("a.png", "picture.mp4")])
+def test_still_images_are_refused_as_input(tmp_path, written, name):
+    image = clips.make_still(tmp_path / written).rename(tmp_path / name)
+    for call in (probe, open_source):
+        with pytest.raises(MediaError, match="a still image, not a video; pass it as "
+                                             "--style, or give a video file") as err:
+            call(image)
+        _one_line_naming(err, image)
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_single_frame_videos_are_still_videos(tmp_path, suffix):
+    src = clips.make_clip(tmp_path / f"one{suffix}", frames=1)
+    assert probe(src).width == 64
+    frames, _ = _items(src)
+    assert len(frames) == 1
 
 
 def test_audio_only_error_says_there_is_no_video(tmp_path):
@@ -245,6 +314,72 @@ def test_decode_error_names_file_and_pts(tmp_path):
     with pytest.raises(MediaError, match=r"decode error near video pts \d+") as err:
         _items(bad)
     _one_line_naming(err, bad)
+
+
+def test_source_opens_the_file_once(tmp_path, monkeypatch):
+    src = clips.make_clip(tmp_path / "in.mp4", frames=6, audio="aac")
+    opened = []
+    real_open = av.open
+
+    def counting_open(*args, **kwargs):
+        opened.append(args[0])
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(av, "open", counting_open)
+    frames, packets = _items(src)
+    assert opened == [str(src)]
+    # The first frame and the audio read before it while probing are not lost.
+    assert len(frames) == 6 and [f.pts for f in frames] == clips.video_pts(src)[0]
+    assert [data for _, data in packets] == clips.packet_payloads(src, "audio")
+
+
+def test_source_exposes_what_sink_carries_over(tmp_path):
+    src = clips.make_clip(tmp_path / "in.mp4", frames=2, audio="aac", rotation=90,
+                          video_tags={"language": "eng"}, container_tags={"title": "T"})
+    with open_source(src) as source:
+        assert source.display_matrix is not None and len(source.display_matrix) == 9
+        assert [s.type for s in source.copied_streams] == ["audio"]
+        assert source.video_metadata["language"] == "eng"
+        assert source.metadata["title"] == "T"
+        assert source.video_disposition & Disposition.default
+        with pytest.raises(TypeError):
+            source.metadata["title"] = "changed"  # type: ignore[index]
+        with pytest.raises(AttributeError):
+            source.display_matrix = None  # type: ignore[misc]
+
+
+def test_second_ctrl_c_during_close_still_releases_the_input(tmp_path, monkeypatch):
+    src = clips.make_clip(tmp_path / "in.mp4", frames=30, size=(96, 64))
+    source = open_source(src, queue_size=2)
+    items = source.items()
+    next(items)
+    assert _handles_on(src) == 1
+    _ctrl_c_during_next_join(monkeypatch, source._thread)
+    with pytest.raises(KeyboardInterrupt):
+        source.close()
+    assert not source._thread.is_alive()
+    assert _handles_on(src) == 0, "the input file is still open"
+    source.close()  # a second close is a no-op
+    items.close()
+
+
+def test_one_reformatter_per_source_and_per_sink(tmp_path, monkeypatch):
+    # swscale setup is per reformatter; one per frame would redo it on every frame.
+    class Recording:
+        def __init__(self) -> None:
+            self.real = VideoReformatter()
+            self.calls = 0
+            made.append(self)
+
+        def reformat(self, frame: av.VideoFrame, **kwargs: object) -> av.VideoFrame:
+            self.calls += 1
+            return self.real.reformat(frame, **kwargs)
+
+    made: list[Recording] = []
+    monkeypatch.setattr(media, "VideoReformatter", Recording)
+    src = clips.make_clip(tmp_path / "in.mp4", frames=6)
+    _pass_through(src, tmp_path / "out.mp4")
+    assert [r.calls for r in made] == [6, 6]  # the Source's, then the Sink's
 
 
 def test_leaving_early_stops_the_decode_thread(tmp_path):
@@ -406,6 +541,89 @@ def test_prores_writes_ten_bit_422_mov(tmp_path):
     assert clips.packet_payloads(out, "audio") == clips.packet_payloads(src, "audio")
 
 
+@pytest.mark.parametrize("src_suffix, sar", [(".mp4", Fraction(64, 45)),
+                                              (".mkv", Fraction(4, 3))], ids=["mp4", "mkv"])
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".mov"], ids=["to-mp4", "to-mkv", "to-mov"])
+def test_anamorphic_pixels_keep_their_aspect_ratio(tmp_path, src_suffix, sar, suffix):
+    src = clips.make_anamorphic_clip(tmp_path / f"in{src_suffix}", sar)
+    assert _sar(src) == sar
+    out = tmp_path / f"out{suffix}"
+    _pass_through(src, out)
+    assert _sar(out) == sar
+    assert probe(src).sample_aspect_ratio == probe(out).sample_aspect_ratio == sar
+
+
+@pytest.mark.parametrize("sar, size, expected", [
+    (Fraction(64, 45), (32, 48), Fraction(128, 45)),  # half the width: pixels twice as wide
+    (None, (64, 64), Fraction(4, 3)),  # square 4:3 squeezed into a square frame
+    (None, (128, 96), None),  # same shape: square pixels stay unstated
+], ids=["anamorphic-narrower", "square-to-square-frame", "same-shape"])
+def test_resizing_keeps_the_display_aspect_ratio(tmp_path, sar, size, expected):
+    src = clips.make_clip(tmp_path / "in.mp4", frames=3, sar=sar)
+    out = tmp_path / "out.mp4"
+    width, height = size
+    with (open_source(src) as source,
+          open_sink(out, source, EncodeOptions(size=size)) as sink):
+        for item in source.items():
+            sink.write(Frame(np.zeros((height, width, 3), np.uint8), item.pts, item.time_base))
+    got = _sar(out)
+    assert got == expected
+    # Display aspect ratio: width * SAR / height, as the input showed it.
+    assert Fraction(width, height) * (got or 1) == Fraction(64, 48) * (sar or 1)
+
+
+@pytest.mark.parametrize("src_suffix", [".mp4", ".mkv"])
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_stream_and_container_tags_are_kept(tmp_path, src_suffix, suffix):
+    flags = Disposition.default | Disposition.comment
+    src = clips.make_clip(tmp_path / f"in{src_suffix}", frames=4, audio="aac",
+                          video_tags={"language": "eng", "title": "Picture"},
+                          audio_tags={"language": "fra", "title": "Commentaire",
+                                      "handler_name": "Voix"},
+                          audio_disposition=flags,
+                          container_tags={"title": "My film", "comment": "note"})
+    out = tmp_path / f"out{suffix}"
+    _pass_through(src, out)
+    with av.open(str(out)) as container:
+        tags = _tags(container.metadata)
+        video, audio = container.streams.video[0], container.streams.audio[0]
+        video_tags, audio_tags = _tags(video.metadata), _tags(audio.metadata)
+        audio_disposition = audio.disposition
+    assert (tags["title"], tags["comment"]) == ("My film", "note")
+    assert (audio_tags["language"], audio_tags["title"], audio_tags["handler_name"]) == (
+        "fra", "Commentaire", "Voix")
+    assert audio_disposition & flags == flags
+    assert (video_tags["language"], video_tags["title"]) == ("eng", "Picture")
+    if suffix == ".mkv":  # mp4 writes these itself; Matroska would keep stale copies
+        assert "major_brand" not in tags and "compatible_brands" not in tags
+        assert "handler_name" not in video_tags  # named the input's writer, not ours
+
+
+def test_prores_takes_an_odd_size_as_444(tmp_path):
+    src = clips.make_odd_clip(tmp_path / "odd.mp4")
+    out = tmp_path / "out.mov"
+    written, sink = _pass_through(src, out, EncodeOptions(codec="prores"))
+    assert sink.pix_fmt == "yuv444p10le"
+    info = probe(out)
+    # ProRes 4444 decodes to 12 bits whatever the encoder was given.
+    assert (info.codec, info.width, info.height, info.pix_fmt) == ("prores", 65, 47,
+                                                                   "yuv444p12le")
+    assert len(clips.video_frames(out)) == len(written)
+
+
+def test_odd_size_hint_names_formats_this_encoder_accepts(tmp_path):
+    src = clips.make_odd_clip(tmp_path / "odd.mp4")
+    out = tmp_path / "out.mov"
+    with (open_source(src) as source, pytest.raises(OptionError, match="even width") as err):
+        open_sink(out, source, EncodeOptions(codec="prores", pix_fmt="yuv422p10le"))
+    _one_line_naming(err, out)
+    named = re.search(r"accepts (.*) at that size", str(err.value))
+    assert named, str(err.value)
+    prores = [f.name for f in av.Codec("prores_ks", "w").video_formats]
+    assert "yuv444p10le" in named.group(1).split(", ")
+    assert all(n in prores for n in named.group(1).split(", ")), str(err.value)
+
+
 def test_stream_the_container_rejects_raises_instead_of_dropping(tmp_path):
     src = clips.make_clip(tmp_path / "in.mp4", frames=4, subtitles=True)
     out = tmp_path / "out.mkv"
@@ -440,6 +658,24 @@ def test_failure_inside_sink_leaves_out_untouched_and_no_temp(tmp_path, error, e
                 sink.copy(item)
     assert (out.read_bytes() == b"keep me") if existing else not out.exists()
     assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("first_ctrl_c", [True, False])
+def test_second_ctrl_c_during_sink_join_leaves_no_temp(tmp_path, monkeypatch, first_ctrl_c):
+    # first_ctrl_c: the body is interrupted, so the sink aborts, and a second Ctrl-C
+    # lands while abort waits for the encoder; otherwise it lands in close()'s wait.
+    src = clips.make_clip(tmp_path / "in.mp4", frames=8)
+    out = tmp_path / "out.mp4"
+    with (pytest.raises(KeyboardInterrupt), open_source(src) as source,
+          open_sink(out, source, EncodeOptions()) as sink):
+        for n, item in enumerate(source.items()):
+            sink.write(item)
+            if n == 3:
+                _ctrl_c_during_next_join(monkeypatch, sink._thread)
+                if first_ctrl_c:
+                    raise KeyboardInterrupt
+    assert not sink._thread.is_alive()
+    assert not out.exists() and _leftovers(tmp_path) == []
 
 
 def test_temp_file_sits_next_to_out_and_is_renamed(tmp_path):

@@ -15,11 +15,11 @@ import os
 import queue
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import Final, Self
 
 import av
@@ -29,7 +29,7 @@ from av.codec.codec import UnknownCodecError
 from av.container import InputContainer, OutputContainer
 from av.sidedata.sidedata import Type as SideDataType
 from av.stream import Disposition, Stream
-from av.video.reformatter import ColorRange, Colorspace, Interpolation
+from av.video.reformatter import ColorRange, Colorspace, Interpolation, VideoReformatter
 from av.video.stream import VideoStream
 
 from vstpipe.errors import MediaError, OptionError, OutputError
@@ -72,6 +72,8 @@ class VideoInfo:
     color_primaries: int
     color_trc: int
     copied_streams: tuple[str, ...]  # e.g. ("audio:aac", "subtitle:mov_text")
+    # Width:height of one pixel as the file states it; None when it states none (square).
+    sample_aspect_ratio: Fraction | None = None
 
 
 # Encoders we know to work end to end, shown when the user names one that does not
@@ -121,30 +123,31 @@ def check_encode_options(options: EncodeOptions) -> None:
         raise OptionError(f"size must be (width, height) in positive pixels, got {size!r}")
 
 
+def _find_encoder(name: str) -> av.Codec | None:
+    """The FFmpeg encoder behind a user-facing codec name; None if this FFmpeg lacks it."""
+    try:
+        return av.Codec(_ENCODER_ALIASES.get(name, name), "w")
+    except UnknownCodecError:
+        return None
+
+
 def _encoder(name: str) -> av.Codec:
     """The FFmpeg video encoder for a user-facing codec name, or OptionError."""
-    choices = ", ".join(n for n in _KNOWN_ENCODERS if _encoder_exists(n))
-    try:
-        codec = av.Codec(_ENCODER_ALIASES.get(name, name), "w")
-    except UnknownCodecError:
+    codec = _find_encoder(name)
+    if codec is not None and codec.type == "video":
+        return codec
+    # Built only on failure: it instantiates every known encoder.
+    choices = ", ".join(n for n in _KNOWN_ENCODERS if _find_encoder(n) is not None)
+    if codec is None:
         raise OptionError(f"unknown video codec {name!r}; valid choices: {choices} "
-                          f"(or any FFmpeg video encoder)") from None
-    if codec.type != "video":
-        raise OptionError(f"codec {name!r} is not a video encoder; valid choices: {choices}")
-    return codec
-
-
-def _encoder_exists(name: str) -> bool:
-    try:
-        av.Codec(_ENCODER_ALIASES.get(name, name), "w")
-    except UnknownCodecError:
-        return False
-    return True
+                          f"(or any FFmpeg video encoder)")
+    raise OptionError(f"codec {name!r} is not a video encoder; valid choices: {choices}")
 
 
 def _encoder_pix_fmts(codec: av.Codec) -> list[str]:
-    # Some encoders (e.g. wrappers negotiating at open time) list no formats.
-    return [f.name for f in codec.video_formats or ()]
+    # Some encoders (e.g. wrappers negotiating at open time) list no formats. Hardware
+    # surface formats (cuda, vaapi ...) have no components and cannot take our frames.
+    return [f.name for f in codec.video_formats or () if f.components]
 
 
 # ---------------------------------------------------------------------------
@@ -224,13 +227,19 @@ _RGB8: Final = ("rgb24", Interpolation.BILINEAR | Interpolation.ACCURATE_RND
 _RGB16: Final = ("gbrp16le", Interpolation.BILINEAR)  # to_ndarray returns it as (H, W, RGB)
 
 
-def _to_rgb(frame: av.VideoFrame, deep: bool) -> np.ndarray:
-    """Convert with the frame's own matrix/range (BT.601 fallback) to contiguous RGB."""
+def _to_rgb(reformatter: VideoReformatter, frame: av.VideoFrame, deep: bool) -> np.ndarray:
+    """Convert with the frame's own matrix/range (BT.601 fallback) to contiguous RGB.
+
+    ``frame.to_ndarray(format=...)`` would do the same through a VideoReformatter it
+    creates for that one frame; passing one long-lived reformatter per thread lets
+    swscale keep its context between frames instead of rebuilding it every time.
+    """
     rgb_format, flags = _RGB16 if deep else _RGB8
     src_range = frame.color_range if frame.color_range in (ColorRange.MPEG,
                                                              ColorRange.JPEG) else None
     # None lets swscale infer the range from the pixel format (yuvj* = full).
-    array = frame.to_ndarray(
+    rgb = reformatter.reformat(
+        frame,
         format=rgb_format,
         src_colorspace=_sws_matrix(frame.colorspace),
         src_color_range=src_range,
@@ -238,7 +247,7 @@ def _to_rgb(frame: av.VideoFrame, deep: bool) -> np.ndarray:
         interpolation=flags,
     )
     # PyAV returns a strided view when the plane rows are padded; the model wants dense.
-    return np.ascontiguousarray(array)
+    return np.ascontiguousarray(rgb.to_ndarray())
 
 
 # ---------------------------------------------------------------------------
@@ -252,6 +261,15 @@ def _ffmpeg_reason(err: BaseException) -> str:
     return str(err).splitlines()[0] if str(err) else type(err).__name__
 
 
+def _is_still_image(container: InputContainer) -> bool:
+    # FFmpeg reads a lone picture file (PNG, JPEG, WebP, BMP, TIFF ...) through image2 or
+    # a per-format "<codec>_pipe" demuxer, as a one-frame video. Real containers never
+    # use those demuxers, so a one-frame mp4/mkv still counts as a video. Animated
+    # formats (gif, apng) have demuxers of their own and are videos too.
+    names = container.format.name.split(",")
+    return any(name in ("image2", "image2pipe") or name.endswith("_pipe") for name in names)
+
+
 def _open_input(path: Path) -> InputContainer:
     if not path.exists():
         raise MediaError(f"{path}: no such file")
@@ -259,11 +277,16 @@ def _open_input(path: Path) -> InputContainer:
         raise MediaError(f"{path}: not a regular file")
     try:
         # "replace" so a mis-encoded title tag cannot make an otherwise fine file unreadable.
-        return av.open(str(path), "r", metadata_errors="replace")
+        container = av.open(str(path), "r", metadata_errors="replace")
     except av.error.FFmpegError as err:
         raise MediaError(f"{path}: not a readable media file ({_ffmpeg_reason(err)})") from None
     except (OSError, UnicodeError) as err:
         raise MediaError(f"{path}: cannot open ({_ffmpeg_reason(err)})") from None
+    if _is_still_image(container):
+        container.close()
+        raise MediaError(f"{path}: a still image, not a video; pass it as --style, "
+                         f"or give a video file")
+    return container
 
 
 def _stream_label(stream: Stream) -> str:
@@ -294,17 +317,6 @@ def _pick_streams(container: InputContainer, path: Path) -> tuple[VideoStream, l
     return video, copied
 
 
-def _first_frame(container: InputContainer, stream: VideoStream, path: Path) -> av.VideoFrame:
-    stream.thread_type = "AUTO"
-    try:
-        for packet in container.demux(stream):
-            for frame in stream.decode(packet if packet.size else None):
-                return frame
-    except av.error.FFmpegError as err:
-        raise MediaError(f"{path}: corrupt video stream ({_ffmpeg_reason(err)})") from None
-    raise MediaError(f"{path}: the video stream has no decodable frame")
-
-
 def _display_matrix(frame: av.VideoFrame) -> tuple[int, ...] | None:
     # FFmpeg >= 7 attaches the container's display matrix to every decoded frame; PyAV
     # has no stream-level getter, so the first frame is where we read it.
@@ -315,61 +327,123 @@ def _display_matrix(frame: av.VideoFrame) -> tuple[int, ...] | None:
     return tuple(int(v) for v in values) if values.size == 9 else None
 
 
-@dataclass(frozen=True)
-class _Probe:
+def _is_payload(packet: av.Packet) -> bool:
+    # Size 0 without timestamps is the demuxer's end-of-stream marker, not data; a
+    # muxer would reject it.
+    return bool(packet.size) or packet.dts is not None
+
+
+def _known_sar(sar: Fraction | None) -> Fraction | None:
+    # FFmpeg says 0 (or 0/0, which PyAV turns into None) for "not stated".
+    return sar if sar else None
+
+
+@dataclass
+class _Opened:
+    """An input file read up to its first decoded video frame, ready to continue."""
+
+    container: InputContainer
+    video: VideoStream
+    copied: tuple[Stream, ...]
     info: VideoInfo
     display_matrix: tuple[int, ...] | None
+    packets: Iterator[av.Packet]  # the demux in progress: the rest of the file
+    backlog: list[av.VideoFrame | av.Packet]  # read so far, in the order to hand out
+    discarded: int  # video packets read so far that an edit list cuts
 
 
-def _probe(path: Path) -> _Probe:
-    path = Path(path)
+def _open_video(path: Path) -> _Opened:
+    """Open ``path``, pick its streams and decode up to the first frame; MediaError if not.
+
+    Source keeps the open container and carries on from here, so a file is opened (and
+    its streams probed) once, and what Source decodes is the very file that was probed.
+    Packets of copied streams read before that frame are kept in order in the backlog;
+    demuxers interleave by time, so that is whatever precedes the first frame's time.
+    """
     container = _open_input(path)
     try:
-        video, copied = _pick_streams(container, path)
-        frame = _first_frame(container, video, path)
-        ctx = video.codec_context
-        time_base = video.time_base or Fraction(1, 90000)
-        rate = video.average_rate or video.guessed_rate or None
-        duration: float | None = None
-        if video.duration is not None:
-            duration = float(video.duration * time_base)
-        elif container.duration is not None:
-            duration = container.duration / av.time_base
-        frames: int | None = video.frames or None
-        if frames is None and duration is not None and rate:
-            frames = round(duration * rate)
-        pix_fmt = frame.format.name
-        # Per-frame tags are what the decoder actually saw (e.g. H.264 VUI); fall back
-        # to the stream's when the frame leaves one unspecified.
-        info = VideoInfo(
-            path=path,
-            width=frame.width,
-            height=frame.height,
-            time_base=time_base,
-            average_rate=rate,
-            frames=frames,
-            duration=duration,
-            codec=ctx.name,
-            pix_fmt=pix_fmt,
-            bit_depth=_bit_depth(pix_fmt),
-            rotation=frame.rotation,
-            color_range=int(frame.color_range or ctx.color_range),
-            colorspace=int(frame.colorspace if frame.colorspace != _UNSPECIFIED
-                           else ctx.colorspace),
-            color_primaries=int(frame.color_primaries if frame.color_primaries != _UNSPECIFIED
-                                else ctx.color_primaries),
-            color_trc=int(frame.color_trc if frame.color_trc != _UNSPECIFIED
-                          else ctx.color_trc),
-            copied_streams=tuple(_stream_label(s) for s in copied),
-        )
-        return _Probe(info, _display_matrix(frame))
-    finally:
+        return _read_first_frame(container, path)
+    except BaseException:
         container.close()
+        raise
+
+
+def _read_first_frame(container: InputContainer, path: Path) -> _Opened:
+    video, copied = _pick_streams(container, path)
+    video.thread_type = "AUTO"
+    wanted = {s.index for s in copied}
+    packets = container.demux([video, *copied])
+    backlog: list[av.VideoFrame | av.Packet] = []
+    discarded = 0
+    frame: av.VideoFrame | None = None
+    try:
+        for packet in packets:
+            if packet.stream.index != video.index:
+                if packet.stream.index in wanted and _is_payload(packet):
+                    backlog.append(packet)
+                continue
+            if packet.is_discard:
+                discarded += 1
+            frames = video.decode(packet if packet.size else None)
+            if frames:
+                # Keep all of them: a frame-threaded decoder may return several at once.
+                backlog.extend(frames)
+                frame = frames[0]
+                break
+    except av.error.FFmpegError as err:
+        raise MediaError(f"{path}: corrupt video stream ({_ffmpeg_reason(err)})") from None
+    if frame is None:
+        raise MediaError(f"{path}: the video stream has no decodable frame")
+
+    ctx = video.codec_context
+    time_base = video.time_base or Fraction(1, 90000)
+    rate = video.average_rate or video.guessed_rate or None
+    duration: float | None = None
+    if video.duration is not None:
+        duration = float(video.duration * time_base)
+    elif container.duration is not None:
+        duration = container.duration / av.time_base
+    frames_declared: int | None = video.frames or None
+    if frames_declared is None and duration is not None and rate:
+        frames_declared = round(duration * rate)
+    pix_fmt = frame.format.name
+    # Per-frame tags are what the decoder actually saw (e.g. H.264 VUI); fall back
+    # to the stream's when the frame leaves one unspecified.
+    info = VideoInfo(
+        path=path,
+        width=frame.width,
+        height=frame.height,
+        time_base=time_base,
+        average_rate=rate,
+        frames=frames_declared,
+        duration=duration,
+        codec=ctx.name,
+        pix_fmt=pix_fmt,
+        bit_depth=_bit_depth(pix_fmt),
+        rotation=frame.rotation,
+        color_range=int(frame.color_range or ctx.color_range),
+        colorspace=int(frame.colorspace if frame.colorspace != _UNSPECIFIED
+                       else ctx.colorspace),
+        color_primaries=int(frame.color_primaries if frame.color_primaries != _UNSPECIFIED
+                            else ctx.color_primaries),
+        color_trc=int(frame.color_trc if frame.color_trc != _UNSPECIFIED
+                      else ctx.color_trc),
+        copied_streams=tuple(_stream_label(s) for s in copied),
+        # The container's value wins over the bitstream's, as in every player
+        # (av_guess_sample_aspect_ratio); the decoder's covers codecs whose
+        # parameters only say it once a frame is decoded.
+        sample_aspect_ratio=_known_sar(video.sample_aspect_ratio)
+        or _known_sar(ctx.sample_aspect_ratio),
+    )
+    return _Opened(container, video, tuple(copied), info, _display_matrix(frame), packets,
+                   backlog, discarded)
 
 
 def probe(path: Path) -> VideoInfo:
     """Describe the video in ``path``; MediaError if it is missing, not media or broken."""
-    return _probe(path).info
+    opened = _open_video(Path(path))
+    opened.container.close()
+    return opened.info
 
 
 # ---------------------------------------------------------------------------
@@ -424,22 +498,56 @@ class Source:
     def __init__(self, path: Path, queue_size: int = 8) -> None:
         if queue_size < 1:
             raise OptionError(f"queue size must be at least 1, got {queue_size}")
-        probed = _probe(Path(path))
-        self.info: VideoInfo = probed.info
-        self._display_matrix = probed.display_matrix
-        self._container = _open_input(self.info.path)
-        try:
-            self._video, self._copied = _pick_streams(self._container, self.info.path)
-        except BaseException:
-            self._container.close()
-            raise
-        self._video.thread_type = "AUTO"
+        opened = _open_video(Path(path))
+        self.info: VideoInfo = opened.info
+        self._container = opened.container
+        self._video = opened.video
+        self._copied = opened.copied
+        self._display_matrix = opened.display_matrix
+        self._packets = opened.packets
+        self._backlog = opened.backlog
+        self._discarded = opened.discarded
+        # Snapshots, so Sink can read them while the decode thread owns the container.
+        self._metadata = MappingProxyType(dict(self._container.metadata))
+        self._video_metadata = MappingProxyType(dict(self._video.metadata))
+        self._video_disposition = self._video.disposition
         self._deep = self.info.bit_depth > 8
+        self._reformatter = VideoReformatter()  # used by the decode thread only
         self._queue: queue.Queue[Frame | av.Packet | _Failure | _End] = queue.Queue(queue_size)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="vstpipe-decode", daemon=True)
         self._started = False
         self._closed = False
+
+    # -- what Sink carries over ---------------------------------------------
+
+    @property
+    def display_matrix(self) -> tuple[int, ...] | None:
+        """The input's 3x3 display matrix (rotation and flips) as 9 int32s, or None."""
+        return self._display_matrix
+
+    @property
+    def copied_streams(self) -> tuple[Stream, ...]:
+        """The input streams that items() passes through as packets (audio, subtitles, data).
+
+        Valid only while the Source is open; read their settings, do not demux or decode.
+        """
+        return self._copied
+
+    @property
+    def metadata(self) -> Mapping[str, str]:
+        """Container-level tags of the input (title, comment, creation_time ...)."""
+        return self._metadata
+
+    @property
+    def video_metadata(self) -> Mapping[str, str]:
+        """Tags of the input video stream (language, title, handler_name ...)."""
+        return self._video_metadata
+
+    @property
+    def video_disposition(self) -> Disposition:
+        """Flags of the input video stream (default, forced ...)."""
+        return self._video_disposition
 
     # -- consumer side ------------------------------------------------------
 
@@ -470,9 +578,14 @@ class Source:
         """Stop the decode thread (if running) and release the file."""
         if self._closed:
             return
-        self._halt()
         self._closed = True
-        self._container.close()
+        try:
+            self._halt()
+        finally:
+            # _halt ends only once the worker has, even when a second Ctrl-C cuts it
+            # short (see _join), so the demuxer is never freed under the thread.
+            self._backlog = []
+            self._container.close()
 
     def __enter__(self) -> Self:
         return self
@@ -483,9 +596,10 @@ class Source:
 
     def _halt(self) -> None:
         self._stop.set()
-        if self._thread.is_alive():
+        try:
             self._drain()
-            _join(self._thread)
+        finally:
+            _join(self._thread)  # returns at once if the thread never started
 
     def _drain(self) -> None:
         # Frees queued frames at once rather than whenever the worker notices the stop.
@@ -515,16 +629,39 @@ class Source:
         finally:
             self._put(_END)
 
+    def _frame(self, vframe: av.VideoFrame) -> Frame:
+        """Check and convert one decoded frame."""
+        path = self.info.path
+        width, height = self.info.width, self.info.height
+        if (vframe.width, vframe.height) != (width, height):
+            # Sink and model are sized once; resizing here would hide the change.
+            raise MediaError(f"{path}: frame size changes from {width}x{height} "
+                             f"to {vframe.width}x{vframe.height} at video pts "
+                             f"{vframe.pts}; mid-stream size changes are not supported")
+        if vframe.is_corrupt:
+            _log.warning("%s: frame at pts %s is flagged corrupt", path, vframe.pts)
+        return Frame(_to_rgb(self._reformatter, vframe, self._deep), vframe.pts,
+                     self.info.time_base)
+
     def _pump(self) -> None:
         path = self.info.path
         video = self._video
-        time_base = self.info.time_base
-        size = (self.info.width, self.info.height)
         copied = {s.index for s in self._copied}
         decoded = 0
-        discarded = 0  # packets the container marks as cut by an edit list
+        discarded = self._discarded  # packets the container marks as cut by an edit list
         last_pts: int | None = None
-        packets = self._container.demux([video, *self._copied])
+        # First what opening the file already read, then the rest of the same demux.
+        backlog, self._backlog = self._backlog, []
+        for item in backlog:
+            if isinstance(item, av.VideoFrame):
+                if not self._put(self._frame(item)):
+                    return
+                last_pts = item.pts
+                decoded += 1
+            elif not self._put(item):
+                return
+        del backlog  # decoded frames are large; do not keep them for the whole file
+        packets = self._packets
         while not self._stop.is_set():
             try:
                 packet = next(packets)
@@ -535,32 +672,20 @@ class Source:
                                  f"({_ffmpeg_reason(err)})") from None
             index = packet.stream.index
             if index != video.index:
-                # Size 0 without timestamps is the demuxer's end-of-stream marker,
-                # not data; a muxer would reject it.
-                wanted = index in copied and (packet.size or packet.dts is not None)
-                if wanted and not self._put(packet):
+                if index in copied and _is_payload(packet) and not self._put(packet):
                     return
                 continue
-            is_flush = packet.size == 0
             if packet.is_discard:
                 discarded += 1
             try:
-                frames = video.decode(None if is_flush else packet)
+                frames = video.decode(packet if packet.size else None)
             except av.error.FFmpegError as err:
                 raise MediaError(f"{path}: decode error near video pts {packet.pts} "
                                  f"({_ffmpeg_reason(err)})") from None
             for vframe in frames:
-                if (vframe.width, vframe.height) != size:
-                    # Sink and model are sized once; resizing here would hide the change.
-                    raise MediaError(f"{path}: frame size changes from {size[0]}x{size[1]} "
-                                     f"to {vframe.width}x{vframe.height} at video pts "
-                                     f"{vframe.pts}; mid-stream size changes are not supported")
-                if vframe.is_corrupt:
-                    _log.warning("%s: frame at pts %s is flagged corrupt", path, vframe.pts)
-                rgb = _to_rgb(vframe, self._deep)
-                last_pts = vframe.pts
-                if not self._put(Frame(rgb, vframe.pts, time_base)):
+                if not self._put(self._frame(vframe)):
                     return
+                last_pts = vframe.pts
                 decoded += 1
         if self._stop.is_set():
             return
@@ -617,23 +742,31 @@ def _muxer_for(out: Path) -> str:
 
 
 def _pick_pix_fmt(codec: av.Codec, bit_depth: int, width: int, height: int) -> str:
-    """Default output pixel format: keep the source depth, 4:2:0 where the size allows."""
-    odd = width % 2 == 1 or height % 2 == 1
+    """Default output pixel format: the source depth, subsampled as far as the size allows.
+
+    Our preferences come first, then anything else the encoder takes, closest depth
+    first; the first whose chroma subsampling fits ``width`` x ``height`` wins.
+    """
+    deep = bit_depth > 8
     if codec.name == "prores_ks":
-        candidates = ["yuv422p10le", "yuv444p10le"]
-    elif bit_depth > 8:
-        candidates = ["yuv444p10le"] if odd else ["yuv420p10le", "yuv444p10le"]
-        candidates += ["yuv422p10le", "gbrp10le", "yuv420p16le"]
+        preferred = ["yuv422p10le", "yuv444p10le"]  # ProRes is 10-bit 4:2:2 or 4:4:4
+    elif deep:
+        preferred = ["yuv420p10le", "yuv444p10le", "yuv422p10le", "gbrp10le", "yuv420p16le"]
     else:
-        candidates = ["yuv444p"] if odd else ["yuv420p", "yuv444p"]
-    candidates += ["yuv420p", "yuv444p"]
+        preferred = ["yuv420p", "yuv444p"]
+    preferred = list(dict.fromkeys([*preferred, "yuv420p", "yuv444p"]))
     supported = _encoder_pix_fmts(codec)
-    if not supported:
-        return candidates[0]
+    if supported:
+        depth = 10 if deep else 8
+        others = sorted((n for n in supported if n not in preferred),
+                        key=lambda n: abs(_bit_depth(n) - depth))
+        candidates = [n for n in preferred if n in supported] + others
+    else:
+        candidates = preferred  # the encoder negotiates at open time; try the usual
     for name in candidates:
-        if name in supported:
+        if _fits_size(name, width, height):
             return name
-    return supported[0]
+    return candidates[0]  # nothing fits: Sink's size check names the way out
 
 
 def _needs_even_size(pix_fmt: str) -> tuple[bool, bool]:
@@ -643,6 +776,58 @@ def _needs_even_size(pix_fmt: str) -> tuple[bool, bool]:
     if not chroma:
         return False, False
     return chroma[0].width < 16, chroma[0].height < 16
+
+
+def _fits_size(pix_fmt: str, width: int, height: int) -> bool:
+    even_w, even_h = _needs_even_size(pix_fmt)
+    return not (even_w and width % 2) and not (even_h and height % 2)
+
+
+def _size_hint(codec: av.Codec, width: int, height: int) -> str:
+    """What to do instead when the pixel format cannot hold an odd size, for ``codec``."""
+    supported = _encoder_pix_fmts(codec)
+    fits = [n for n in supported if _fits_size(n, width, height)]
+    if fits:
+        return f"{codec.name} accepts {', '.join(fits)} at that size"
+    if supported:
+        return f"{codec.name} has no pixel format for it; choose an even --size or --codec ffv1"
+    return "choose an even --size or a 4:4:4 pixel format"
+
+
+def _output_sar(sar: Fraction | None, src: tuple[int, int],
+                out: tuple[int, int]) -> Fraction | None:
+    """The SAR that shows an ``out``-sized picture at ``src``'s display aspect ratio."""
+    if out == src:
+        return sar
+    # DAR = W * SAR / H must not change. A file that states no SAR has square pixels,
+    # and resizing it to another shape still must not stretch the picture.
+    scaled = (sar or Fraction(1)) * Fraction(src[0] * out[1], src[1] * out[0])
+    if sar is None and scaled == 1:
+        return None
+    # H.264/HEVC store each term in 16 bits (x264 would halve both until they fit);
+    # odd sizes can exceed that, so take the closest ratio that fits instead.
+    if scaled >= 1:
+        return 1 / (1 / scaled).limit_denominator(0xFFFF)
+    return scaled.limit_denominator(0xFFFF)
+
+
+# Matroska takes its display size from a field PyAV cannot set, so there only the
+# video bitstream keeps a non-square SAR; these encoders write it there (checked).
+_SAR_IN_BITSTREAM: Final = frozenset({"libx264", "libx265", "mpeg4"})
+# Of the re-encoded video stream, only these tags still describe it; handler_name,
+# vendor_id and encoder name the old file's writer.
+_VIDEO_TAGS: Final = ("language", "title")
+# Container tags the muxer writes for itself (compared lower-case: Matroska's are upper).
+_MUXER_TAGS: Final = frozenset({"encoder", "major_brand", "minor_version", "compatible_brands"})
+
+
+def _stream_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    out = dict(tags)
+    # The mov/mp4 demuxer reports a track title (udta 'name') as "name", but every
+    # muxer reads "title"; renamed, a title survives mp4 -> mp4 and mp4 -> mkv.
+    if "name" in out and "title" not in out:
+        out["title"] = out.pop("name")
+    return out
 
 
 class Sink:
@@ -657,10 +842,10 @@ class Sink:
         codec = _encoder(options.codec)
         width, height = options.size or (info.width, info.height)
         pix_fmt = options.pix_fmt or _pick_pix_fmt(codec, info.bit_depth, width, height)
-        even_w, even_h = _needs_even_size(pix_fmt)
-        if (even_w and width % 2) or (even_h and height % 2):
-            raise OptionError(f"pixel format {pix_fmt} needs an even width and height, "
-                              f"got {width}x{height}; use yuv444p or a lossless codec")
+        if not _fits_size(pix_fmt, width, height):
+            raise OptionError(f"{self.out}: pixel format {pix_fmt} needs an even width and "
+                              f"height, got {width}x{height}; "
+                              f"{_size_hint(codec, width, height)}")
         self._width, self._height = width, height
         self._color = _output_color(info, pix_fmt)
         self.pix_fmt: str = pix_fmt  # what the encoder receives
@@ -673,6 +858,7 @@ class Sink:
         self._pts_step = max(1, round(1 / (rate * self._time_base)))
         self._last_pts: int | None = None
         self._frames_written = 0
+        self._reformatter = VideoReformatter()  # used by the encode thread only
 
         # Reserve a unique name next to `out` (same filesystem, so os.replace is atomic).
         # os.open honours the umask, unlike mkstemp's 0600 which would leak into `out`.
@@ -703,6 +889,8 @@ class Sink:
         try:
             self._video = self._add_video(codec, options, source, rate)
             self._copy_map = self._add_copies(source, fmt)
+            self._container.metadata.update(
+                {k: v for k, v in source.metadata.items() if k.lower() not in _MUXER_TAGS})
             self._start(fmt)
         except BaseException:
             self._discard()
@@ -750,21 +938,39 @@ class Sink:
         ctx.color_range = self._color.color_range
         ctx.color_primaries = self._color.color_primaries
         ctx.color_trc = self._color.color_trc
-        if source._display_matrix is not None:
+        if source.display_matrix is not None:
             # The raw matrix (not just the angle) so flips survive too.
-            stream.set_display_matrix(source._display_matrix)
+            stream.set_display_matrix(source.display_matrix)
+        info = source.info
+        sar = _output_sar(info.sample_aspect_ratio, (info.width, info.height),
+                          (self._width, self._height))
+        if sar is not None:
+            ctx.sample_aspect_ratio = sar
+            if (sar != 1 and container.format.name in ("matroska", "webm")
+                    and codec.name not in _SAR_IN_BITSTREAM):
+                _log.warning("%s: %s cannot store the %s pixel aspect ratio in a %s file; "
+                             "it will play with square pixels (use .mp4/.mov or libx264)",
+                             self.out, codec.name, sar, container.format.name)
+        tags = _stream_tags(source.video_metadata)
+        stream.metadata.update({k: tags[k] for k in _VIDEO_TAGS if k in tags})
+        stream.disposition = source.video_disposition
         return stream
 
     def _add_copies(self, source: Source, fmt: str) -> dict[int, Stream]:
         mapping: dict[int, Stream] = {}
-        for stream in source._copied:
+        for stream in source.copied_streams:
             try:
-                mapping[stream.index] = self._container.add_stream_from_template(stream)
+                out = self._container.add_stream_from_template(stream)
             except ValueError:
                 raise MediaError(f"{source.info.path}: stream #{stream.index} "
                                  f"({_stream_label(stream)}) cannot be copied into a "
                                  f"{fmt} file ({self.out.name}); choose another container"
                                  ) from None
+            # The template carries codec parameters only; language, title and flags
+            # such as default/forced/commentary are what players pick tracks by.
+            out.metadata.update(_stream_tags(stream.metadata))
+            out.disposition = stream.disposition
+            mapping[stream.index] = out
         return mapping
 
     def _start(self, fmt: str) -> None:
@@ -862,19 +1068,26 @@ class Sink:
             return
         self._done = True
         self._abort.set()
-        _join(self._thread)
-        self._discard()
+        try:
+            _join(self._thread)
+        finally:
+            # _join re-raises a Ctrl-C that arrived while it waited (a second one, when
+            # the first is why we abort); the temp file must go all the same.
+            self._discard()
 
     def _discard(self) -> None:
-        if self._container_open:
-            self._container_open = False
-            try:
-                self._container.close()
-            except (av.error.FFmpegError, OSError) as err:
-                # We are already failing and the file is about to be deleted; the
-                # original error is the one worth reporting.
-                _log.debug("%s: ignoring error while closing aborted output: %s", self._tmp, err)
-        self._tmp.unlink(missing_ok=True)
+        try:
+            if self._container_open:
+                self._container_open = False
+                try:
+                    self._container.close()
+                except (av.error.FFmpegError, OSError) as err:
+                    # We are already failing and the file is about to be deleted; the
+                    # original error is the one worth reporting.
+                    _log.debug("%s: ignoring error while closing aborted output: %s",
+                               self._tmp, err)
+        finally:
+            self._tmp.unlink(missing_ok=True)
 
     # -- worker (encode thread) ---------------------------------------------
 
@@ -900,7 +1113,8 @@ class Sink:
         rgb_format = "rgb48le" if frame.rgb.dtype == np.uint16 else "rgb24"
         vframe = av.VideoFrame.from_ndarray(frame.rgb, format=rgb_format)
         color = self._color
-        vframe = vframe.reformat(
+        vframe = self._reformatter.reformat(
+            vframe,
             format=self.pix_fmt,
             dst_colorspace=color.sws_matrix,
             dst_color_range=color.sws_range,
