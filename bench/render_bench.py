@@ -28,6 +28,7 @@ from fakes import random_state
 
 from vstpipe import models, pipeline
 from vstpipe.images import load_style
+from vstpipe.keyframes import Timeline
 from vstpipe.media import open_source
 from vstpipe.stylize import Stylizer, to_levels
 from vstpipe.tensors import network_size, to_frames, to_tensor
@@ -66,8 +67,8 @@ def model_fps(src: Path, style: Path, precision: torch.dtype, batch: int, limit:
     """Frames per second of to_tensor -> stylize -> to_frames on already-decoded frames."""
     frames = _decoded(src, limit)
     stylizer = Stylizer(_net(), torch.device("cpu"), precision)
-    opts = pipeline.LookOptions(styles=(style,))
-    mean, std = pipeline.style_target(stylizer, [load_style(style, opts.style_size)], opts)
+    bank = pipeline.StyleBank.encode(stylizer, [load_style(style, 512)])
+    mean, std = bank.target(torch.ones(1))
     h, w = frames[0].rgb.shape[:2]
     size = network_size(w, h, None)
     first = None
@@ -93,20 +94,20 @@ def real_precision_diff(src: Path, style: Path) -> np.ndarray | None:
               for r, f in models.ARCHS["uvc-lab"].files.items()}
     frames = _decoded(src, 4)
     h, w = frames[0].rgb.shape[:2]
-    look = pipeline.LookOptions(styles=(style,))
-    styles = [load_style(style, look.style_size)]
+    styles = [load_style(style, 512)]
     levels = []
     for dtype in (torch.float32, torch.bfloat16):
         stylizer = Stylizer(models.build("uvc-lab", states), torch.device("cpu"), dtype)
         x = to_tensor(frames, network_size(w, h, None), stylizer.device)
-        levels.append(to_levels(stylizer(x, *pipeline.style_target(stylizer, styles, look))))
+        bank = pipeline.StyleBank.encode(stylizer, styles)
+        levels.append(to_levels(stylizer(x, *bank.target(torch.ones(1)))))
     return (levels[0] - levels[1]).abs().numpy()
 
 
 def e2e_fps(src: Path, style: Path, precision: str, batch: int, out: Path,
             max_side: int | None = None) -> float:
     opts = pipeline.RenderOptions(
-        look=pipeline.LookOptions(styles=(style,)),
+        look=pipeline.LookOptions(timeline=Timeline.constant([style])),
         compute=pipeline.ComputeOptions(device="cpu", precision=precision, batch=batch,
                                         max_side=max_side),
         overwrite=True)

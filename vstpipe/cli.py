@@ -13,9 +13,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from . import __version__, weights
+from . import __version__, looks, weights
 from .errors import ModelError, VstpipeError
-from .media import EncodeOptions
+from .looks import LookChoice
+from .media import EncodeOptions, probe
 from .pipeline import ComputeOptions, LookOptions, RenderOptions, preflight, render
 from .progress import downloads, frames
 
@@ -85,16 +86,23 @@ def _floats(text: str | None) -> tuple[float, ...]:
 def render_cmd(
     src: Annotated[Path, typer.Argument(help="Input video.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output video (written on success).")],
-    style: Annotated[list[Path], typer.Option("--style", "-s",
-                                              help="Style image; repeat to blend.")],
+    style: Annotated[list[Path] | None, typer.Option(
+        "--style", "-s", help="Style image; repeat to blend.")] = None,
     weights_: Annotated[str | None, typer.Option("--weights",
                         help="Blend weights, one per --style, e.g. 2,1.")] = None,
-    alpha: Annotated[float, typer.Option(help="Style strength in [0, 1].")] = 1.0,
-    preserve_color: Annotated[bool, typer.Option(
-        "--preserve-color", help="Keep the source colours (luminance-only transfer).")] = False,
-    style_size: Annotated[int, typer.Option(help="Shorter side of style images.")] = 512,
-    model: Annotated[str, typer.Option(help="Registry name or a directory of weights.")
-                     ] = "adain-vgg19",
+    preset: Annotated[str | None, typer.Option(
+        help="A named look (see `vstpipe presets list`) or a preset .toml file.")] = None,
+    keyframes: Annotated[Path | None, typer.Option(
+        help="A keyframes .toml file scripting styles over time.")] = None,
+    alpha: Annotated[float | None, typer.Option(
+        help="Style strength in [0, 1] (default 1, or the preset's).")] = None,
+    preserve_color: Annotated[bool | None, typer.Option(
+        "--preserve-color/--no-preserve-color",
+        help="Keep the source colours (luminance-only transfer).")] = None,
+    style_size: Annotated[int | None, typer.Option(
+        help="Shorter side of style images (default 512).")] = None,
+    model: Annotated[str | None, typer.Option(
+        help="Registry name or a directory of weights (default adain-vgg19).")] = None,
     offline: Annotated[bool, typer.Option(
         "--offline", help="Never download (also VSTPIPE_OFFLINE=1).")] = False,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
@@ -113,19 +121,26 @@ def render_cmd(
                          ] = False,
 ) -> None:
     """Stylize every frame of SRC into --out, keeping timestamps, audio and tags."""
-    opts = RenderOptions(
-        look=LookOptions(styles=tuple(style), weights=_floats(weights_), alpha=alpha,
-                         preserve_color=preserve_color, style_size=style_size),
-        compute=ComputeOptions(device=device, precision=precision, batch=batch,
-                               max_side=max_side),
-        encode=EncodeOptions(codec=codec, crf=crf, pix_fmt=pix_fmt, size=_size(size)),
-        overwrite=overwrite,
-    )
+    choice = LookChoice(styles=tuple(style or ()), weights=_floats(weights_), preset=preset,
+                        keyframes=keyframes, alpha=alpha, preserve_color=preserve_color,
+                        style_size=style_size, max_side=max_side, model=model)
+    encode = EncodeOptions(codec=codec, crf=crf, pix_fmt=pix_fmt, size=_size(size))
 
     def go() -> None:
+        info = probe(src)
+        look = looks.resolve(choice, float(info.average_rate) if info.average_rate else None)
+        for notice in look.notices:
+            _say(f"note: {escape(notice)}")
+        opts = RenderOptions(
+            look=LookOptions(timeline=look.timeline, preserve_color=look.preserve_color,
+                             style_size=look.style_size),
+            compute=ComputeOptions(device=device, precision=precision, batch=batch,
+                                   max_side=look.max_side),
+            encode=encode, overwrite=overwrite)
         preflight(src, out, opts)  # a typo must not cost a 100 MB download
         with downloads() as on_download:
-            resolved = weights.resolve(model, offline=offline or weights.offline_from_env(),
+            resolved = weights.resolve(look.model,
+                                       offline=offline or weights.offline_from_env(),
                                        on_progress=on_download)
         net = weights.load(resolved)
         with frames(src.name) as on_frames:

@@ -31,3 +31,7 @@ class ChecksumError(ModelError):
 
 class DownloadError(ModelError):
     """The network could not deliver a model file (unreachable, dropped, HTTP error)."""
+
+
+class ConfigError(VstpipeError):
+    """A TOML file (preset, keyframes) that is unreadable or names a wrong key or value."""

@@ -40,9 +40,11 @@ def blend_stats(means: torch.Tensor, stds: torch.Tensor, weights: torch.Tensor
     AdaIN is affine in the target statistics, so
     sum_k w_k (s_k n + m_k) / sum_k w_k = (sum_k w_k s_k / W) n + (sum_k w_k m_k / W)
     with n the normalised content: one AdaIN with weighted-mean statistics, whatever K is.
-    means, stds: (K, B or 1, C, 1, 1); weights: (K,) non-negative with a positive sum.
+    means, stds: (K, 1, C, 1, 1); weights: (K,) for one blend, or (K, B) for one blend per
+    frame, non-negative with positive sums. Returns (1 or B, C, 1, 1) statistics.
     """
-    w = (weights / weights.sum()).to(means.dtype).view(-1, *([1] * (means.dim() - 1)))
+    w = (weights / weights.sum(0, keepdim=True)).to(means.dtype)
+    w = w.view(*w.shape, *([1] * (means.dim() - w.dim())))  # (K, 1|B, 1, 1, 1)
     return (w * means).sum(0), (w * stds).sum(0)
 
 

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from . import ops
-from .errors import OptionError
+from .errors import MediaError, OptionError
 from .images import load_style
+from .keyframes import Timeline
 from .media import (
     EncodeOptions,
     Frame,
@@ -29,9 +30,7 @@ from .tensors import MIN_SIDE, network_size, to_frames, to_tensor
 
 @dataclass(frozen=True)
 class LookOptions:
-    styles: tuple[Path, ...]  # style images, at least one
-    weights: tuple[float, ...] = ()  # one per style, any positive scale; empty = equal weights
-    alpha: float = 1.0  # strength in [0, 1]: 0 = content only, 1 = full style (eq. 10)
+    timeline: Timeline  # style images, their weights and alpha over time (eq. 10, 12)
     preserve_color: bool = False  # keep the source's colours (luminance-only transfer)
     style_size: int = 512  # shorter side of a style image when its statistics are taken
 
@@ -66,17 +65,6 @@ Progress = Callable[[int, int | None], None]  # (frames done, frames expected or
 def validate(opts: RenderOptions) -> None:
     """Reject impossible option values before any file is opened."""
     look, comp = opts.look, opts.compute
-    if not look.styles:
-        raise OptionError("no style given; pass --style IMAGE (or a preset)")
-    if look.weights and len(look.weights) != len(look.styles):
-        raise OptionError(f"--weights has {len(look.weights)} values for {len(look.styles)} "
-                          "styles; give one weight per --style")
-    if not all(math.isfinite(w) and w >= 0 for w in look.weights) or (
-            look.weights and sum(look.weights) <= 0):
-        raise OptionError(f"--weights {','.join(map(str, look.weights))}: weights must be >= 0 "
-                          "with a positive sum")
-    if not 0.0 <= look.alpha <= 1.0:  # also rejects nan
-        raise OptionError(f"--alpha {look.alpha} is outside [0, 1]")
     if look.style_size < 64:
         raise OptionError(f"--style-size {look.style_size} is too small; use 64 or more")
     if comp.batch < 1:
@@ -95,47 +83,67 @@ def preflight(src: Path, out: Path, opts: RenderOptions) -> list[torch.Tensor]:
     check_encode_options(opts.encode)
     check_output_path(src, out, opts.overwrite)
     probe(src)
-    return [load_style(p, opts.look.style_size) for p in opts.look.styles]
+    return [load_style(p, opts.look.style_size) for p in opts.look.timeline.styles]
 
 
-def style_target(stylizer: Stylizer, styles: list[torch.Tensor], look: LookOptions
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Blended target statistics (closed form, eq. 12) of the look's styles, each encoded once."""
-    stats = [stylizer.style_stats(image) for image in styles]
-    weights = torch.tensor(look.weights or [1.0] * len(stats), dtype=torch.float32)
-    means = torch.stack([s.mean for s in stats])  # (K, 1, C, 1, 1)
-    stds = torch.stack([s.std for s in stats])
-    return ops.blend_stats(means, stds, weights.to(means.device))
+@dataclass(frozen=True)
+class StyleBank:
+    """Channel statistics of every style image of a look, each encoded once per render."""
+
+    means: torch.Tensor  # (K, 1, C, 1, 1)
+    stds: torch.Tensor  # (K, 1, C, 1, 1)
+
+    @staticmethod
+    def encode(stylizer: Stylizer, styles: list[torch.Tensor]) -> StyleBank:
+        stats = [stylizer.style_stats(image) for image in styles]
+        return StyleBank(torch.stack([s.mean for s in stats]), torch.stack([s.std for s in stats]))
+
+    def target(self, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Closed-form blend (eq. 12) for weights (K,) or one blend per frame (K, B)."""
+        return ops.blend_stats(self.means, self.stds, weights.to(self.means.device))
+
+
+def frame_looks(timeline: Timeline, seconds: list[float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-frame style weights (K, B) and alpha (B, 1, 1, 1) at the frames' times."""
+    looks = [timeline.at(t) for t in seconds]
+    weights = torch.tensor(np.stack([w for w, _ in looks], axis=1), dtype=torch.float32)
+    if (weights.sum(0) <= 0).any():  # style none on both sides: any statistics do at alpha 0
+        weights = weights + (weights.sum(0, keepdim=True) <= 0)
+    alpha = torch.tensor([a for _, a in looks], dtype=torch.float32).view(-1, 1, 1, 1)
+    return weights, alpha
 
 
 @dataclass(frozen=True)
 class _Engine:
-    """A stylizer in its final precision, with the look's target statistics."""
+    """A stylizer in its final precision, with the statistics of the look's styles."""
 
     stylizer: Stylizer
-    mean: torch.Tensor
-    std: torch.Tensor
+    bank: StyleBank
     precision: str  # what ran, e.g. "bf16 (auto: max 1/255 from fp32 on the first frame)"
 
-    def __call__(self, x: torch.Tensor, look: LookOptions) -> torch.Tensor:
-        return self.stylizer(x, self.mean, self.std, look.alpha, look.preserve_color)
+    def __call__(self, x: torch.Tensor, look: LookOptions, seconds: list[float]
+                 ) -> torch.Tensor:
+        weights, alpha = frame_looks(look.timeline, seconds)
+        mean, std = self.bank.target(weights)
+        return self.stylizer(x, mean, std, alpha.to(x.device), look.preserve_color)
 
 
 def _engine(net: StyleNet, device: torch.device, dtype: torch.dtype | None,
-            styles: list[torch.Tensor], look: LookOptions, first: torch.Tensor) -> _Engine:
+            styles: list[torch.Tensor], look: LookOptions, first: torch.Tensor,
+            first_time: float) -> _Engine:
     """Build the stylizer; for `auto` on the CPU, measure bf16 against fp32 on ``first``."""
     if dtype is not None:
         stylizer = Stylizer(net, device, dtype)
-        return _Engine(stylizer, *style_target(stylizer, styles, look), _NAMES[dtype])
+        return _Engine(stylizer, StyleBank.encode(stylizer, styles), _NAMES[dtype])
 
-    targets: dict[torch.dtype, tuple[torch.Tensor, torch.Tensor]] = {}
+    banks: dict[torch.dtype, StyleBank] = {}
 
     def trial(candidate: Stylizer) -> torch.Tensor:
-        targets[candidate.dtype] = style_target(candidate, styles, look)
-        return candidate(first, *targets[candidate.dtype], look.alpha, look.preserve_color)
+        banks[candidate.dtype] = StyleBank.encode(candidate, styles)
+        return _Engine(candidate, banks[candidate.dtype], "")(first, look, [first_time])
 
     stylizer, measured = pick_cpu_precision(net, trial)
-    return _Engine(stylizer, *targets[stylizer.dtype],
+    return _Engine(stylizer, banks[stylizer.dtype],
                    f"{_NAMES[stylizer.dtype]} (auto: on the first frame bf16 was "
                    f"{measured.speedup:.1f}x as fast as fp32 and differed by up to "
                    f"{measured.diff}/255; bf16 is used when faster and within "
@@ -143,6 +151,13 @@ def _engine(net: StyleNet, device: torch.device, dtype: torch.dtype | None,
 
 
 _NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+
+
+def frame_seconds(frame: Frame) -> float:
+    """A frame's presentation time in seconds, from its pts: never from its index."""
+    if frame.pts is None:
+        raise MediaError("a decoded frame has no timestamp; keyframed looks need pts")
+    return float(frame.pts * frame.time_base)
 
 
 def render(src: Path, out: Path, net: StyleNet, opts: RenderOptions,
@@ -165,13 +180,19 @@ def render(src: Path, out: Path, net: StyleNet, opts: RenderOptions,
         with open_sink(out, source, opts.encode, overwrite=opts.overwrite) as sink:
             depth16 = sink.bit_depth > 8
 
+            start_time: list[float] = []  # the first frame's time: keyframe time 0
+
             def flush(batch: list[Frame]) -> None:
                 nonlocal engine, done
                 x = to_tensor(batch, net_size, device)  # (B, 3, h, w) in [0, 1]
+                times = [0.0] * len(batch) if look.timeline.is_constant() else \
+                    [frame_seconds(f) for f in batch]
+                start_time[:] = start_time or times[:1]
+                seconds = [t - start_time[0] for t in times]
                 try:
                     if engine is None:
-                        engine = _engine(net, device, dtype, styles, look, x[:1])
-                    y = engine(x, look)
+                        engine = _engine(net, device, dtype, styles, look, x[:1], seconds[0])
+                    y = engine(x, look, seconds)
                 except torch.OutOfMemoryError:
                     raise OptionError(f"out of {device.type} memory stylizing {len(batch)} "
                                       f"frames at {net_size[0]}x{net_size[1]}; lower --batch "

@@ -1,0 +1,69 @@
+"""What a user asked for (--style, --preset or --keyframes plus overrides) -> one look."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import keyframes, presets
+from .errors import OptionError
+from .keyframes import Timeline
+
+
+@dataclass(frozen=True)
+class LookChoice:
+    styles: tuple[Path, ...] = ()  # --style images
+    weights: tuple[float, ...] = ()  # --weights, one per --style
+    preset: str | None = None  # --preset NAME or FILE.toml
+    keyframes: Path | None = None  # --keyframes FILE.toml
+    alpha: float | None = None  # --alpha override
+    preserve_color: bool | None = None  # --preserve-color override
+    style_size: int | None = None  # --style-size override
+    max_side: int | None = None  # --max-side override
+    model: str | None = None  # --model override
+
+
+@dataclass(frozen=True)
+class Look:
+    timeline: Timeline
+    preserve_color: bool
+    style_size: int
+    max_side: int | None
+    model: str
+    notices: tuple[str, ...]  # e.g. a user preset overriding a shipped one
+
+
+def resolve(choice: LookChoice, fps: float | None) -> Look:
+    """Exactly one source of styles; explicit flags override a preset's values.
+
+    ``fps`` turns keyframe frame numbers ("f120") into seconds.
+    """
+    given = [n for n, v in (("--style", choice.styles), ("--preset", choice.preset),
+                            ("--keyframes", choice.keyframes)) if v]
+    if len(given) != 1:
+        raise OptionError("give exactly one of --style, --preset or --keyframes"
+                          + (f" (got {' and '.join(given)})" if given else ""))
+    if choice.weights and not choice.styles:
+        raise OptionError("--weights goes with several --style images")
+    base = presets.Preset(name="", description="", styles=())
+    notices: list[str] = []
+    if choice.styles:
+        timeline = Timeline.constant(choice.styles, choice.weights,
+                                     1.0 if choice.alpha is None else choice.alpha)
+    elif choice.preset:
+        base, notices = presets.find(choice.preset)
+        timeline = Timeline.constant([p for p, _ in base.styles], [w for _, w in base.styles],
+                                     base.alpha if choice.alpha is None else choice.alpha)
+    else:
+        if choice.alpha is not None:
+            raise OptionError("--alpha does not apply to --keyframes; set alpha per keyframe")
+        timeline = keyframes.load(choice.keyframes, fps)
+    return Look(
+        timeline=timeline,
+        preserve_color=base.preserve_color if choice.preserve_color is None
+        else choice.preserve_color,
+        style_size=choice.style_size or base.style_size,
+        max_side=choice.max_side if choice.max_side is not None else base.max_side,
+        model=choice.model or base.model,
+        notices=tuple(notices),
+    )

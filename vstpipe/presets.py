@@ -1,0 +1,133 @@
+"""Named looks: TOML files shipped in ``presets/`` plus the user's own, by name or by path.
+
+A preset file::
+
+    name = "vangogh"                       # default: the file name without .toml
+    description = "Swirling blue and yellow brushwork"
+    style = "starry_night.jpg"             # image path relative to the file, or a table
+                                           # { "a.png" = 2, "b.jpg" = 1 } of weighted images
+    alpha = 1.0                            # strength in [0, 1]
+    preserve_color = false                 # keep the source colours
+    model = "adain-vgg19"                  # registry name or weights directory
+    max_side = 1024                        # processing size: longer side the network sees
+    style_size = 512                       # shorter side of the style images
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from . import tomlspec
+from .errors import ConfigError
+
+KEYS = ("name", "description", "style", "alpha", "preserve_color", "model", "max_side",
+        "style_size")
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    styles: tuple[tuple[Path, float], ...]  # (image, weight > 0), weights summing to 1
+    alpha: float = 1.0  # strength in [0, 1]
+    preserve_color: bool = False  # keep the source colours
+    model: str = "adain-vgg19"  # registry name or weights directory
+    max_side: int | None = None  # longer side the network sees; None: full size
+    style_size: int = 512  # shorter side of the style images
+    source: Path | None = None  # the TOML file it came from
+    shipped: bool = False  # ships with vstpipe (False: the user's own)
+
+
+def shipped_dir() -> Path:
+    """The presets that ship inside the installed package."""
+    return Path(str(resources.files("vstpipe.presets_data")))
+
+
+def user_dir() -> Path:
+    """The user's presets: ``$VSTPIPE_PRESETS`` or the platform's config dir for vstpipe."""
+    env = os.environ.get("VSTPIPE_PRESETS")
+    return Path(env) if env else Path(platformdirs.user_config_dir("vstpipe")) / "presets"
+
+
+def weighted_styles(value: Any, base: Path, where: str, key: str = "style"
+                    ) -> tuple[tuple[Path, float], ...]:
+    """An image path or a {path: weight} table -> normalised (path, weight) pairs."""
+    table = {value: 1.0} if isinstance(value, str) else value
+    if not isinstance(table, dict) or not table:
+        raise ConfigError(f"{where}: key '{key}' must be an image path or a table of "
+                          f"image = weight, got {value!r}")
+    pairs = []
+    for name, weight in table.items():
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not (
+                math.isfinite(weight) and weight >= 0):
+            raise ConfigError(f"{where}: weight of '{name}' must be a number >= 0, got {weight!r}")
+        path = (base / name).resolve()
+        if not path.is_file():
+            raise ConfigError(f"{where}: style image '{name}' not found (looked for {path})")
+        pairs.append((path, float(weight)))
+    total = sum(w for _, w in pairs)
+    if total <= 0:
+        raise ConfigError(f"{where}: the weights of '{key}' are all zero; give one > 0")
+    return tuple((p, w / total) for p, w in pairs if w > 0)
+
+
+def load(path: Path, shipped: bool = False) -> Preset:
+    """Parse one preset file; every error names the file and the key."""
+    where = str(path)
+    data = tomlspec.load(path)
+    tomlspec.check_keys(data, KEYS, where, required=("style",))
+    alpha = float(tomlspec.get(data, "alpha", (int, float), where, 1.0))
+    if not 0.0 <= alpha <= 1.0:
+        raise ConfigError(f"{where}: alpha {alpha} is outside [0, 1]")
+    max_side = tomlspec.get(data, "max_side", int, where)
+    if max_side is not None and max_side < 16:
+        raise ConfigError(f"{where}: max_side {max_side} is too small; use 16 or more")
+    style_size = tomlspec.get(data, "style_size", int, where, 512)
+    if style_size < 64:
+        raise ConfigError(f"{where}: style_size {style_size} is too small; use 64 or more")
+    return Preset(
+        name=tomlspec.get(data, "name", str, where, path.stem),
+        description=tomlspec.get(data, "description", str, where, ""),
+        styles=weighted_styles(data["style"], path.parent, where),
+        alpha=alpha,
+        preserve_color=tomlspec.get(data, "preserve_color", bool, where, False),
+        model=tomlspec.get(data, "model", str, where, "adain-vgg19"),
+        max_side=max_side,
+        style_size=style_size,
+        source=path,
+        shipped=shipped,
+    )
+
+
+def available() -> tuple[dict[str, Preset], list[str]]:
+    """All presets by name (the user's override shipped ones) and notices about overrides."""
+    found: dict[str, Preset] = {}
+    notices: list[str] = []
+    for path in sorted(shipped_dir().glob("*.toml")):
+        preset = load(path, shipped=True)
+        found[preset.name] = preset
+    folder = user_dir()
+    for path in sorted(folder.glob("*.toml")) if folder.is_dir() else []:
+        preset = load(path)
+        if preset.name in found and found[preset.name].shipped:
+            notices.append(f"preset '{preset.name}' from {path} overrides the shipped one")
+        found[preset.name] = preset
+    return found, notices
+
+
+def find(name_or_path: str) -> tuple[Preset, list[str]]:
+    """A preset by name, or a preset file by path (anything ending in .toml)."""
+    if name_or_path.endswith(".toml"):
+        return load(Path(name_or_path)), []
+    found, notices = available()
+    if name_or_path not in found:
+        raise ConfigError(f"unknown preset '{name_or_path}'; choose from "
+                          f"{', '.join(sorted(found))} or pass a .toml file")
+    return found[name_or_path], notices
