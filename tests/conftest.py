@@ -34,3 +34,30 @@ needs_uvc = pytest.mark.skipif(not (UVC_DIR / "encoder_single_gpu.pth").exists()
                                reason="real UVC weights (../shared/models/uvc-ae) not present")
 needs_media = pytest.mark.skipif(not MEDIA.is_dir(),
                                  reason="real media (../shared/media) not present")
+
+
+@pytest.fixture
+def style_png(tmp_path: Path) -> Path:
+    """A noisy 96x80 style picture."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    path = tmp_path / "style.png"
+    Image.fromarray(rng.integers(0, 256, (96, 80, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture
+def adain_home(vstpipe_home: Path, tmp_path: Path) -> Path:
+    """Random weights in the published layout, imported as adain-vgg19 through the CLI."""
+    from fakes import save_random_weights
+    from typer.testing import CliRunner
+
+    from vstpipe.cli import app
+
+    files = save_random_weights("adain-vgg19", tmp_path / "weights")
+    result = CliRunner().invoke(app, ["models", "import", "adain-vgg19", "--unverified",
+                                      *map(str, files.values())])
+    assert result.exit_code == 0, result.output
+    return vstpipe_home

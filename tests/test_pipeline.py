@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 from clips import make_clip, truncate_file
 from conftest import MEDIA, UVC_DIR, needs_media, needs_uvc
-from fakes import save_random_weights
 from typer.testing import CliRunner
 
 from vstpipe.cli import app
@@ -36,26 +35,6 @@ def _packets(path: Path, kind: str) -> list[bytes]:
 
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-@pytest.fixture
-def style_png(tmp_path: Path) -> Path:
-    from PIL import Image
-
-    rng = np.random.default_rng(1)
-    path = tmp_path / "style.png"
-    Image.fromarray(rng.integers(0, 256, (96, 80, 3), dtype=np.uint8)).save(path)
-    return path
-
-
-@pytest.fixture
-def adain_home(vstpipe_home: Path, tmp_path: Path) -> Path:
-    """Random weights in the published layout, imported as adain-vgg19 through the CLI."""
-    files = save_random_weights("adain-vgg19", tmp_path / "weights")
-    result = runner.invoke(app, ["models", "import", "adain-vgg19", "--unverified",
-                                 *map(str, files.values())])
-    assert result.exit_code == 0, result.output
-    return vstpipe_home
 
 
 def _render(src: Path, out: Path, style: Path, *extra: str) -> None:

@@ -13,10 +13,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from . import __version__, looks, weights
+from . import __version__, keyframes, looks, presets, preview, weights
 from .errors import ModelError, VstpipeError
 from .looks import LookChoice
 from .media import EncodeOptions, probe
+from .models import StyleNet
 from .pipeline import ComputeOptions, LookOptions, RenderOptions, preflight, render
 from .progress import downloads, frames
 
@@ -24,6 +25,10 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Turn videos into paintings without the flicker.")
 models_app = typer.Typer(no_args_is_help=True, help="List, download, import and verify weights.")
 app.add_typer(models_app, name="models")
+presets_app = typer.Typer(no_args_is_help=True, help="Named looks: list, show, preview.")
+app.add_typer(presets_app, name="presets")
+keyframes_app = typer.Typer(no_args_is_help=True, help="Keyframed style transitions.")
+app.add_typer(keyframes_app, name="keyframes")
 
 T = TypeVar("T")
 _debug = {"on": False}  # set once by the root callback, read by _run
@@ -201,6 +206,103 @@ def models_verify(name: Annotated[str | None, typer.Argument(help="One model (de
     Console().print(table)
     if any(not r.ok for r in results):
         raise typer.Exit(1)
+
+
+@presets_app.command("list")
+def presets_list() -> None:
+    """All presets: shipped ones and the user's own."""
+    found, notices = _run(presets.available)
+    for notice in notices:
+        _say(f"note: {escape(notice)}")
+    table = Table("name", "description", "alpha", "model", "from")
+    table.columns[0].no_wrap = table.columns[3].no_wrap = True
+    for preset in sorted(found.values(), key=lambda p: p.name):
+        table.add_row(preset.name, preset.description, f"{preset.alpha:g}", preset.model,
+                      "shipped" if preset.shipped else "user")
+    Console().print(table)
+
+
+@presets_app.command("show")
+def presets_show(name: Annotated[str, typer.Argument(help="Preset name or .toml file.")]
+                 ) -> None:
+    """Every setting of one preset."""
+    preset, notices = _run(lambda: presets.find(name))
+    for notice in notices:
+        _say(f"note: {escape(notice)}")
+    table = Table("key", "value", show_header=False)
+    table.add_row("name", preset.name)
+    table.add_row("description", preset.description)
+    for path, weight in preset.styles:
+        table.add_row("style", f"{path} (weight {weight:.3g})")
+    table.add_row("alpha", f"{preset.alpha:g}")
+    table.add_row("preserve_color", str(preset.preserve_color).lower())
+    table.add_row("model", preset.model)
+    table.add_row("max_side", str(preset.max_side or "full size"))
+    table.add_row("style_size", str(preset.style_size))
+    table.add_row("file", str(preset.source))
+    Console().print(table)
+
+
+@presets_app.command("preview")
+def presets_preview(
+    src: Annotated[Path, typer.Argument(help="A still image or a video (its first frame).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Contact sheet PNG to write.")],
+    tile: Annotated[int, typer.Option(help="Longer side of each tile in pixels.")] = 320,
+    model: Annotated[str | None, typer.Option(
+        help="Render every preset with this model instead of its own.")] = None,
+    offline: Annotated[bool, typer.Option(
+        "--offline", help="Never download (also VSTPIPE_OFFLINE=1).")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing file.")
+                         ] = False,
+) -> None:
+    """One frame rendered under every preset, labelled, on one contact sheet."""
+    def go() -> None:
+        found, _ = presets.available()
+        rgb = preview.first_frame(src)
+        nets: dict[str, StyleNet] = {}
+
+        def net_for(wanted: str) -> StyleNet:
+            name = model or wanted
+            if name not in nets:
+                with downloads() as on_download:
+                    resolved = weights.resolve(name,
+                                               offline=offline or weights.offline_from_env(),
+                                               on_progress=on_download)
+                nets[name] = weights.load(resolved)
+            return nets[name]
+
+        sheet = preview.contact_sheet(rgb, sorted(found.values(), key=lambda p: p.name),
+                                      net_for, tile)
+        preview.save_png(sheet, out, overwrite)
+        _say(f"wrote {escape(str(out))} ({len(found)} presets)")
+
+    _run(go)
+
+
+@keyframes_app.command("check")
+def keyframes_check(
+    file: Annotated[Path, typer.Argument(help="Keyframes .toml file.")],
+    fps: Annotated[float | None, typer.Option(help="Frame rate for frame numbers like f120.")
+                   ] = None,
+    duration: Annotated[float | None, typer.Option(
+        help="Seconds to show (default: one past the last keyframe).")] = None,
+    step: Annotated[float, typer.Option(help="Seconds between rows between keyframes.")] = 0.5,
+) -> None:
+    """Validate a keyframes file and print its resolved schedule."""
+    timeline = _run(lambda: keyframes.load(file, fps))
+    if step <= 0:
+        raise typer.BadParameter("--step must be positive")
+    end = duration if duration is not None else timeline.keyframes[-1].at + 1.0
+    times = sorted({round(i * step, 6) for i in range(int(end / step) + 1)}
+                   | {k.at for k in timeline.keyframes if k.at <= end})
+    marks = {k.at: i for i, k in enumerate(timeline.keyframes, start=1)}
+    table = Table("time (s)", "keyframe", "style weights", "alpha")
+    for t in times:
+        weights, alpha = timeline.at(t)
+        shown = ", ".join(f"{p.name} {w:.3f}" for p, w in zip(timeline.styles, weights)
+                          if w > 5e-4) or "none"
+        table.add_row(f"{t:.3f}", f"#{marks[t]}" if t in marks else "", shown, f"{alpha:.3f}")
+    Console().print(table)
 
 
 def main() -> None:

@@ -1,0 +1,264 @@
+"""Keyframes: parsing, easing, per-frame looks, and the errors that name their place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vstpipe import keyframes
+from vstpipe.errors import ConfigError, OptionError
+from vstpipe.keyframes import Timeline
+
+
+@pytest.fixture
+def images(tmp_path: Path) -> dict[str, Path]:
+    out = {}
+    for name, colour in (("red", (200, 30, 30)), ("blue", (30, 30, 200))):
+        out[name] = tmp_path / f"{name}.png"
+        Image.new("RGB", (64, 64), colour).save(out[name])
+    return out
+
+
+@pytest.fixture
+def no_user_presets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VSTPIPE_PRESETS", str(tmp_path / "no-user-presets"))
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "show.toml"
+    path.write_text(text)
+    return path
+
+
+SHOW = """
+[timeline]
+ease = "{ease}"
+[[keyframe]]
+at = "00:00:01"
+style = "red.png"
+[[keyframe]]
+at = 3.0
+style = {{ "red.png" = 1, "blue.png" = 3 }}
+alpha = 0.5
+[[keyframe]]
+at = "f100"
+style = "none"
+"""
+
+
+@pytest.mark.parametrize("ease", ["linear", "smooth", "hold"])
+def test_weights_and_alpha_follow_the_easing(tmp_path, images, no_user_presets, ease):
+    timeline = keyframes.load(_write(tmp_path, SHOW.format(ease=ease)), fps=25)
+    assert [k.at for k in timeline.keyframes] == [1.0, 3.0, 4.0]
+    assert [p.name for p in timeline.styles] == ["red.png", "blue.png"]
+    # Before the first keyframe the look holds.
+    w, a = timeline.at(0.0)
+    np.testing.assert_allclose(w, [1, 0])
+    assert a == pytest.approx(1.0)
+    # At t = 1.5 the segment 1 s -> 3 s is a quarter done.
+    s = {"linear": 0.25, "smooth": 0.25 * 0.25 * (3 - 2 * 0.25), "hold": 0.0}[ease]
+    w, a = timeline.at(1.5)
+    np.testing.assert_allclose(w, (1 - s) * np.array([1, 0]) + s * np.array([0.25, 0.75]))
+    assert a == pytest.approx((1 - s) * 1.0 + s * 0.5)
+    # Exactly at a keyframe its own look applies, whatever the easing.
+    w, a = timeline.at(3.0)
+    np.testing.assert_allclose(w, [0.25, 0.75])
+    assert a == pytest.approx(0.5)
+    # Fading to `none`: the weights keep their proportions and alpha goes to 0.
+    s = {"linear": 0.5, "smooth": 0.5, "hold": 0.0}[ease]
+    w, a = timeline.at(3.5)
+    np.testing.assert_allclose(w, (1 - s) * np.array([0.25, 0.75]))
+    assert a == pytest.approx((1 - s) * 0.5)
+    w, a = timeline.at(100.0)
+    assert a == 0.0
+
+
+def test_segment_easing_overrides_the_timeline_default(tmp_path, images, no_user_presets):
+    text = SHOW.format(ease="hold").replace('alpha = 0.5', 'alpha = 0.5\nease = "linear"')
+    timeline = keyframes.load(_write(tmp_path, text), fps=25)
+    assert [k.ease for k in timeline.keyframes] == ["hold", "linear", "hold"]
+    assert timeline.at(2.0)[1] == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize("value, seconds", [
+    ("00:00:00", 0.0), ("01:02:03.5", 3723.5), (4, 4.0), (2.25, 2.25), ("f50", 2.0),
+])
+def test_time_formats(value, seconds):
+    assert keyframes.parse_time(value, 25.0, "x") == pytest.approx(seconds)
+
+
+def test_constant_timeline_from_flags(images):
+    timeline = Timeline.constant([images["red"], images["blue"]], [3, 1], 0.4)
+    w, a = timeline.at(123.0)
+    np.testing.assert_allclose(w, [0.75, 0.25])
+    assert a == pytest.approx(0.4)
+    with pytest.raises(OptionError, match="--alpha 2"):
+        Timeline.constant([images["red"]], (), 2.0)
+
+
+GOOD_ROW = 'at = {at}\nstyle = "red.png"'
+
+
+@pytest.mark.parametrize("rows, message", [
+    (['at = 0\nstyle = "red.png"', 'at = 1\nstyle = "red.png"', 'at = 2\nstyle = "red.png"\nalhpa = 1'],
+     r"show\.toml \[\[keyframe\]\] #3: unknown key 'alhpa'; expected at, style, alpha, ease$"),
+    (['at = 2\nstyle = "red.png"', 'at = 1\nstyle = "red.png"'],
+     r"#2: time 1 \(1 s\) does not come after keyframe #1 \(2 s\)"),
+    (['at = 2\nstyle = "red.png"', 'at = 2\nstyle = "red.png"'], r"#2: .*times must increase"),
+    (['at = 0\nstyle = { "red.png" = -1 }'], r"#1: weight of 'red.png' must be a number >= 0"),
+    (['at = 0\nstyle = { "red.png" = 0, "blue.png" = 0 }'], r"#1: the style weights are all zero"),
+    (['at = 0\nstyle = "nosuchpreset"'], r"#1: unknown preset or missing image 'nosuchpreset'"),
+    (['at = 0\nstyle = "missing.png"'], r"#1: unknown preset or missing image 'missing.png'"),
+    (['at = 0\nstyle = "red.png"\nalpha = 1.5'], r"#1: alpha 1.5 is outside \[0, 1\]"),
+    (['at = "1:2"\nstyle = "red.png"'], r"#1: cannot read time '1:2'"),
+    (['at = -1\nstyle = "red.png"'], r"#1: time -1 must be >= 0"),
+    (['at = 0\nstyle = "red.png"\nease = "bouncy"'], r"#1: ease 'bouncy' is not one of"),
+    (['at = 0'], r"#1: missing key 'style'"),
+])
+def test_errors_name_file_keyframe_and_key(tmp_path, images, no_user_presets, rows, message):
+    text = "".join(f"[[keyframe]]\n{row}\n" for row in rows)
+    with pytest.raises(ConfigError, match=message) as err:
+        keyframes.load(_write(tmp_path, text), fps=25)
+    assert "\n" not in str(err.value) and str(err.value).startswith(str(tmp_path / "show.toml"))
+
+
+def test_file_level_errors(tmp_path, images, no_user_presets):
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        keyframes.load(_write(tmp_path, "[[keyframe]\n"))
+    with pytest.raises(ConfigError, match=r"\[timeline\]: unknown key 'eas'"):
+        keyframes.load(_write(tmp_path, '[timeline]\neas = "hold"\n'
+                                        '[[keyframe]]\nat = 0\nstyle = "red.png"\n'))
+    with pytest.raises(ConfigError, match="needs a frame rate"):
+        keyframes.load(_write(tmp_path, '[[keyframe]]\nat = "f10"\nstyle = "red.png"\n'))
+    with pytest.raises(ConfigError, match="file not found"):
+        keyframes.load(tmp_path / "nope.toml")
+
+
+# --- through the command line -----------------------------------------------------------------
+
+EXAMPLE = """
+[timeline]
+ease = "smooth"
+[[keyframe]]
+at = "00:00:00"
+style = "vangogh"
+[[keyframe]]
+at = 4.0
+style = "vangogh"
+[[keyframe]]
+at = 6.0
+style = { graffiti = 0.5, vangogh = 0.5 }
+alpha = 0.5
+ease = "linear"
+"""
+
+
+def test_check_prints_the_schedule_of_the_documented_example(tmp_path, no_user_presets):
+    from typer.testing import CliRunner
+
+    from vstpipe.cli import app
+
+    path = _write(tmp_path, EXAMPLE)
+    result = CliRunner().invoke(app, ["keyframes", "check", str(path), "--fps", "25",
+                                      "--duration", "7"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:5]]
+            for line in result.output.splitlines() if line.startswith("│")}
+    assert rows["0.000"] == ["#1", "starry_night.jpg 1.000", "1.000"]
+    assert rows["4.000"] == ["#2", "starry_night.jpg 1.000", "1.000"]
+    assert rows["5.000"] == ["", "starry_night.jpg 0.750, graffiti.jpg 0.250", "0.750"]
+    assert rows["6.000"] == ["#3", "starry_night.jpg 0.500, graffiti.jpg 0.500", "0.500"]
+    assert rows["7.000"][1:] == rows["6.000"][1:]  # the last look holds
+
+
+def test_check_reports_errors_in_one_line(tmp_path, images, no_user_presets):
+    from typer.testing import CliRunner
+
+    from vstpipe.cli import app
+
+    path = _write(tmp_path, '[[keyframe]]\nat = 0\nstyle = "red.png"\nalhpa = 1\n')
+    result = CliRunner().invoke(app, ["keyframes", "check", str(path)])
+    assert result.exit_code == 1 and "unknown key 'alhpa'" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def _noise(path: Path, tint: tuple[int, int, int], seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    arr = (rng.random((96, 96, 3)) * 0.5 + 0.5) * np.array(tint)
+    Image.fromarray(arr.astype(np.uint8)).save(path)
+    return path
+
+
+def test_vfr_render_switches_style_at_the_scripted_pts(tmp_path, adain_home, no_user_presets):
+    """A hold segment switches looks exactly at the keyframe, judged by each frame's pts."""
+    import av
+    from clips import make_clip
+    from typer.testing import CliRunner
+
+    from vstpipe.cli import app
+
+    src = make_clip(tmp_path / "vfr.mkv", frames=12, vfr=True, codec="ffv1", pix_fmt="bgr0")
+    with av.open(str(src)) as c:
+        stream = c.streams.video[0]
+        times = [float((f.pts - stream.start_time) * stream.time_base)
+                 for f in c.decode(stream)]
+    gaps = np.diff(times)
+    assert len(set(np.round(gaps, 6))) > 1, "the clip should have irregular frame gaps"
+    switch = (times[6] + times[7]) / 2  # between two frames, not on a nominal frame grid
+    warm, cool = _noise(tmp_path / "warm.png", (255, 120, 40), 1), \
+        _noise(tmp_path / "cool.png", (40, 120, 255), 2)
+    show = _write(tmp_path, f'[timeline]\nease = "hold"\n[[keyframe]]\nat = 0\n'
+                            f'style = "warm.png"\n[[keyframe]]\nat = {switch}\n'
+                            f'style = "cool.png"\n')
+    runner = CliRunner()
+    outs = {}
+    for name, args in (("warm", ["--style", str(warm)]), ("cool", ["--style", str(cool)]),
+                       ("show", ["--keyframes", str(show)])):
+        outs[name] = tmp_path / f"{name}.mkv"
+        result = runner.invoke(app, ["render", str(src), "--out", str(outs[name]), *args,
+                                     "--offline", "--precision", "fp32", "--codec", "ffv1",
+                                     "--pix-fmt", "bgr0", "--batch", "5"])
+        assert result.exit_code == 0, result.output
+
+    def frames(path: Path) -> list[np.ndarray]:
+        with av.open(str(path)) as c:
+            return [f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]
+
+    warm_f, cool_f, show_f = frames(outs["warm"]), frames(outs["cool"]), frames(outs["show"])
+    assert len(show_f) == len(times) == 12
+    for i, t in enumerate(times):
+        expected = warm_f[i] if t < switch else cool_f[i]
+        other = cool_f[i] if t < switch else warm_f[i]
+        assert np.abs(show_f[i] - expected).max() <= 1, (i, t, switch)
+        assert np.abs(show_f[i] - other).mean() > 2, (i, "the two looks should differ")
+
+
+def test_render_with_a_preset_equals_its_style_flags(tmp_path, adain_home, no_user_presets):
+    import av
+    from clips import make_clip
+    from typer.testing import CliRunner
+
+    from vstpipe import presets
+    from vstpipe.cli import app
+
+    src = make_clip(tmp_path / "in.mkv", frames=3, codec="ffv1", pix_fmt="bgr0")
+    runner = CliRunner()
+    outs = {}
+    ink = presets.find("ink")[0]
+    for name, args in (("preset", ["--preset", "ink"]),
+                       ("flags", ["--style", str(ink.styles[0][0]), "--alpha", str(ink.alpha)]),
+                       ("override", ["--preset", "ink", "--alpha", "0"])):
+        outs[name] = tmp_path / f"{name}.mkv"
+        result = runner.invoke(app, ["render", str(src), "--out", str(outs[name]), *args,
+                                     "--offline", "--precision", "fp32", "--codec", "ffv1",
+                                     "--pix-fmt", "bgr0"])
+        assert result.exit_code == 0, result.output
+    with av.open(str(outs["preset"])) as a, av.open(str(outs["flags"])) as b, \
+            av.open(str(outs["override"])) as c:
+        for fa, fb, fc in zip(a.decode(video=0), b.decode(video=0), c.decode(video=0)):
+            pa, pb, pc = (f.to_ndarray(format="rgb24").astype(int) for f in (fa, fb, fc))
+            assert np.abs(pa - pb).max() <= 1
+            assert np.abs(pa - pc).mean() > 1  # --alpha overrides the preset's

@@ -1,0 +1,115 @@
+"""Shipped presets, user presets, and their errors."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from fakes import random_state
+
+from vstpipe import models, presets, preview
+from vstpipe.errors import ConfigError
+
+
+@pytest.fixture(autouse=True)
+def user_presets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "user-presets"
+    monkeypatch.setenv("VSTPIPE_PRESETS", str(folder))
+    return folder
+
+
+def _net() -> models.StyleNet:
+    return models.build("adain-vgg19", {r: random_state("adain-vgg19", r, i)
+                                        for i, r in enumerate(("encoder", "decoder"))})
+
+
+def test_at_least_six_shipped_presets_with_vangogh():
+    found, notices = presets.available()
+    assert len(found) >= 6 and "vangogh" in found and not notices
+    assert all(p.shipped and p.description and p.styles for p in found.values())
+
+
+def test_every_shipped_image_has_a_line_in_sources():
+    folder = presets.shipped_dir()
+    sources = (folder / "SOURCES.md").read_text()
+    listed = set(re.findall(r"^\| *([\w.-]+\.(?:jpg|png)) *\|", sources, re.MULTILINE))
+    images = {p.name for p in folder.iterdir() if p.suffix in (".jpg", ".png")}
+    assert images, "no shipped images found"
+    assert images <= listed, f"images without a line in presets/SOURCES.md: {images - listed}"
+    used = {p.name for preset in presets.available()[0].values() for p, _ in preset.styles}
+    assert used <= images
+
+
+def test_every_shipped_preset_renders_a_small_frame():
+    net = _net()
+    rgb = (np.random.default_rng(0).random((40, 56, 3)) * 255).astype(np.uint8)
+    outputs = {}
+    for preset in presets.available()[0].values():
+        tile = preview.render_tile(net, rgb, preset, 48)
+        assert tile.shape == (32, 48, 3) and tile.dtype == np.uint8  # longer side 48, x8
+        assert tile.std() > 1  # a picture, not a flat colour
+        outputs[preset.name] = tile
+    # Different looks give different pictures.
+    assert np.abs(outputs["vangogh"].astype(int) - outputs["mosaic"].astype(int)).mean() > 1
+
+
+def test_user_preset_overrides_a_shipped_one_with_a_notice(user_presets: Path):
+    user_presets.mkdir()
+    shipped = presets.shipped_dir() / "starry_night.jpg"
+    (user_presets / "mine.toml").write_text(
+        f'name = "vangogh"\nstyle = "{shipped}"\nalpha = 0.3\n')
+    found, notices = presets.available()
+    assert found["vangogh"].alpha == 0.3 and not found["vangogh"].shipped
+    assert len(notices) == 1 and "overrides the shipped one" in notices[0]
+    preset, notices = presets.find("vangogh")
+    assert preset.alpha == 0.3 and notices
+
+
+def test_preset_by_path_and_weighted_styles(tmp_path: Path):
+    shipped = presets.shipped_dir()
+    path = tmp_path / "blend.toml"
+    path.write_text(f'style = {{ "{shipped / "mosaic.jpg"}" = 3, '
+                    f'"{shipped / "ink.jpg"}" = 1 }}\npreserve_color = true\nmax_side = 640\n')
+    preset, _ = presets.find(str(path))
+    assert preset.name == "blend" and preset.preserve_color and preset.max_side == 640
+    assert [w for _, w in preset.styles] == pytest.approx([0.75, 0.25])
+
+
+@pytest.mark.parametrize("text, message", [
+    ('style = "x.jpg"\nalhpa = 1\n', r"unknown key 'alhpa'; expected name, description, style"),
+    ('alpha = 1\n', r"missing key 'style'"),
+    ('style = "missing.jpg"\n', r"style image 'missing.jpg' not found"),
+    ('style = "{img}"\nalpha = 2\n', r"alpha 2.0 is outside \[0, 1\]"),
+    ('style = "{img}"\nalpha = "high"\n', r"key 'alpha' must be int or float"),
+    ('style = "{img}"\npreserve_color = 1\n', r"key 'preserve_color' must be bool"),
+    ('style = {{ "{img}" = 0 }}\n', r"weights of 'style' are all zero"),
+    ('style = "{img}"\nmax_side = 4\n', r"max_side 4 is too small"),
+    ('style = [\n', r"invalid TOML"),
+])
+def test_preset_errors_name_the_file_and_key(tmp_path: Path, text: str, message: str):
+    path = tmp_path / "bad.toml"
+    path.write_text(text.format(img=presets.shipped_dir() / "ink.jpg"))
+    with pytest.raises(ConfigError, match=message) as err:
+        presets.load(path)
+    assert str(err.value).startswith(str(path)) and "\n" not in str(err.value)
+
+
+def test_unknown_preset_lists_the_valid_names():
+    with pytest.raises(ConfigError, match=r"unknown preset 'vangoh'; choose from .*vangogh"):
+        presets.find("vangoh")
+
+
+def test_contact_sheet_has_a_labelled_tile_per_preset():
+    net = _net()
+    rgb = (np.random.default_rng(1).random((48, 64, 3)) * 255).astype(np.uint8)
+    chosen = [p for p in presets.available()[0].values()][:3]
+    sheet = preview.contact_sheet(rgb, chosen, lambda _: net, tile=64)
+    # original + 3 tiles in one row of 4, each 64x48 with a caption strip under it
+    assert sheet.size == (4 * 64, 48 + preview.LABEL_H)
+    arr = np.asarray(sheet)
+    caption = arr[48:, :64]
+    assert (caption < 128).any(), "the caption text is missing"
+    assert torch.tensor(arr[:48, 64:128].astype(float)).std() > 1

@@ -1,0 +1,92 @@
+"""Contact sheets: one frame rendered under every preset, labelled, so users choose by looking."""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
+
+from .errors import MediaError, OutputError
+from .images import load_rgb, load_style
+from .keyframes import Timeline
+from .media import Frame, open_source
+from .models import StyleNet
+from .pipeline import StyleBank, frame_looks
+from .presets import Preset
+from .stylize import Stylizer
+from .tensors import network_size, resize
+
+LABEL_H = 28  # pixels of caption under each tile
+
+
+def first_frame(path: Path) -> np.ndarray:
+    """(H, W, 3) uint8 of a still image, or of a video's first frame."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+        return load_rgb(path)
+    except (UnidentifiedImageError, OSError):
+        pass  # not a still image: try it as a video
+    with open_source(path) as source:
+        for item in source.items():
+            if isinstance(item, Frame):
+                rgb = item.rgb
+                return (rgb >> 8).astype(np.uint8) if rgb.dtype == np.uint16 else rgb
+    raise MediaError(f"{path}: no video frame to preview")
+
+
+def render_tile(net: StyleNet, rgb: np.ndarray, preset: Preset, tile: int) -> np.ndarray:
+    """One frame under one preset, at most ``tile`` pixels on its longer side, uint8."""
+    h, w = rgb.shape[:2]
+    size = network_size(w, h, min(tile, preset.max_side or tile))
+    x = resize(torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None].float() / 255, size)
+    stylizer = Stylizer(net, torch.device("cpu"), torch.float32)
+    timeline = Timeline.constant([p for p, _ in preset.styles], [w for _, w in preset.styles],
+                                 preset.alpha)
+    bank = StyleBank.encode(stylizer, [load_style(p, preset.style_size) for p, _ in
+                                       preset.styles])
+    weights, alpha = frame_looks(timeline, [0.0])
+    y = stylizer(x, *bank.target(weights), alpha, preset.preserve_color)
+    return (y[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+
+
+def contact_sheet(rgb: np.ndarray, presets: Sequence[Preset],
+                  net_for: Callable[[str], StyleNet], tile: int = 320) -> Image.Image:
+    """The original frame then one tile per preset, in a grid, each captioned."""
+    h, w = rgb.shape[:2]
+    tw, th = network_size(w, h, tile)
+    tiles = [("original", np.asarray(Image.fromarray(rgb).resize((tw, th), Image.LANCZOS)))]
+    for preset in presets:
+        out = render_tile(net_for(preset.model), rgb, preset, tile)
+        tiles.append((preset.name, np.asarray(Image.fromarray(out).resize((tw, th)))))
+    cols = min(4, len(tiles))
+    rows = math.ceil(len(tiles) / cols)
+    sheet = Image.new("RGB", (cols * tw, rows * (th + LABEL_H)), "white")
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default(size=18)
+    for i, (label, arr) in enumerate(tiles):
+        x0, y0 = (i % cols) * tw, (i // cols) * (th + LABEL_H)
+        sheet.paste(Image.fromarray(arr), (x0, y0))
+        draw.text((x0 + 6, y0 + th + 4), label, fill="black", font=font)
+    return sheet
+
+
+def save_png(image: Image.Image, out: Path, overwrite: bool) -> None:
+    """Write ``out`` through a temp file beside it, renamed only when complete."""
+    if out.exists() and not overwrite:
+        raise OutputError(f"{out}: already exists; pass --overwrite to replace it")
+    if not out.parent.is_dir():
+        raise OutputError(f"{out}: folder {out.parent} does not exist")
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
+    os.close(fd)
+    try:
+        image.save(tmp, format="PNG")
+        os.replace(tmp, out)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
