@@ -70,7 +70,7 @@ def test_weights_and_alpha_follow_the_easing(tmp_path, images, no_user_presets, 
     # Fading to `none`: the weights keep their proportions and alpha goes to 0.
     s = {"linear": 0.5, "smooth": 0.5, "hold": 0.0}[ease]
     w, a = timeline.at(3.5)
-    np.testing.assert_allclose(w, (1 - s) * np.array([0.25, 0.75]))
+    np.testing.assert_allclose(w, [0.25, 0.75])
     assert a == pytest.approx((1 - s) * 0.5)
     w, a = timeline.at(100.0)
     assert a == 0.0

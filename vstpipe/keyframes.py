@@ -71,7 +71,7 @@ class Timeline:
         return Timeline(tuple(styles), (Keyframe(0.0, tuple(w / w.sum()), alpha, "hold"),))
 
     def at(self, t: float) -> tuple[np.ndarray, float]:
-        """Style weights (K,) and alpha at ``t`` seconds."""
+        """Style weights (K,) summing to 1 (all 0 for `none`) and alpha at ``t`` seconds."""
         frames = self.keyframes
         if t <= frames[0].at or len(frames) == 1:
             k = frames[0] if t <= frames[0].at else frames[-1]
@@ -82,7 +82,8 @@ class Timeline:
         a, b = frames[i - 1], frames[i]
         s = ease(b.ease, (t - a.at) / (b.at - a.at))
         weights = (1 - s) * np.asarray(a.weights) + s * np.asarray(b.weights)
-        return weights, (1 - s) * a.alpha + s * b.alpha
+        total = weights.sum()  # below 1 while fading from or to `none`
+        return (weights / total if total > 0 else weights), (1 - s) * a.alpha + s * b.alpha
 
     def is_constant(self) -> bool:
         return len(self.keyframes) == 1
