@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import traceback
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -14,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import __version__, keyframes, looks, presets, preview, weights
-from .errors import ModelError, VstpipeError
+from .errors import ModelError, OptionError, VstpipeError
 from .looks import LookChoice
 from .media import EncodeOptions, probe
 from .models import StyleNet
@@ -31,6 +32,7 @@ keyframes_app = typer.Typer(no_args_is_help=True, help="Keyframed style transiti
 app.add_typer(keyframes_app, name="keyframes")
 
 T = TypeVar("T")
+MAX_ROWS = 5000  # keyframes check: more rows than anyone reads
 _debug = {"on": False}  # set once by the root callback, read by _run
 
 
@@ -133,7 +135,7 @@ def render_cmd(
 
     def go() -> None:
         info = probe(src)
-        look = looks.resolve(choice, float(info.average_rate) if info.average_rate else None)
+        look = looks.resolve(choice, Fraction(info.average_rate) if info.average_rate else None)
         for notice in look.notices:
             _say(f"note: {escape(notice)}")
         opts = RenderOptions(
@@ -257,7 +259,9 @@ def presets_preview(
 ) -> None:
     """One frame rendered under every preset, labelled, on one contact sheet."""
     def go() -> None:
-        found, _ = presets.available()
+        found, notices = presets.available()
+        for notice in notices:
+            _say(f"note: {escape(notice)}")
         rgb = preview.first_frame(src)
         nets: dict[str, StyleNet] = {}
 
@@ -289,19 +293,33 @@ def keyframes_check(
     step: Annotated[float, typer.Option(help="Seconds between rows between keyframes.")] = 0.5,
 ) -> None:
     """Validate a keyframes file and print its resolved schedule."""
-    timeline = _run(lambda: keyframes.load(file, fps))
-    if step <= 0:
-        raise typer.BadParameter("--step must be positive")
-    end = duration if duration is not None else timeline.keyframes[-1].at + 1.0
-    times = sorted({round(i * step, 6) for i in range(int(end / step) + 1)}
-                   | {k.at for k in timeline.keyframes if k.at <= end})
+    def go() -> tuple[keyframes.Timeline, list[Fraction]]:
+        if fps is not None and not fps > 0:
+            raise OptionError(f"--fps {fps}: use a positive frame rate")
+        if not step > 0 or (duration is not None and not duration >= 0):
+            raise OptionError(f"--step {step} / --duration {duration}: use a positive step "
+                              "and a duration >= 0")
+        timeline = keyframes.load(file, Fraction(str(fps)) if fps else None)
+        end = Fraction(str(duration)) if duration is not None else timeline.keyframes[-1].at + 1
+        grid = Fraction(str(step))
+        if end / grid > MAX_ROWS:
+            raise OptionError(f"--duration {float(end):g} with --step {step} makes more than "
+                              f"{MAX_ROWS} rows; use a larger --step")
+        times = sorted({i * grid for i in range(int(end / grid) + 1)}
+                       | {k.at for k in timeline.keyframes if k.at <= end})
+        return timeline, times
+
+    timeline, times = _run(go)
+    for notice in timeline.notices:
+        _say(f"note: {escape(notice)}")
     marks = {k.at: i for i, k in enumerate(timeline.keyframes, start=1)}
     table = Table("time (s)", "keyframe", "style weights", "alpha")
     for t in times:
         weights, alpha = timeline.at(t)
         shown = ", ".join(f"{p.name} {w:.3f}" for p, w in zip(timeline.styles, weights)
                           if w > 5e-4) or "none"
-        table.add_row(f"{t:.3f}", f"#{marks[t]}" if t in marks else "", shown, f"{alpha:.3f}")
+        table.add_row(f"{float(t):.3f}", f"#{marks[t]}" if t in marks else "", shown,
+                      f"{alpha:.3f}")
     Console().print(table)
 
 

@@ -25,6 +25,16 @@ def load_rgb(path: Path) -> np.ndarray:
                          "use a PNG, JPEG, WebP, TIFF or BMP file") from None
 
 
+def is_image(path: Path) -> bool:
+    """Whether Pillow can read ``path`` (header and structure only, not every pixel)."""
+    try:
+        with Image.open(path) as im:
+            im.verify()
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError):
+        return False
+    return True
+
+
 def load_style(path: Path, short_side: int) -> torch.Tensor:
     """(1, 3, H, W) float32 in [0, 1], scaled so the shorter side is ``short_side``.
 

@@ -19,10 +19,12 @@ after the last keyframe they hold. Time is each frame's pts in seconds from the 
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ import numpy as np
 
 from . import presets, tomlspec
 from .errors import ConfigError, OptionError
+from .images import is_image
 
 EASES = ("linear", "smooth", "hold")
 KEYFRAME_KEYS = ("at", "style", "alpha", "ease")
@@ -40,7 +43,7 @@ _FRAME = re.compile(r"^f(\d+)$")
 
 @dataclass(frozen=True)
 class Keyframe:
-    at: float  # seconds from the first frame
+    at: Fraction  # seconds from the start, exact so "f120" and frame pts compare exactly
     weights: tuple[float, ...]  # one per Timeline.styles, summing to 1 (all 0 for `none`)
     alpha: float  # strength in [0, 1]
     ease: str  # easing of the segment that ends at this keyframe
@@ -50,6 +53,8 @@ class Keyframe:
 class Timeline:
     styles: tuple[Path, ...]  # every distinct style image, each encoded once per render
     keyframes: tuple[Keyframe, ...]  # at least one, strictly increasing times
+    sizes: tuple[int | None, ...] = ()  # per style: a preset's style_size; None: the render's
+    notices: tuple[str, ...] = ()  # things the user should know (preset overrides, ignored keys)
 
     @staticmethod
     def constant(styles: Sequence[Path], weights: Sequence[float] = (), alpha: float = 1.0
@@ -68,19 +73,23 @@ class Timeline:
         if not 0.0 <= alpha <= 1.0:  # also rejects nan
             raise OptionError(f"--alpha {alpha} is outside [0, 1]")
         w = np.asarray(weights or [1.0] * len(styles), dtype=np.float64)
-        return Timeline(tuple(styles), (Keyframe(0.0, tuple(w / w.sum()), alpha, "hold"),))
+        return Timeline(tuple(styles),
+                        (Keyframe(Fraction(0), tuple(w / w.sum()), alpha, "hold"),))
 
-    def at(self, t: float) -> tuple[np.ndarray, float]:
+    def size_of(self, index: int, default: int) -> int:
+        """The shorter side style image ``index`` is encoded at."""
+        return (self.sizes[index] if self.sizes else None) or default
+
+    def at(self, t: Fraction | float) -> tuple[np.ndarray, float]:
         """Style weights (K,) summing to 1 (all 0 for `none`) and alpha at ``t`` seconds."""
         frames = self.keyframes
-        if t <= frames[0].at or len(frames) == 1:
-            k = frames[0] if t <= frames[0].at else frames[-1]
-            return np.asarray(k.weights), k.alpha
+        if t <= frames[0].at:
+            return np.asarray(frames[0].weights), frames[0].alpha
         if t >= frames[-1].at:
             return np.asarray(frames[-1].weights), frames[-1].alpha
-        i = int(np.searchsorted([k.at for k in frames], t, side="right"))
+        i = bisect.bisect_right([k.at for k in frames], t)
         a, b = frames[i - 1], frames[i]
-        s = ease(b.ease, (t - a.at) / (b.at - a.at))
+        s = ease(b.ease, float((t - a.at) / (b.at - a.at)))
         weights = (1 - s) * np.asarray(a.weights) + s * np.asarray(b.weights)
         total = weights.sum()  # below 1 while fading from or to `none`
         return (weights / total if total > 0 else weights), (1 - s) * a.alpha + s * b.alpha
@@ -98,63 +107,73 @@ def ease(kind: str, s: float) -> float:
     return 0.0  # hold: keep the previous keyframe's look until the next one
 
 
-def parse_time(value: Any, fps: float | None, where: str) -> float:
-    """Seconds from a timecode "HH:MM:SS[.fff]", a number of seconds, or a frame "f120"."""
+def parse_time(value: Any, fps: Fraction | None, where: str) -> Fraction:
+    """Exact seconds from a timecode "HH:MM:SS[.fff]", seconds, or a frame number "f120"."""
     if isinstance(value, bool):
         raise ConfigError(f"{where}: 'at' must be a timecode, seconds or a frame like "
                           f"\"f120\", got {value!r}")
     if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _TIMECODE.match(value.strip())):
-        seconds = int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3])
-    elif isinstance(value, str) and (m := _FRAME.match(value.strip())):
+        if not math.isfinite(value) or value < 0:
+            raise ConfigError(f"{where}: time {value!r} must be >= 0")
+        return Fraction(str(value))  # 0.1 means 1/10 s, not the nearest double
+    if isinstance(value, str) and (m := _TIMECODE.match(value.strip())):
+        return int(m[1]) * 3600 + int(m[2]) * 60 + Fraction(m[3])
+    if isinstance(value, str) and (m := _FRAME.match(value.strip())):
         if not fps:
             raise ConfigError(f"{where}: frame number '{value}' needs a frame rate; pass --fps")
-        seconds = int(m[1]) / fps
-    else:
-        raise ConfigError(f"{where}: cannot read time {value!r}; use HH:MM:SS[.fff], seconds, "
-                          "or a frame number like \"f120\"")
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ConfigError(f"{where}: time {value!r} must be >= 0")
-    return seconds
+        return Fraction(int(m[1])) / fps
+    raise ConfigError(f"{where}: cannot read time {value!r}; use HH:MM:SS[.fff], seconds, "
+                      "or a frame number like \"f120\"")
 
 
-def _style_weights(value: Any, base: Path, where: str, known: Mapping[str, presets.Preset]
+def _style_weights(value: Any, base: Path, where: str, known: Mapping[str, presets.Preset],
+                   sizes: dict[Path, int | None], notices: list[str]
                    ) -> tuple[dict[Path, float], float | None]:
-    """A keyframe's style -> {image: weight} and the preset's alpha (None for plain images)."""
+    """A keyframe's style -> {image: weight} and its default alpha (None for `none`).
+
+    A preset contributes its images, weights, alpha and style size; its model and colour
+    settings belong to the whole render, so a differing one is reported in ``notices``.
+    """
     if isinstance(value, str) and value.strip().lower() == "none":
-        return {}, 0.0
+        return {}, None
     table = {value: 1.0} if isinstance(value, str) else value
     if not isinstance(table, dict) or not table:
         raise ConfigError(f"{where}: key 'style' must be a preset name, an image path, none, "
                           f"or a table of name = weight, got {value!r}")
     out: dict[Path, float] = {}
-    alphas = []
-    for name, weight in table.items():
-        if isinstance(weight, bool) or not isinstance(weight, int | float) or not (
-                math.isfinite(weight) and weight >= 0):
-            raise ConfigError(f"{where}: weight of '{name}' must be a number >= 0, got {weight!r}")
+    alpha_sum = 0.0
+    for name, raw in table.items():
+        weight = tomlspec.weight(raw, name, where)
         if name in known:
             preset = known[name]
-            alphas.append(preset.alpha)
-            parts = preset.styles
+            alpha_sum += weight * preset.alpha
+            for path, share in preset.styles:
+                out[path] = out.get(path, 0.0) + weight * share
+                sizes[path] = preset.style_size
+            if preset.preserve_color or preset.model != "adain-vgg19":
+                notices.append(f"{where}: preset '{name}' is used for its styles and alpha; its "
+                               "model and preserve_color come from the command line")
         elif (base / name).is_file():
-            parts = ((base / name).resolve(), 1.0),
-            alphas.append(1.0)
+            path = (base / name).resolve()
+            if not is_image(path):  # fail now, naming the keyframe, rather than mid-render
+                raise ConfigError(f"{where}: style '{name}' is not a readable image")
+            alpha_sum += weight
+            out[path] = out.get(path, 0.0) + weight
+            sizes.setdefault(path, None)
         else:
             raise ConfigError(f"{where}: unknown preset or missing image '{name}'; expected a "
                               f"preset ({', '.join(sorted(known))}), an image path relative "
                               f"to {base}, or none")
-        for path, share in parts:
-            out[path] = out.get(path, 0.0) + weight * share
     total = sum(out.values())
     if total <= 0:
         raise ConfigError(f"{where}: the style weights are all zero; give one > 0")
-    alpha = alphas[0] if len(set(alphas)) == 1 else 1.0
-    return {p: w / total for p, w in out.items() if w > 0}, alpha
+    # The default alpha of a blend is the weighted mean of its parts' (presets' or 1 for images).
+    return {p: w / total for p, w in out.items() if w > 0}, alpha_sum / sum(
+        tomlspec.weight(v, n, where) for n, v in table.items())
 
 
-def load(path: Path, fps: float | None = None) -> Timeline:
+
+def load(path: Path, fps: Fraction | None = None) -> Timeline:
     """Parse and validate a keyframes file; every error names the file, keyframe and key."""
     data = tomlspec.load(path)
     tomlspec.check_keys(data, ("timeline", "keyframe"), str(path), required=("keyframe",))
@@ -164,7 +183,9 @@ def load(path: Path, fps: float | None = None) -> Timeline:
     rows = tomlspec.get(data, "keyframe", list, str(path))
     if not rows:
         raise ConfigError(f"{path}: no [[keyframe]] tables; add at least one")
-    known, _ = presets.available()
+    known, found_notices = presets.available()
+    notices = list(found_notices)
+    sizes: dict[Path, int | None] = {}
     parsed = []
     for number, row in enumerate(rows, start=1):
         where = f"{path} [[keyframe]] #{number}"
@@ -173,10 +194,15 @@ def load(path: Path, fps: float | None = None) -> Timeline:
         tomlspec.check_keys(row, KEYFRAME_KEYS, where, required=("at", "style"))
         at = parse_time(row["at"], fps, where)
         if parsed and at <= parsed[-1][0]:
-            raise ConfigError(f"{where}: time {row['at']!r} ({at:g} s) does not come after "
-                              f"keyframe #{number - 1} ({parsed[-1][0]:g} s); times must increase")
-        weights, preset_alpha = _style_weights(row["style"], path.parent, where, known)
-        alpha = tomlspec.get(row, "alpha", (int, float), where, preset_alpha)
+            raise ConfigError(f"{where}: time {row['at']!r} ({float(at):g} s) does not come "
+                              f"after keyframe #{number - 1} ({float(parsed[-1][0]):g} s); "
+                              "times must increase")
+        weights, default_alpha = _style_weights(row["style"], path.parent, where, known, sizes,
+                                                notices)
+        if default_alpha is None and "alpha" in row:
+            raise ConfigError(f"{where}: style none takes no alpha (it is the original footage)")
+        alpha = tomlspec.get(row, "alpha", (int, float), where,
+                             0.0 if default_alpha is None else default_alpha)
         if not 0.0 <= alpha <= 1.0:
             raise ConfigError(f"{where}: alpha {alpha} is outside [0, 1]")
         parsed.append((at, weights, float(alpha), _ease(row, default_ease, where)))
@@ -185,7 +211,8 @@ def load(path: Path, fps: float | None = None) -> Timeline:
                       for at, w, alpha, e in parsed)
     if not styles:
         raise ConfigError(f"{path}: every keyframe has style none; name at least one style")
-    return Timeline(styles, keyframes)
+    return Timeline(styles, keyframes, tuple(sizes[p] for p in styles),
+                    tuple(dict.fromkeys(notices)))
 
 
 def _ease(table: Mapping[str, Any], default: str, where: str) -> str:

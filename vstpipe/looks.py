@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 from . import keyframes, presets
@@ -33,7 +34,7 @@ class Look:
     notices: tuple[str, ...]  # e.g. a user preset overriding a shipped one
 
 
-def resolve(choice: LookChoice, fps: float | None) -> Look:
+def resolve(choice: LookChoice, fps: Fraction | None) -> Look:
     """Exactly one source of styles; explicit flags override a preset's values.
 
     ``fps`` turns keyframe frame numbers ("f120") into seconds.
@@ -58,12 +59,13 @@ def resolve(choice: LookChoice, fps: float | None) -> Look:
         if choice.alpha is not None:
             raise OptionError("--alpha does not apply to --keyframes; set alpha per keyframe")
         timeline = keyframes.load(choice.keyframes, fps)
+        notices = list(timeline.notices)
     return Look(
         timeline=timeline,
         preserve_color=base.preserve_color if choice.preserve_color is None
         else choice.preserve_color,
-        style_size=choice.style_size or base.style_size,
-        max_side=choice.max_side if choice.max_side is not None else base.max_side,
-        model=choice.model or base.model,
+        style_size=base.style_size if choice.style_size is None else choice.style_size,
+        max_side=base.max_side if choice.max_side is None else choice.max_side,
+        model=base.model if choice.model is None else choice.model,
         notices=tuple(notices),
     )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -83,7 +84,9 @@ def preflight(src: Path, out: Path, opts: RenderOptions) -> list[torch.Tensor]:
     check_encode_options(opts.encode)
     check_output_path(src, out, opts.overwrite)
     probe(src)
-    return [load_style(p, opts.look.style_size) for p in opts.look.timeline.styles]
+    timeline = opts.look.timeline
+    return [load_style(p, timeline.size_of(i, opts.look.style_size))
+            for i, p in enumerate(timeline.styles)]
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,8 @@ class StyleBank:
         return ops.blend_stats(self.means, self.stds, weights.to(self.means.device))
 
 
-def frame_looks(timeline: Timeline, seconds: list[float]) -> tuple[torch.Tensor, torch.Tensor]:
+def frame_looks(timeline: Timeline, seconds: Sequence[Fraction | float]
+                ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-frame style weights (K, B) and alpha (B, 1, 1, 1) at the frames' times."""
     looks = [timeline.at(t) for t in seconds]
     weights = torch.tensor(np.stack([w for w, _ in looks], axis=1), dtype=torch.float32)
@@ -121,7 +125,7 @@ class _Engine:
     bank: StyleBank
     precision: str  # what ran, e.g. "bf16 (auto: max 1/255 from fp32 on the first frame)"
 
-    def __call__(self, x: torch.Tensor, look: LookOptions, seconds: list[float]
+    def __call__(self, x: torch.Tensor, look: LookOptions, seconds: Sequence[Fraction]
                  ) -> torch.Tensor:
         weights, alpha = frame_looks(look.timeline, seconds)
         mean, std = self.bank.target(weights)
@@ -130,7 +134,7 @@ class _Engine:
 
 def _engine(net: StyleNet, device: torch.device, dtype: torch.dtype | None,
             styles: list[torch.Tensor], look: LookOptions, first: torch.Tensor,
-            first_time: float) -> _Engine:
+            first_time: Fraction) -> _Engine:
     """Build the stylizer; for `auto` on the CPU, measure bf16 against fp32 on ``first``."""
     if dtype is not None:
         stylizer = Stylizer(net, device, dtype)
@@ -153,11 +157,11 @@ def _engine(net: StyleNet, device: torch.device, dtype: torch.dtype | None,
 _NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
 
-def frame_seconds(frame: Frame) -> float:
-    """A frame's presentation time in seconds, from its pts: never from its index."""
+def frame_seconds(frame: Frame) -> Fraction:
+    """A frame's exact presentation time in seconds, from its pts: never from its index."""
     if frame.pts is None:
         raise MediaError("a decoded frame has no timestamp; keyframed looks need pts")
-    return float(frame.pts * frame.time_base)
+    return frame.pts * Fraction(frame.time_base)
 
 
 def render(src: Path, out: Path, net: StyleNet, opts: RenderOptions,
@@ -180,12 +184,12 @@ def render(src: Path, out: Path, net: StyleNet, opts: RenderOptions,
         with open_sink(out, source, opts.encode, overwrite=opts.overwrite) as sink:
             depth16 = sink.bit_depth > 8
 
-            start_time: list[float] = []  # the first frame's time: keyframe time 0
+            start_time: list[Fraction] = []  # the first frame's time: keyframe time 0
 
             def flush(batch: list[Frame]) -> None:
                 nonlocal engine, done
                 x = to_tensor(batch, net_size, device)  # (B, 3, h, w) in [0, 1]
-                times = [0.0] * len(batch) if look.timeline.is_constant() else \
+                times = [Fraction(0)] * len(batch) if look.timeline.is_constant() else \
                     [frame_seconds(f) for f in batch]
                 start_time[:] = start_time or times[:1]
                 seconds = [t - start_time[0] for t in times]

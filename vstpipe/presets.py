@@ -15,8 +15,8 @@ A preset file::
 
 from __future__ import annotations
 
-import math
 import os
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -26,6 +26,7 @@ import platformdirs
 
 from . import tomlspec
 from .errors import ConfigError
+from .images import is_image
 
 KEYS = ("name", "description", "style", "alpha", "preserve_color", "model", "max_side",
         "style_size")
@@ -64,14 +65,14 @@ def weighted_styles(value: Any, base: Path, where: str, key: str = "style"
         raise ConfigError(f"{where}: key '{key}' must be an image path or a table of "
                           f"image = weight, got {value!r}")
     pairs = []
-    for name, weight in table.items():
-        if isinstance(weight, bool) or not isinstance(weight, int | float) or not (
-                math.isfinite(weight) and weight >= 0):
-            raise ConfigError(f"{where}: weight of '{name}' must be a number >= 0, got {weight!r}")
+    for name, raw in table.items():
+        weight = tomlspec.weight(raw, name, where)
         path = (base / name).resolve()
         if not path.is_file():
             raise ConfigError(f"{where}: style image '{name}' not found (looked for {path})")
-        pairs.append((path, float(weight)))
+        if not is_image(path):
+            raise ConfigError(f"{where}: style '{name}' is not a readable image")
+        pairs.append((path, weight))
     total = sum(w for _, w in pairs)
     if total <= 0:
         raise ConfigError(f"{where}: the weights of '{key}' are all zero; give one > 0")
@@ -92,8 +93,13 @@ def load(path: Path, shipped: bool = False) -> Preset:
     style_size = tomlspec.get(data, "style_size", int, where, 512)
     if style_size < 64:
         raise ConfigError(f"{where}: style_size {style_size} is too small; use 64 or more")
+    name = tomlspec.get(data, "name", str, where, path.stem)
+    if not re.fullmatch(r"[A-Za-z0-9][\w.-]*", name) or name.lower() == "none" or \
+            name.endswith(".toml"):
+        raise ConfigError(f"{where}: name '{name}' is not usable; use letters, digits, '-', "
+                          "'_' or '.', not 'none' and not ending in .toml")
     return Preset(
-        name=tomlspec.get(data, "name", str, where, path.stem),
+        name=name,
         description=tomlspec.get(data, "description", str, where, ""),
         styles=weighted_styles(data["style"], path.parent, where),
         alpha=alpha,
@@ -106,19 +112,31 @@ def load(path: Path, shipped: bool = False) -> Preset:
     )
 
 
-def available() -> tuple[dict[str, Preset], list[str]]:
-    """All presets by name (the user's override shipped ones) and notices about overrides."""
-    found: dict[str, Preset] = {}
-    notices: list[str] = []
-    for path in sorted(shipped_dir().glob("*.toml")):
-        preset = load(path, shipped=True)
-        found[preset.name] = preset
+def _user_presets() -> tuple[list[Preset], dict[str, ConfigError]]:
+    """The user's presets that load, and the errors of those that do not (by file stem)."""
     folder = user_dir()
+    good, broken = [], {}
     for path in sorted(folder.glob("*.toml")) if folder.is_dir() else []:
-        preset = load(path)
-        if preset.name in found and found[preset.name].shipped:
-            notices.append(f"preset '{preset.name}' from {path} overrides the shipped one")
+        try:
+            good.append(load(path))
+        except ConfigError as exc:  # one broken file must not take every command down
+            broken[path.stem] = exc
+    return good, broken
+
+
+def available() -> tuple[dict[str, Preset], list[str]]:
+    """All presets by name (the user's override shipped ones) and notices for the user."""
+    found = {p.name: p for p in (load(path, shipped=True)
+                                 for path in sorted(shipped_dir().glob("*.toml")))}
+    notices: list[str] = []
+    good, broken = _user_presets()
+    for preset in good:
+        before = found.get(preset.name)
+        if before is not None:
+            whose = "the shipped one" if before.shipped else str(before.source)
+            notices.append(f"preset '{preset.name}' from {preset.source} overrides {whose}")
         found[preset.name] = preset
+    notices += [f"skipping a broken preset: {exc}" for exc in broken.values()]
     return found, notices
 
 
@@ -127,6 +145,9 @@ def find(name_or_path: str) -> tuple[Preset, list[str]]:
     if name_or_path.endswith(".toml"):
         return load(Path(name_or_path)), []
     found, notices = available()
+    _, broken = _user_presets()
+    if name_or_path not in found and name_or_path in broken:
+        raise broken[name_or_path]
     if name_or_path not in found:
         raise ConfigError(f"unknown preset '{name_or_path}'; choose from "
                           f"{', '.join(sorted(found))} or pass a .toml file")

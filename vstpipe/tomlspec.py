@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -33,6 +34,14 @@ def check_keys(table: Mapping[str, Any], allowed: Iterable[str], where: str,
     for key in required:
         if key not in table:
             raise ConfigError(f"{where}: missing key '{key}'")
+
+
+def weight(value: Any, name: str, where: str) -> float:
+    """A blend weight: a finite number >= 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (
+            math.isfinite(value) and value >= 0):
+        raise ConfigError(f"{where}: weight of '{name}' must be a number >= 0, got {value!r}")
+    return float(value)
 
 
 def get(table: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str,
