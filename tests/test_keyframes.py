@@ -262,3 +262,56 @@ def test_render_with_a_preset_equals_its_style_flags(tmp_path, adain_home, no_us
             pa, pb, pc = (f.to_ndarray(format="rgb24").astype(int) for f in (fa, fb, fc))
             assert np.abs(pa - pb).max() <= 1
             assert np.abs(pa - pc).mean() > 1  # --alpha overrides the preset's
+
+
+def test_frame_numbers_are_exact_at_ntsc_rates(tmp_path, images, no_user_presets):
+    """f3 at 30000/1001 fps is exactly frame 3's pts time: a hold switches on that frame."""
+    from fractions import Fraction
+
+    show = _write(tmp_path, '[timeline]\nease = "hold"\n[[keyframe]]\nat = 0\nstyle = "red.png"\n'
+                            '[[keyframe]]\nat = "f3"\nstyle = "blue.png"\n')
+    fps = Fraction(30000, 1001)
+    timeline = keyframes.load(show, fps)
+    time_base = Fraction(1, 30000)
+    for frame in range(6):
+        t = frame * 1001 * time_base  # pts * time_base, as the pipeline computes it
+        weights, _ = timeline.at(t)
+        assert weights[1] == (1.0 if frame >= 3 else 0.0), frame
+
+
+def test_presets_in_keyframes_bring_style_size_and_weighted_alpha(tmp_path, no_user_presets):
+    from vstpipe import presets
+
+    ink, vangogh, pointillism = (presets.find(n)[0] for n in ("ink", "vangogh", "pointillism"))
+    show = _write(tmp_path, '[[keyframe]]\nat = 0\nstyle = { ink = 1, vangogh = 1 }\n'
+                            '[[keyframe]]\nat = 1\nstyle = "pointillism"\n')
+    timeline = keyframes.load(show)
+    assert timeline.keyframes[0].alpha == pytest.approx((ink.alpha + vangogh.alpha) / 2)
+    sizes = dict(zip(timeline.styles, timeline.sizes))
+    assert sizes[pointillism.styles[0][0]] == pointillism.style_size == 384
+
+
+def test_none_keyframe_takes_no_alpha(tmp_path, images, no_user_presets):
+    show = _write(tmp_path, '[[keyframe]]\nat = 0\nstyle = "red.png"\n'
+                            '[[keyframe]]\nat = 1\nstyle = "none"\nalpha = 0.5\n')
+    with pytest.raises(ConfigError, match=r"#2: style none takes no alpha"):
+        keyframes.load(show)
+
+
+def test_a_style_that_is_not_an_image_is_caught_at_load(tmp_path, images, no_user_presets):
+    (tmp_path / "notes.txt").write_text("hello")
+    show = _write(tmp_path, '[[keyframe]]\nat = 0\nstyle = "notes.txt"\n')
+    with pytest.raises(ConfigError, match=r"#1: style 'notes.txt' is not a readable image"):
+        keyframes.load(show)
+
+
+@pytest.mark.parametrize("args", [["--step", "0"], ["--duration", "-1"],
+                                  ["--duration", "1e9", "--step", "1e-6"]])
+def test_check_rejects_bad_ranges_in_one_line(tmp_path, images, no_user_presets, args):
+    from typer.testing import CliRunner
+
+    from vstpipe.cli import app
+
+    path = _write(tmp_path, '[[keyframe]]\nat = 0\nstyle = "red.png"\n')
+    result = CliRunner().invoke(app, ["keyframes", "check", str(path), *args])
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, result.output

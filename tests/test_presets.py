@@ -113,3 +113,32 @@ def test_contact_sheet_has_a_labelled_tile_per_preset():
     caption = arr[48:, :64]
     assert (caption < 128).any(), "the caption text is missing"
     assert torch.tensor(arr[:48, 64:128].astype(float)).std() > 1
+
+
+def test_a_broken_user_preset_is_skipped_not_fatal(user_presets: Path):
+    user_presets.mkdir()
+    (user_presets / "broken.toml").write_text('style = "missing.jpg"\n')
+    found, notices = presets.available()
+    assert "vangogh" in found and "broken" not in found
+    assert any("skipping a broken preset" in n and "missing.jpg" in n for n in notices)
+    with pytest.raises(ConfigError, match="missing.jpg"):
+        presets.find("broken")
+
+
+def test_two_user_presets_with_one_name_are_reported(user_presets: Path):
+    user_presets.mkdir()
+    image = presets.shipped_dir() / "ink.jpg"
+    for stem, alpha in (("a", 0.2), ("b", 0.4)):
+        (user_presets / f"{stem}.toml").write_text(
+            f'name = "mine"\nstyle = "{image}"\nalpha = {alpha}\n')
+    found, notices = presets.available()
+    assert found["mine"].alpha == 0.4
+    assert any("b.toml overrides" in n and "a.toml" in n for n in notices)
+
+
+@pytest.mark.parametrize("name", ["none", "x.toml", "", "a b"])
+def test_unusable_preset_names_are_refused(tmp_path: Path, name: str):
+    path = tmp_path / "p.toml"
+    path.write_text(f'name = "{name}"\nstyle = "{presets.shipped_dir() / "ink.jpg"}"\n')
+    with pytest.raises(ConfigError, match="is not usable"):
+        presets.load(path)
