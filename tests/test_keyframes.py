@@ -315,3 +315,36 @@ def test_check_rejects_bad_ranges_in_one_line(tmp_path, images, no_user_presets,
     path = _write(tmp_path, '[[keyframe]]\nat = 0\nstyle = "red.png"\n')
     result = CliRunner().invoke(app, ["keyframes", "check", str(path), *args])
     assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_crossfade_midpoint_equals_the_constant_blend(tmp_path, adain_home, no_user_presets):
+    """Halfway through a linear crossfade a frame is the 1:1 blend of the two styles."""
+    import av
+    from clips import make_clip
+    from typer.testing import CliRunner
+
+    from vstpipe.cli import app
+
+    src = make_clip(tmp_path / "in.mkv", frames=5, fps=4, codec="ffv1", pix_fmt="bgr0")
+    with av.open(str(src)) as c:
+        stream = c.streams.video[0]
+        times = [(f.pts - stream.start_time) * stream.time_base for f in c.decode(stream)]
+    assert times[2] == 0.5  # frame 2 sits at the middle of a 0 s -> 1 s fade
+    warm, cool = _noise(tmp_path / "warm.png", (255, 120, 40), 1), \
+        _noise(tmp_path / "cool.png", (40, 120, 255), 2)
+    show = _write(tmp_path, '[[keyframe]]\nat = 0\nstyle = "warm.png"\n'
+                            '[[keyframe]]\nat = 1\nstyle = "cool.png"\nease = "linear"\n')
+    runner = CliRunner()
+    outs = {}
+    for name, args in (("blend", ["--style", str(warm), "--style", str(cool)]),
+                       ("show", ["--keyframes", str(show)])):
+        outs[name] = tmp_path / f"{name}.mkv"
+        result = runner.invoke(app, ["render", str(src), "--out", str(outs[name]), *args,
+                                     "--offline", "--precision", "fp32", "--codec", "ffv1",
+                                     "--pix-fmt", "bgr0"])
+        assert result.exit_code == 0, result.output
+    with av.open(str(outs["blend"])) as a, av.open(str(outs["show"])) as b:
+        blend = [f.to_ndarray(format="rgb24").astype(int) for f in a.decode(video=0)]
+        show_f = [f.to_ndarray(format="rgb24").astype(int) for f in b.decode(video=0)]
+    assert np.abs(show_f[2] - blend[2]).max() <= 1
+    assert np.abs(show_f[0] - blend[0]).mean() > 1 and np.abs(show_f[4] - blend[4]).mean() > 1
