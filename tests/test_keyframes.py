@@ -67,13 +67,14 @@ def test_weights_and_alpha_follow_the_easing(tmp_path, images, no_user_presets, 
     w, a = timeline.at(3.0)
     np.testing.assert_allclose(w, [0.25, 0.75])
     assert a == pytest.approx(0.5)
-    # Fading to `none`: the weights keep their proportions and alpha goes to 0.
-    s = {"linear": 0.5, "smooth": 0.5, "hold": 0.0}[ease]
-    w, a = timeline.at(3.5)
+    assert timeline.original_at(3.0) == 0.0
+    # Fading to `none`: the look holds and the source pixels come in (s = 0.625 for smooth).
+    s = {"linear": 0.75, "smooth": 0.75 * 0.75 * (3 - 2 * 0.75), "hold": 0.0}[ease]
+    w, a = timeline.at(3.75)
     np.testing.assert_allclose(w, [0.25, 0.75])
-    assert a == pytest.approx((1 - s) * 0.5)
-    w, a = timeline.at(100.0)
-    assert a == 0.0
+    assert a == pytest.approx(0.5)
+    assert timeline.original_at(3.75) == pytest.approx(s)
+    assert timeline.original_at(100.0) == 1.0 and timeline.original_at(0.0) == 0.0
 
 
 def test_segment_easing_overrides_the_timeline_default(tmp_path, images, no_user_presets):
@@ -348,3 +349,30 @@ def test_crossfade_midpoint_equals_the_constant_blend(tmp_path, adain_home, no_u
         show_f = [f.to_ndarray(format="rgb24").astype(int) for f in b.decode(video=0)]
     assert np.abs(show_f[2] - blend[2]).max() <= 1
     assert np.abs(show_f[0] - blend[0]).mean() > 1 and np.abs(show_f[4] - blend[4]).mean() > 1
+
+
+def test_none_gives_back_the_source_pixels(tmp_path, adain_home, no_user_presets):
+    """After a `none` keyframe the output is the original footage, not a decoded copy."""
+    import av
+    from clips import make_clip
+    from typer.testing import CliRunner
+
+    from vstpipe.cli import app
+
+    src = make_clip(tmp_path / "in.mkv", frames=6, fps=4, codec="ffv1", pix_fmt="bgr0")
+    _noise(tmp_path / "warm.png", (255, 120, 40), 1)
+    show = _write(tmp_path, '[[keyframe]]\nat = 0\nstyle = "warm.png"\n'
+                            '[[keyframe]]\nat = 1\nstyle = "none"\nease = "linear"\n')
+    out = tmp_path / "out.mkv"
+    result = CliRunner().invoke(app, ["render", str(src), "--out", str(out), "--keyframes",
+                                      str(show), "--offline", "--precision", "fp32",
+                                      "--codec", "ffv1", "--pix-fmt", "bgr0"])
+    assert result.exit_code == 0, result.output
+    with av.open(str(src)) as a, av.open(str(out)) as b:
+        source = [f.to_ndarray(format="rgb24").astype(int) for f in a.decode(video=0)]
+        styled = [f.to_ndarray(format="rgb24").astype(int) for f in b.decode(video=0)]
+    assert np.abs(styled[0] - source[0]).mean() > 5  # stylized at the start
+    for i in (4, 5):  # 1.0 s and 1.25 s: after the keyframe
+        assert np.abs(styled[i] - source[i]).max() == 0, i
+    midway = np.abs(styled[2] - source[2]).mean()  # 0.5 s: half faded
+    assert 0 < midway < np.abs(styled[0] - source[0]).mean()

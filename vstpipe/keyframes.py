@@ -23,7 +23,7 @@ import bisect
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,7 @@ class Keyframe:
     weights: tuple[float, ...]  # one per Timeline.styles, summing to 1 (all 0 for `none`)
     alpha: float  # strength in [0, 1]
     ease: str  # easing of the segment that ends at this keyframe
+    original: float = 0.0  # 1 for `none`: the source pixels themselves, mixed in after stylizing
 
 
 @dataclass(frozen=True)
@@ -80,19 +81,27 @@ class Timeline:
         """The shorter side style image ``index`` is encoded at."""
         return (self.sizes[index] if self.sizes else None) or default
 
-    def at(self, t: Fraction | float) -> tuple[np.ndarray, float]:
-        """Style weights (K,) summing to 1 (all 0 for `none`) and alpha at ``t`` seconds."""
+    def _segment(self, t: Fraction | float) -> tuple[Keyframe, Keyframe, float]:
+        """The keyframes around ``t`` and the eased progress between them."""
         frames = self.keyframes
         if t <= frames[0].at:
-            return np.asarray(frames[0].weights), frames[0].alpha
+            return frames[0], frames[0], 0.0
         if t >= frames[-1].at:
-            return np.asarray(frames[-1].weights), frames[-1].alpha
+            return frames[-1], frames[-1], 0.0
         i = bisect.bisect_right([k.at for k in frames], t)
         a, b = frames[i - 1], frames[i]
-        s = ease(b.ease, float((t - a.at) / (b.at - a.at)))
+        return a, b, ease(b.ease, float((t - a.at) / (b.at - a.at)))
+
+    def at(self, t: Fraction | float) -> tuple[np.ndarray, float]:
+        """Style weights (K,) summing to 1 and alpha at ``t`` seconds."""
+        a, b, s = self._segment(t)
         weights = (1 - s) * np.asarray(a.weights) + s * np.asarray(b.weights)
-        total = weights.sum()  # below 1 while fading from or to `none`
-        return (weights / total if total > 0 else weights), (1 - s) * a.alpha + s * b.alpha
+        return weights / weights.sum(), (1 - s) * a.alpha + s * b.alpha
+
+    def original_at(self, t: Fraction | float) -> float:
+        """How much of the source frame itself replaces the stylized one (1 at `none`)."""
+        a, b, s = self._segment(t)
+        return (1 - s) * a.original + s * b.original
 
     def is_constant(self) -> bool:
         return len(self.keyframes) == 1
@@ -207,12 +216,27 @@ def load(path: Path, fps: Fraction | None = None) -> Timeline:
             raise ConfigError(f"{where}: alpha {alpha} is outside [0, 1]")
         parsed.append((at, weights, float(alpha), _ease(row, default_ease, where)))
     styles = tuple(dict.fromkeys(p for _, w, _, _ in parsed for p in w))
-    keyframes = tuple(Keyframe(at, tuple(w.get(p, 0.0) for p in styles), alpha, e)
-                      for at, w, alpha, e in parsed)
     if not styles:
         raise ConfigError(f"{path}: every keyframe has style none; name at least one style")
+    keyframes = _fill_none(tuple(Keyframe(at, tuple(w.get(p, 0.0) for p in styles), alpha, e,
+                                          0.0 if w else 1.0) for at, w, alpha, e in parsed))
     return Timeline(styles, keyframes, tuple(sizes[p] for p in styles),
                     tuple(dict.fromkeys(notices)))
+
+
+def _fill_none(frames: tuple[Keyframe, ...]) -> tuple[Keyframe, ...]:
+    """A `none` keyframe keeps the look of its nearest styled neighbour (the previous one, else
+    the next): fading to or from the original footage is then a pure crossfade of pixels, and
+    the style does not change shape on the way."""
+    styled = [k for k in frames if not k.original]
+    out = []
+    for k in frames:
+        if k.original:
+            before = [s for s in styled if s.at < k.at]
+            donor = before[-1] if before else next(s for s in styled if s.at > k.at)
+            k = replace(k, weights=donor.weights, alpha=donor.alpha)
+        out.append(k)
+    return tuple(out)
 
 
 def _ease(table: Mapping[str, Any], default: str, where: str) -> str:

@@ -26,7 +26,7 @@ from .media import (
 )
 from .models import StyleNet
 from .stylize import BF16_TOLERANCE, Stylizer, pick_cpu_precision, resolve_device, resolve_precision
-from .tensors import MIN_SIDE, network_size, to_frames, to_tensor
+from .tensors import MIN_SIDE, network_size, resize, to_frames, to_tensor
 
 
 @dataclass(frozen=True)
@@ -111,8 +111,6 @@ def frame_looks(timeline: Timeline, seconds: Sequence[Fraction | float]
     """Per-frame style weights (K, B) and alpha (B, 1, 1, 1) at the frames' times."""
     looks = [timeline.at(t) for t in seconds]
     weights = torch.tensor(np.stack([w for w, _ in looks], axis=1), dtype=torch.float32)
-    if (weights.sum(0) <= 0).any():  # style none on both sides: any statistics do at alpha 0
-        weights = weights + (weights.sum(0, keepdim=True) <= 0)
     alpha = torch.tensor([a for _, a in looks], dtype=torch.float32).view(-1, 1, 1, 1)
     return weights, alpha
 
@@ -155,6 +153,14 @@ def _engine(net: StyleNet, device: torch.device, dtype: torch.dtype | None,
 
 
 _NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+
+
+def mix_original(y: torch.Tensor, batch: list[Frame], original: list[float],
+                 size: tuple[int, int], device: torch.device) -> torch.Tensor:
+    """(1 - m) stylized + m source, at the output size, so m = 1 gives the source pixels."""
+    m = torch.tensor(original, dtype=torch.float32, device=device).view(-1, 1, 1, 1)
+    source = to_tensor(batch, size, device)
+    return resize(y.float(), size).clamp(0, 1) * (1 - m) + source * m
 
 
 def frame_seconds(frame: Frame) -> Fraction:
@@ -201,6 +207,9 @@ def render(src: Path, out: Path, net: StyleNet, opts: RenderOptions,
                     raise OptionError(f"out of {device.type} memory stylizing {len(batch)} "
                                       f"frames at {net_size[0]}x{net_size[1]}; lower --batch "
                                       "or --max-side") from None
+                original = [look.timeline.original_at(t) for t in seconds]
+                if any(original):  # fading to or from `none`: mix in the source pixels
+                    y = mix_original(y, batch, original, out_size, device)
                 for frame in to_frames(y, batch, out_size, depth16):
                     sink.write(frame)
                 done += len(batch)
