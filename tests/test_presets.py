@@ -142,3 +142,24 @@ def test_unusable_preset_names_are_refused(tmp_path: Path, name: str):
     path.write_text(f'name = "{name}"\nstyle = "{presets.shipped_dir() / "ink.jpg"}"\n')
     with pytest.raises(ConfigError, match="is not usable"):
         presets.load(path)
+
+
+def test_preview_command_writes_a_contact_sheet(tmp_path: Path, adain_home: Path):
+    from clips import make_clip
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from vstpipe.cli import app
+
+    src = make_clip(tmp_path / "in.mp4", size=(96, 64), frames=3)
+    out = tmp_path / "sheet.png"
+    result = CliRunner().invoke(app, ["presets", "preview", str(src), "--out", str(out),
+                                      "--tile", "64", "--offline"])
+    assert result.exit_code == 0, result.output
+    count = len(presets.available()[0])
+    with Image.open(out) as sheet:
+        rows = -(-(count + 1) // 4)
+        assert sheet.size == (4 * 64, rows * (40 + preview.LABEL_H))
+    again = CliRunner().invoke(app, ["presets", "preview", str(src), "--out", str(out),
+                                     "--offline"])
+    assert again.exit_code == 1 and "--overwrite" in again.output

@@ -313,13 +313,13 @@ def keyframes_check(
     for notice in timeline.notices:
         _say(f"note: {escape(notice)}")
     marks = {k.at: i for i, k in enumerate(timeline.keyframes, start=1)}
-    table = Table("time (s)", "keyframe", "style weights", "alpha")
+    table = Table("time (s)", "keyframe", "style weights", "alpha", "original")
     for t in times:
         weights, alpha = timeline.at(t)
         shown = ", ".join(f"{p.name} {w:.3f}" for p, w in zip(timeline.styles, weights)
-                          if w > 5e-4) or "none"
+                          if w > 5e-4)
         table.add_row(f"{float(t):.3f}", f"#{marks[t]}" if t in marks else "", shown,
-                      f"{alpha:.3f}")
+                      f"{alpha:.3f}", f"{timeline.original_at(t):.3f}")
     Console().print(table)
 
 
