@@ -21,6 +21,7 @@ from .media import EncodeOptions, probe
 from .models import StyleNet
 from .pipeline import ComputeOptions, LookOptions, RenderOptions, preflight, render
 from .progress import downloads, frames
+from .steady import STEADY_SMOOTHING, SteadyOptions
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Turn videos into paintings without the flicker.")
@@ -126,6 +127,15 @@ def render_cmd(
                        ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")
                          ] = False,
+    steady: Annotated[bool, typer.Option(
+        "--steady", help=f"Recommended flicker reduction (--smooth-stats {STEADY_SMOOTHING}).")
+                      ] = False,
+    smooth_stats: Annotated[float | None, typer.Option(
+        help="Smooth AdaIN content statistics over time, weight of the past in [0, 1).")
+                            ] = None,
+    cut_threshold: Annotated[float, typer.Option(
+        help="Colour-histogram distance that counts as a shot cut (resets smoothing).")
+                             ] = SteadyOptions.cut_threshold,
 ) -> None:
     """Stylize every frame of SRC into --out, keeping timestamps, audio and tags."""
     choice = LookChoice(styles=tuple(style or ()), weights=_floats(weights_), preset=preset,
@@ -143,7 +153,10 @@ def render_cmd(
                              style_size=look.style_size),
             compute=ComputeOptions(device=device, precision=precision, batch=batch,
                                    max_side=look.max_side),
-            encode=encode, overwrite=overwrite)
+            encode=encode, overwrite=overwrite,
+            steady=SteadyOptions(smoothing=smooth_stats if smooth_stats is not None
+                                 else STEADY_SMOOTHING if steady else 0.0,
+                                 cut_threshold=cut_threshold))
         preflight(src, out, opts)  # a typo must not cost a 100 MB download
         with downloads() as on_download:
             resolved = weights.resolve(look.model,

@@ -16,9 +16,13 @@ def mean_std(feat: torch.Tensor, eps: float = EPS) -> tuple[torch.Tensor, torch.
     return mean, (var + eps).sqrt()
 
 
-def adain_stats(content: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """AdaIN with given target statistics: std * (x - mu(x)) / sigma(x) + mean."""
-    c_mean, c_std = mean_std(content)
+def adain_stats(content: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
+                own: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """AdaIN with given target statistics: std * (x - mu(x)) / sigma(x) + mean.
+
+    ``own`` replaces the content's own (mu, sigma), e.g. by values smoothed over time.
+    """
+    c_mean, c_std = own if own is not None else mean_std(content)
     return std * (content - c_mean) / c_std + mean
 
 
@@ -73,3 +77,13 @@ def preserve_color(stylized: torch.Tensor, content: torch.Tensor) -> torch.Tenso
     y, _ = luma_chroma(stylized)
     _, chroma = luma_chroma(content)
     return from_luma_chroma(y, chroma)
+
+
+def ema(previous: torch.Tensor | None, current: torch.Tensor, keep: float) -> torch.Tensor:
+    """Exponential moving average: keep * previous + (1 - keep) * current (current if none)."""
+    return current if previous is None else keep * previous + (1.0 - keep) * current
+
+
+def histogram_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Half the L1 distance of two normalised histograms: 0 identical, 1 disjoint."""
+    return float((a - b).abs().sum() / 2)

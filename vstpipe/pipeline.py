@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import ops
+from . import ops, steady
 from .errors import MediaError, OptionError
 from .images import load_style
 from .keyframes import Timeline
@@ -25,6 +25,7 @@ from .media import (
     probe,
 )
 from .models import StyleNet
+from .steady import Steadier, SteadyOptions
 from .stylize import BF16_TOLERANCE, Stylizer, pick_cpu_precision, resolve_device, resolve_precision
 from .tensors import MIN_SIDE, network_size, resize, to_frames, to_tensor
 
@@ -49,6 +50,7 @@ class RenderOptions:
     look: LookOptions
     compute: ComputeOptions = field(default_factory=ComputeOptions)
     encode: EncodeOptions = field(default_factory=EncodeOptions)
+    steady: SteadyOptions = field(default_factory=SteadyOptions)  # temporal consistency
     overwrite: bool = False  # replace an existing output file
     queue_size: int = 8  # decoded frames buffered ahead of the model (bounds memory)
 
@@ -81,6 +83,7 @@ def preflight(src: Path, out: Path, opts: RenderOptions) -> list[torch.Tensor]:
     images, (1, 3, H, W) in [0, 1].
     """
     validate(opts)
+    steady.validate(opts.steady)
     check_encode_options(opts.encode)
     check_output_path(src, out, opts.overwrite)
     probe(src)
@@ -122,21 +125,24 @@ class _Engine:
     stylizer: Stylizer
     bank: StyleBank
     precision: str  # what ran, e.g. "bf16 (auto: max 1/255 from fp32 on the first frame)"
+    steadier: Steadier | None = None  # temporal state; None for one-off frames
 
-    def __call__(self, x: torch.Tensor, look: LookOptions, seconds: Sequence[Fraction]
-                 ) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, look: LookOptions, seconds: Sequence[Fraction],
+                 first_index: int = 0) -> torch.Tensor:
         weights, alpha = frame_looks(look.timeline, seconds)
         mean, std = self.bank.target(weights)
-        return self.stylizer(x, mean, std, alpha.to(x.device), look.preserve_color)
+        steadier = self.steadier if self.steadier and self.steadier.active else None
+        own = (lambda feat: steadier.content_stats(x, feat, first_index)) if steadier else None
+        return self.stylizer(x, mean, std, alpha.to(x.device), look.preserve_color, own)
 
 
 def _engine(net: StyleNet, device: torch.device, dtype: torch.dtype | None,
             styles: list[torch.Tensor], look: LookOptions, first: torch.Tensor,
-            first_time: Fraction) -> _Engine:
+            first_time: Fraction, steadier: Steadier) -> _Engine:
     """Build the stylizer; for `auto` on the CPU, measure bf16 against fp32 on ``first``."""
     if dtype is not None:
         stylizer = Stylizer(net, device, dtype)
-        return _Engine(stylizer, StyleBank.encode(stylizer, styles), _NAMES[dtype])
+        return _Engine(stylizer, StyleBank.encode(stylizer, styles), _NAMES[dtype], steadier)
 
     banks: dict[torch.dtype, StyleBank] = {}
 
@@ -149,7 +155,7 @@ def _engine(net: StyleNet, device: torch.device, dtype: torch.dtype | None,
                    f"{_NAMES[stylizer.dtype]} (auto: on the first frame bf16 was "
                    f"{measured.speedup:.1f}x as fast as fp32 and differed by up to "
                    f"{measured.diff}/255; bf16 is used when faster and within "
-                   f"{BF16_TOLERANCE}/255)")
+                   f"{BF16_TOLERANCE}/255)", steadier)
 
 
 _NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
@@ -201,8 +207,9 @@ def render(src: Path, out: Path, net: StyleNet, opts: RenderOptions,
                 seconds = [t - start_time[0] for t in times]
                 try:
                     if engine is None:
-                        engine = _engine(net, device, dtype, styles, look, x[:1], seconds[0])
-                    y = engine(x, look, seconds)
+                        engine = _engine(net, device, dtype, styles, look, x[:1], seconds[0],
+                                         Steadier(opts.steady))
+                    y = engine(x, look, seconds, done)
                 except torch.OutOfMemoryError:
                     raise OptionError(f"out of {device.type} memory stylizing {len(batch)} "
                                       f"frames at {net_size[0]}x{net_size[1]}; lower --batch "

@@ -78,15 +78,19 @@ class Stylizer:
 
     @torch.inference_mode()
     def __call__(self, content: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
-                 alpha: float | torch.Tensor = 1.0, preserve_color: bool = False
-                 ) -> torch.Tensor:
+                 alpha: float | torch.Tensor = 1.0, preserve_color: bool = False,
+                 own_stats: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+                 | None = None) -> torch.Tensor:
         """(B, 3, H, W) in [0, 1] -> stylized (B, 3, H, W) float32, unclamped.
 
         mean/std are the target statistics, (B or 1, C, 1, 1): one style's, or the closed-form
         blend of several (ops.blend_stats). alpha is a float or a (B, 1, 1, 1) tensor.
+        ``own_stats`` maps the content features to the (mean, std) to normalise them by
+        (default: their own), e.g. statistics smoothed over time.
         """
         feat = self.encode(content)
-        target = ops.mix(feat, ops.adain_stats(feat, mean, std), alpha)
+        own = own_stats(feat) if own_stats is not None else None
+        target = ops.mix(feat, ops.adain_stats(feat, mean, std, own), alpha)
         with self._autocast():
             out = self.net.decode(target)
         if preserve_color:

@@ -1,0 +1,499 @@
+"""Temporal-consistency metric: the warping error of Lai et al. (ECCV 2018), streamed.
+
+"Learning Blind Video Temporal Consistency" measures flicker as the difference between
+each output frame and the previous output frame warped onto it along the optical flow of
+the *source* video, ignoring pixels the flow cannot explain (occlusions, motion
+boundaries). Because even a perfect result inherits the flow's own mistakes and the
+source's lighting changes, the same error is also measured on the source frames with the
+same masks; that is the floor, and stylized / source is the figure worth comparing.
+
+Definitions (for one pair of frames: the reference r = t-1, or t-long_gap, and t):
+
+* Flow on the source frames, OpenCV DIS (medium preset) on 8-bit grey, both directions:
+  ``f`` on the grid of frame t, pointing into r (pixel x of t shows what r shows at
+  x + f(x)), and ``b`` on the grid of r, pointing into t. ``f`` is the flow that warps r
+  onto t: warp(O_r)(x) = O_r(x + f(x)), bilinear (cv2.remap).
+* Valid pixels M (``occlusion_mask``), the test of Sundaram et al. / Ruder et al. that Lai
+  et al. use, with squared magnitudes |.|^2 = u^2 + v^2 and b_w(x) = b(x + f(x)):
+  forward-backward consistent:  |f + b_w|^2 <= 0.01 (|f|^2 + |b_w|^2) + 0.5,
+  not on a motion boundary:     |grad u|^2 + |grad v|^2 <= 0.01 |f|^2 + 0.002
+  (forward differences of f, 0 on the last row/column, as in Lai et al.'s code),
+  and x + f(x) inside frame r.
+* E(t) = sum_x M(x) * mean_c (O_t(x, c) - warp(O_r)(x, c))^2 / sum_x M(x), RGB in [0, 1];
+  the reported error is the mean of E(t) over the pairs.
+
+Choices where the paper, its code and this module differ, and why:
+
+* Channels are averaged, not summed. The paper's eq. (9) prints a squared L2 norm over
+  RGB, but the released ``evaluate_WarpError.py`` reads the mask as a 3-channel image, so
+  it divides the channel sum by 3 * sum(M); its published numbers are this mean. Values
+  here are on that scale (the paper's formula read literally would be 3x larger); the
+  ratios do not depend on it.
+* A correspondence that leaves the frame is invalid. Lai et al.'s resampler clamps at
+  the border, which scores content that only just entered the picture as flicker.
+* Pairs without a single valid pixel (a hard cut, say) are skipped instead of counted as
+  0, which would pull the mean down for videos with more cuts.
+* Flow is DIS rather than FlowNet2 (no network to ship, a few ms per pair on the CPU), so
+  absolute values are not comparable with the paper's tables; ratios against the
+  source floor, measured with the same flow, are.
+* The long-term error is the same measure between frames ``long_gap`` apart (flow
+  computed directly between them, not chained); it shows slow drift that the
+  short-term error cannot.
+
+Everything is compared at the stylized video's size (its longer side capped at
+``max_side``): DIS costs grow with the pixel count, and the stylized frames carry no
+detail finer than the network's processing size anyway. The source is resized to that
+size (INTER_AREA), so source and output may differ in size. Values depend a little on
+that size, so compare runs evaluated with the same ``max_side``.
+
+Memory is bounded: only the last ``long_gap`` frames (at the evaluation size) are kept.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+import torch
+
+from . import ops
+from .errors import MediaError, OptionError
+from .images import load_style
+from .media import Frame, open_source
+from .models import StyleNet
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+# Thresholds of the occlusion test (Sundaram et al. 2010; Ruder et al. 2016), as used by
+# Lai et al.; flows are in pixels, magnitudes squared.
+_FB_SCALE, _FB_OFFSET = 0.01, 0.5
+_MB_SCALE, _MB_OFFSET = 0.01, 0.002
+
+_MIN_FLOW_SIDE = 12  # DIS refuses images whose width and height are both below this
+_MIN_MAX_SIDE = 16
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """How the metric is computed (checked by check_eval_options)."""
+
+    long_gap: int = 10  # frames between the two frames of the long-term error (>= 2)
+    style_every: int = 10  # style distance on every Nth stylized frame (0, N, 2N, ...)
+    # Longer side of the evaluation size; both videos are resized to it (never enlarged)
+    # because DIS time grows with the pixel count. None: the stylized video's own size.
+    max_side: int | None = 480
+    # Shorter side the style image is scaled to before its statistics are taken; feature
+    # statistics depend on scale, so use the --style-size the video was rendered with.
+    style_size: int = 512
+
+
+def check_eval_options(options: EvalOptions) -> None:
+    """OptionError naming the bad value; a plain function so building options never raises."""
+    for name, value, low in (("long_gap", options.long_gap, 2),
+                             ("style_every", options.style_every, 1),
+                             ("style_size", options.style_size, _MIN_MAX_SIDE)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise OptionError(f"{name} must be an integer of at least {low}, got {value!r}")
+    side = options.max_side
+    if side is not None and (isinstance(side, bool) or not isinstance(side, int)
+                             or side < _MIN_MAX_SIDE):
+        raise OptionError(f"max_side must be None or an integer of at least {_MIN_MAX_SIDE}, "
+                          f"got {side!r}")
+
+
+@dataclass(frozen=True)
+class WarpErrors:
+    """What ``warp_errors`` measured; NaN where there was no pair to measure."""
+
+    short: float  # stylized, t-1 -> t
+    short_source: float  # source, same flows and masks: the floor
+    long: float  # stylized, t-long_gap -> t
+    long_source: float
+    frames: int
+    short_pairs: int  # pairs averaged (pairs without any valid pixel are skipped)
+    long_pairs: int
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """The metric for one stylized video against its source.
+
+    Ratios are stylized / source: 1.0 means no flicker beyond what the flow cannot explain
+    in the source itself. A ratio is NaN when either error is (no pairs: too few frames for
+    the long gap), 1.0 when both are 0 and inf when only the source's is.
+    """
+
+    warp_error: float
+    warp_error_source: float
+    ratio: float
+    long_term: float
+    long_term_source: float
+    long_term_ratio: float
+    frames: int
+    style_distance: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain dict for json.dumps; NaN and inf, which JSON cannot hold, become None."""
+        out: dict[str, Any] = {
+            "warp_error": _finite(self.warp_error),
+            "warp_error_source": _finite(self.warp_error_source),
+            "ratio": _finite(self.ratio),
+            "long_term": _finite(self.long_term),
+            "long_term_source": _finite(self.long_term_source),
+            "long_term_ratio": _finite(self.long_term_ratio),
+            "frames": self.frames,
+        }
+        if self.style_distance is not None:
+            out["style_distance"] = _finite(self.style_distance)
+        return out
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _ratio(stylized: float, source: float) -> float:
+    if math.isnan(stylized) or math.isnan(source):
+        return math.nan
+    if source == 0.0:
+        return 1.0 if stylized == 0.0 else math.inf
+    return stylized / source
+
+
+# ---------------------------------------------------------------------------
+# Flow, masks, warping
+# ---------------------------------------------------------------------------
+
+
+def _cv2() -> ModuleType:
+    # OpenCV is an optional extra: only this command needs it.
+    try:
+        import cv2
+    except ImportError:
+        raise OptionError("evaluation needs OpenCV, which is not installed; "
+                          "run: pip install 'vstpipe[eval]'") from None
+    return cv2
+
+
+@functools.lru_cache(maxsize=4)
+def _grid(height: int, width: int) -> np.ndarray:
+    """(H, W, 2) float32 pixel coordinates (x, y), the identity map for cv2.remap."""
+    ys, xs = np.indices((height, width), dtype=np.float32)
+    grid = np.stack((xs, ys), axis=-1)
+    grid.flags.writeable = False  # shared between calls through the cache
+    return grid
+
+
+def occlusion_mask(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
+    """Boolean (H, W) mask M of the pixels the warping error uses: True = valid.
+
+    ``forward``: (H, W, 2) float flow (dx, dy) on the grid of frame t into the reference
+    frame r, so that pixel x of t corresponds to x + forward(x) in r; it is the flow that
+    warps r onto t. ``backward``: the reverse flow, on the grid of r into t. A pixel is
+    valid when its correspondence lands inside r, the two flows agree there, and it is
+    not on a motion boundary of ``forward`` (thresholds in the module docstring).
+    """
+    cv2 = _cv2()
+    f = np.ascontiguousarray(forward, dtype=np.float32)
+    b = np.ascontiguousarray(backward, dtype=np.float32)
+    if f.ndim != 3 or f.shape[2] != 2 or f.shape != b.shape:
+        raise ValueError(f"flows must both be (H, W, 2), got {f.shape} and {b.shape}")
+    height, width = f.shape[:2]
+    coords = _grid(height, width) + f
+    # Border replicate only keeps remap from inventing zeros; those pixels fail `inside`.
+    b_w = cv2.remap(b, coords, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    f_mag = np.einsum("hwc,hwc->hw", f, f)
+    b_mag = np.einsum("hwc,hwc->hw", b_w, b_w)
+    fb = f + b_w
+    consistent = np.einsum("hwc,hwc->hw", fb, fb) <= _FB_SCALE * (f_mag + b_mag) + _FB_OFFSET
+    du = np.zeros_like(f)
+    dv = np.zeros_like(f)
+    du[:, :-1] = f[:, :-1] - f[:, 1:]
+    dv[:-1, :] = f[:-1, :] - f[1:, :]
+    grad = np.einsum("hwc,hwc->hw", du, du) + np.einsum("hwc,hwc->hw", dv, dv)
+    smooth = grad <= _MB_SCALE * f_mag + _MB_OFFSET
+    x, y = coords[..., 0], coords[..., 1]
+    inside = (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
+    return consistent & smooth & inside
+
+
+class _Prepared(NamedTuple):
+    """One frame pair at the evaluation size."""
+
+    gray: np.ndarray  # (H, W) uint8 source luma, what DIS works on
+    source: np.ndarray  # (H, W, 3) float32 RGB in [0, 1]
+    stylized: np.ndarray  # (H, W, 3) float32 RGB in [0, 1]
+
+
+def _eval_size(shape: tuple[int, ...], max_side: int | None) -> tuple[int, int]:
+    """(W, H) of the evaluation: the stylized size, longer side capped at ``max_side``."""
+    height, width = shape[:2]
+    if max_side is None or max(width, height) <= max_side:
+        return width, height
+    scale = max_side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _to_float(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(H, W, 3) uint8 / uint16 / float in [0, 1] -> float32 [0, 1] of ``size`` (W, H)."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise _FrameError(f"frames must be (H, W, 3) RGB, got shape {rgb.shape}")
+    if (rgb.shape[1], rgb.shape[0]) != size:
+        cv2 = _cv2()
+        # Resize before converting: fewer pixels to convert, and INTER_AREA takes 8/16 bits.
+        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    if rgb.dtype == np.uint8:
+        return rgb.astype(np.float32) * np.float32(1 / 255)
+    if rgb.dtype == np.uint16:
+        return rgb.astype(np.float32) * np.float32(1 / 65535)
+    return rgb.astype(np.float32, copy=False)
+
+
+class _Mean:
+    """Running mean over pairs of the (stylized, source) errors."""
+
+    def __init__(self) -> None:
+        self.stylized = 0.0
+        self.source = 0.0
+        self.pairs = 0
+
+    def add(self, errors: tuple[float, float] | None) -> None:
+        if errors is not None:
+            self.stylized += errors[0]
+            self.source += errors[1]
+            self.pairs += 1
+
+    def values(self) -> tuple[float, float]:
+        if not self.pairs:
+            return math.nan, math.nan
+        return self.stylized / self.pairs, self.source / self.pairs
+
+
+class _WarpMeter:
+    """Feed frame pairs in order; keeps only the ``long_gap`` frames still needed."""
+
+    def __init__(self, options: EvalOptions) -> None:
+        self._cv2 = _cv2()
+        self._max_side = options.max_side
+        # The oldest entry is t - long_gap once full, the newest t - 1.
+        self._ring: deque[_Prepared] = deque(maxlen=options.long_gap)
+        self._dis = self._cv2.DISOpticalFlow_create(self._cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        self._shape: tuple[int, ...] | None = None
+        self._size = (0, 0)
+        self._short, self._long = _Mean(), _Mean()
+        self.frames = 0
+
+    def add(self, source: np.ndarray, stylized: np.ndarray) -> None:
+        if self._shape is None:
+            self._shape = stylized.shape
+            self._size = _eval_size(stylized.shape, self._max_side)
+            if max(self._size) < _MIN_FLOW_SIDE:
+                raise _FrameError(f"frames of {self._size[0]}x{self._size[1]} are too small "
+                                 f"for optical flow; at least one side must be "
+                                 f"{_MIN_FLOW_SIDE} pixels")
+        elif stylized.shape != self._shape:
+            raise _FrameError(f"stylized frame {self.frames} has shape {stylized.shape}, "
+                             f"the first had {self._shape}")
+        src = _to_float(source, self._size)
+        cv2 = self._cv2
+        gray = cv2.convertScaleAbs(cv2.cvtColor(src, cv2.COLOR_RGB2GRAY), alpha=255.0)
+        current = _Prepared(gray, src, _to_float(stylized, self._size))
+        ring = self._ring
+        if ring:
+            self._short.add(self._compare(ring[-1], current))
+        if len(ring) == ring.maxlen:
+            self._long.add(self._compare(ring[0], current))
+        ring.append(current)
+        self.frames += 1
+
+    def _compare(self, ref: _Prepared, cur: _Prepared) -> tuple[float, float] | None:
+        """(stylized, source) error of warping ``ref`` onto ``cur``; None: nothing valid."""
+        cv2 = self._cv2
+        forward = self._dis.calc(cur.gray, ref.gray, None)
+        backward = self._dis.calc(ref.gray, cur.gray, None)
+        valid = occlusion_mask(forward, backward)
+        count = int(np.count_nonzero(valid))
+        if count == 0:
+            return None
+        coords = _grid(*forward.shape[:2]) + forward
+
+        def error(now: np.ndarray, before: np.ndarray) -> float:
+            warped = cv2.remap(before, coords, None, cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REPLICATE)
+            diff = now - warped
+            per_pixel = np.einsum("hwc,hwc->hw", diff, diff)  # channel sum; /3 below
+            return float(np.sum(per_pixel, where=valid, dtype=np.float64)) / (3 * count)
+
+        return error(cur.stylized, ref.stylized), error(cur.source, ref.source)
+
+    def result(self) -> WarpErrors:
+        short, short_source = self._short.values()
+        long, long_source = self._long.values()
+        return WarpErrors(short, short_source, long, long_source, self.frames,
+                          self._short.pairs, self._long.pairs)
+
+
+class _FrameError(ValueError):
+    """Frames the metric cannot use (wrong shape, too small, changing size)."""
+
+
+class _FrameCountError(ValueError):
+    def __init__(self, source: int, stylized: int) -> None:
+        super().__init__(f"source has {source} frames but stylized has {stylized}")
+        self.source, self.stylized = source, stylized
+
+
+def _paired(source: Iterable[np.ndarray], stylized: Iterable[np.ndarray]
+            ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """zip that, when one side runs out first, counts the rest of the other and raises."""
+    a, b = iter(source), iter(stylized)
+    count = 0
+    while True:
+        x, y = next(a, None), next(b, None)  # None marks the end: frames are never None
+        if x is None or y is None:
+            if x is None and y is None:
+                return
+            # Draining decodes the rest of the longer video but keeps none of it.
+            rest_a = 0 if x is None else 1 + sum(1 for _ in a)
+            rest_b = 0 if y is None else 1 + sum(1 for _ in b)
+            raise _FrameCountError(count + rest_a, count + rest_b)
+        yield x, y
+        count += 1
+
+
+def warp_errors(source: Iterable[np.ndarray], stylized: Iterable[np.ndarray],
+                opts: EvalOptions = EvalOptions()) -> WarpErrors:
+    """Short- and long-term warping errors of ``stylized`` and of ``source`` (the floor).
+
+    Frames are (H, W, 3) RGB: uint8, uint16 (full scale) or float in [0, 1]; the stylized
+    frames all share one shape, the source's may differ from it. Consumed one pair at a
+    time. ValueError when the counts differ or there are fewer than 2 frames.
+    """
+    check_eval_options(opts)
+    meter = _WarpMeter(opts)
+    for src, sty in _paired(source, stylized):
+        meter.add(src, sty)
+    if meter.frames < 2:
+        raise ValueError(f"the warping error needs at least 2 frames, got {meter.frames}")
+    return meter.result()
+
+
+# ---------------------------------------------------------------------------
+# Style distance
+# ---------------------------------------------------------------------------
+
+
+class _StyleMeter:
+    """Distance of frames' encoder statistics from a style image's.
+
+    Per frame: sum over relu1_1..relu4_1 (the encoder's ``taps``; for uvc-lab the last is
+    its reduced 1/8 layer) of (||mu_F - mu_S||_2 + ||sigma_F - sigma_S||_2) / sqrt(C_l),
+    i.e. the root-mean-square per-channel difference of the means plus that of the
+    standard deviations (ops.mean_std), summed over the 4 layers. sqrt(C_l) rather than
+    C_l keeps each layer's term a per-channel difference whatever its width. This is the
+    AdaIN style loss (Huang & Belongie, eq. 11) made independent of the channel counts;
+    0 means the frame has exactly the style's statistics.
+    """
+
+    def __init__(self, net: StyleNet, style: torch.Tensor, max_side: int | None) -> None:
+        self._net = net
+        self._device = next(net.parameters()).device
+        self._max_side = max_side
+        self._target = self._stats(style)
+        self.total = 0.0
+        self.count = 0
+
+    @torch.inference_mode()
+    def _stats(self, rgb: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        feats = self._net.taps(rgb.to(self._device))
+        # Statistics in float32 whatever precision the network runs in.
+        return [ops.mean_std(feat.float()) for feat in feats]
+
+    def add(self, frame: np.ndarray) -> None:
+        rgb = _to_float(frame, _eval_size(frame.shape, self._max_side))
+        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
+        distance = 0.0
+        for (mean, std), (s_mean, s_std) in zip(self._stats(x), self._target, strict=True):
+            norm = math.sqrt(mean.shape[1])
+            distance += float((torch.linalg.vector_norm(mean - s_mean)
+                               + torch.linalg.vector_norm(std - s_std)) / norm)
+        self.total += distance
+        self.count += 1
+
+    def value(self) -> float:
+        return self.total / self.count if self.count else math.nan
+
+
+def style_distance(frames: Iterable[np.ndarray], style: Path, net: StyleNet,
+                   opts: EvalOptions = EvalOptions()) -> float:
+    """Mean style distance (see _StyleMeter) of every ``style_every``-th of ``frames``."""
+    check_eval_options(opts)
+    meter = _StyleMeter(net, load_style(style, opts.style_size), opts.max_side)
+    for index, frame in enumerate(frames):
+        if index % opts.style_every == 0:
+            meter.add(frame)
+    return meter.value()
+
+
+# ---------------------------------------------------------------------------
+# Files
+# ---------------------------------------------------------------------------
+
+
+def _video_frames(path: Path) -> Iterator[np.ndarray]:
+    with open_source(path) as source:
+        for item in source.items():
+            if isinstance(item, Frame):  # the other streams' packets are of no use here
+                yield item.rgb
+
+
+def evaluate(source: Path, stylized: Path, opts: EvalOptions = EvalOptions(),
+             style: Path | None = None, net: StyleNet | None = None) -> EvalReport:
+    """Warping errors of ``stylized`` against the ``source`` it was made from.
+
+    With ``style`` (and the ``net`` that gives the encoder statistics) the report also
+    carries the style distance; pass a per-frame baseline video as ``stylized`` to get
+    its figures the same way. Both files are decoded once, in step.
+    """
+    source, stylized = Path(source), Path(stylized)
+    check_eval_options(opts)
+    _cv2()  # fail on a missing OpenCV before any decoding
+    if style is not None and net is None:
+        raise OptionError(f"{style}: the style distance needs the model's encoder; "
+                          f"pass net with style")
+    style_meter = (_StyleMeter(net, load_style(style, opts.style_size), opts.max_side)
+                   if style is not None and net is not None else None)
+    meter = _WarpMeter(opts)
+    try:
+        for index, (src, sty) in enumerate(_paired(_video_frames(source),
+                                                   _video_frames(stylized))):
+            meter.add(src, sty)
+            if style_meter is not None and index % opts.style_every == 0:
+                style_meter.add(sty)
+    except _FrameCountError as err:
+        raise MediaError(f"frame counts differ: {source} has {err.source} frames, "
+                         f"{stylized} has {err.stylized}; compare a video with the "
+                         f"source it was made from") from None
+    except _FrameError as err:
+        raise MediaError(f"{stylized}: {err}") from None
+    if meter.frames < 2:
+        raise MediaError(f"{stylized}: only {meter.frames} frame; the warping error "
+                         f"needs at least 2")
+    errors = meter.result()
+    return EvalReport(
+        warp_error=errors.short,
+        warp_error_source=errors.short_source,
+        ratio=_ratio(errors.short, errors.short_source),
+        long_term=errors.long,
+        long_term_source=errors.long_source,
+        long_term_ratio=_ratio(errors.long, errors.long_source),
+        frames=errors.frames,
+        style_distance=style_meter.value() if style_meter is not None else None,
+    )
