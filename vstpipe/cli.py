@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import traceback
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from . import __version__, keyframes, looks, presets, preview, weights
+from . import __version__, evaluate, keyframes, looks, presets, preview, weights
 from .errors import ModelError, OptionError, VstpipeError
 from .looks import LookChoice
 from .media import EncodeOptions, probe
@@ -333,6 +334,45 @@ def keyframes_check(
                           if w > 5e-4)
         table.add_row(f"{float(t):.3f}", f"#{marks[t]}" if t in marks else "", shown,
                       f"{alpha:.3f}", f"{timeline.original_at(t):.3f}")
+    Console().print(table)
+
+
+@app.command("eval")
+def eval_cmd(
+    source: Annotated[Path, typer.Argument(help="The original video.")],
+    stylized: Annotated[Path, typer.Argument(help="Its stylized render.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    long_gap: Annotated[int, typer.Option(help="Frames apart for the long-term error.")] = 10,
+    max_side: Annotated[int | None, typer.Option(
+        help="Evaluate at most this many pixels on the longer side.")] = 480,
+    style: Annotated[Path | None, typer.Option(
+        help="Style image: also report the style-strength figure.")] = None,
+    model: Annotated[str, typer.Option(help="Encoder for the style figure.")] = "adain-vgg19",
+    offline: Annotated[bool, typer.Option(
+        "--offline", help="Never download (also VSTPIPE_OFFLINE=1).")] = False,
+) -> None:
+    """Temporal consistency (Lai et al. 2018 warping error) of STYLIZED against SOURCE."""
+    opts = evaluate.EvalOptions(long_gap=long_gap, max_side=max_side)
+
+    def go() -> evaluate.EvalReport:
+        evaluate.check_eval_options(opts)
+        net = None
+        if style is not None:
+            resolved = weights.resolve(model, offline=offline or weights.offline_from_env())
+            net = weights.load(resolved)
+        return evaluate.evaluate(source, stylized, opts, style=style, net=net)
+
+    report = _run(go)
+    if json_out:
+        typer.echo(json.dumps(report.to_json()))
+        return
+    table = Table("measure", "stylized", "source", "ratio")
+    table.add_row("warping error", f"{report.warp_error:.6f}", f"{report.warp_error_source:.6f}",
+                  f"{report.ratio:.3f}")
+    table.add_row(f"long-term ({long_gap} frames)", f"{report.long_term:.6f}",
+                  f"{report.long_term_source:.6f}", f"{report.long_term_ratio:.3f}")
+    if report.style_distance is not None:
+        table.add_row("style distance", f"{report.style_distance:.4f}", "", "")
     Console().print(table)
 
 
