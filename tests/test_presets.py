@@ -163,3 +163,18 @@ def test_preview_command_writes_a_contact_sheet(tmp_path: Path, adain_home: Path
     again = CliRunner().invoke(app, ["presets", "preview", str(src), "--out", str(out),
                                      "--offline"])
     assert again.exit_code == 1 and "--overwrite" in again.output
+
+
+def test_consistency_keys_come_from_the_preset_and_flags_override(tmp_path: Path):
+    from vstpipe.looks import LookChoice, resolve
+
+    path = tmp_path / "steady.toml"
+    path.write_text(f'style = "{presets.shipped_dir() / "ink.jpg"}"\nsmooth_stats = 0.8\n'
+                    'cut_threshold = 0.3\n')
+    look = resolve(LookChoice(preset=str(path)), None)
+    assert (look.steady.smoothing, look.steady.cut_threshold) == (0.8, 0.3)
+    look = resolve(LookChoice(preset=str(path), smooth_stats=0.0), None)
+    assert look.steady.smoothing == 0.0 and look.steady.cut_threshold == 0.3
+    path.write_text(f'style = "{presets.shipped_dir() / "ink.jpg"}"\nsmooth_stats = 1.0\n')
+    with pytest.raises(ConfigError, match=r"smooth_stats 1.0 is outside \[0, 1\)"):
+        presets.load(path)

@@ -22,7 +22,7 @@ from .media import EncodeOptions, probe
 from .models import StyleNet
 from .pipeline import ComputeOptions, LookOptions, RenderOptions, preflight, render
 from .progress import downloads, frames
-from .steady import STEADY_SMOOTHING, SteadyOptions
+from .steady import STEADY_SMOOTHING
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Turn videos into paintings without the flicker.")
@@ -134,14 +134,16 @@ def render_cmd(
     smooth_stats: Annotated[float | None, typer.Option(
         help="Smooth AdaIN content statistics over time, weight of the past in [0, 1).")
                             ] = None,
-    cut_threshold: Annotated[float, typer.Option(
-        help="Colour-histogram distance that counts as a shot cut (resets smoothing).")
-                             ] = SteadyOptions.cut_threshold,
+    cut_threshold: Annotated[float | None, typer.Option(
+        help="Colour-histogram distance that counts as a shot cut (resets smoothing); "
+             "default 0.2 or the preset's.")] = None,
 ) -> None:
     """Stylize every frame of SRC into --out, keeping timestamps, audio and tags."""
     choice = LookChoice(styles=tuple(style or ()), weights=_floats(weights_), preset=preset,
                         keyframes=keyframes, alpha=alpha, preserve_color=preserve_color,
-                        style_size=style_size, max_side=max_side, model=model)
+                        style_size=style_size, max_side=max_side, model=model,
+                        smooth_stats=STEADY_SMOOTHING if steady and smooth_stats is None
+                        else smooth_stats, cut_threshold=cut_threshold)
     encode = EncodeOptions(codec=codec, crf=crf, pix_fmt=pix_fmt, size=_size(size))
 
     def go() -> None:
@@ -154,10 +156,7 @@ def render_cmd(
                              style_size=look.style_size),
             compute=ComputeOptions(device=device, precision=precision, batch=batch,
                                    max_side=look.max_side),
-            encode=encode, overwrite=overwrite,
-            steady=SteadyOptions(smoothing=smooth_stats if smooth_stats is not None
-                                 else STEADY_SMOOTHING if steady else 0.0,
-                                 cut_threshold=cut_threshold))
+            encode=encode, overwrite=overwrite, steady=look.steady)
         preflight(src, out, opts)  # a typo must not cost a 100 MB download
         with downloads() as on_download:
             resolved = weights.resolve(look.model,

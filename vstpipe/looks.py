@@ -9,6 +9,7 @@ from pathlib import Path
 from . import keyframes, presets
 from .errors import OptionError
 from .keyframes import Timeline
+from .steady import SteadyOptions
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,8 @@ class LookChoice:
     preserve_color: bool | None = None  # --preserve-color override
     style_size: int | None = None  # --style-size override
     max_side: int | None = None  # --max-side override
+    smooth_stats: float | None = None  # --smooth-stats override (--steady sets it too)
+    cut_threshold: float | None = None  # --cut-threshold override
     model: str | None = None  # --model override
 
 
@@ -30,6 +33,7 @@ class Look:
     preserve_color: bool
     style_size: int
     max_side: int | None
+    steady: SteadyOptions
     model: str
     notices: tuple[str, ...]  # e.g. a user preset overriding a shipped one
 
@@ -66,6 +70,10 @@ def resolve(choice: LookChoice, fps: Fraction | None) -> Look:
         else choice.preserve_color,
         style_size=base.style_size if choice.style_size is None else choice.style_size,
         max_side=base.max_side if choice.max_side is None else choice.max_side,
+        steady=SteadyOptions(
+            smoothing=base.smooth_stats if choice.smooth_stats is None else choice.smooth_stats,
+            cut_threshold=base.cut_threshold if choice.cut_threshold is None
+            else choice.cut_threshold),
         model=base.model if choice.model is None else choice.model,
         notices=tuple(notices),
     )

@@ -11,6 +11,8 @@ A preset file::
     model = "adain-vgg19"                  # registry name or weights directory
     max_side = 1024                        # processing size: longer side the network sees
     style_size = 512                       # shorter side of the style images
+    smooth_stats = 0.9                     # temporal smoothing of AdaIN statistics (0 = off)
+    cut_threshold = 0.2                    # shot-cut sensitivity (resets temporal state)
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from .errors import ConfigError
 from .images import is_image
 
 KEYS = ("name", "description", "style", "alpha", "preserve_color", "model", "max_side",
-        "style_size")
+        "style_size", "smooth_stats", "cut_threshold")
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class Preset:
     preserve_color: bool = False  # keep the source colours
     model: str = "adain-vgg19"  # registry name or weights directory
     max_side: int | None = None  # longer side the network sees; None: full size
+    smooth_stats: float = 0.0  # EMA weight of the past for AdaIN content statistics; 0 = off
+    cut_threshold: float = 0.2  # colour-histogram distance that starts a new shot
     style_size: int = 512  # shorter side of the style images
     source: Path | None = None  # the TOML file it came from
     shipped: bool = False  # ships with vstpipe (False: the user's own)
@@ -106,6 +110,8 @@ def load(path: Path, shipped: bool = False) -> Preset:
         preserve_color=tomlspec.get(data, "preserve_color", bool, where, False),
         model=tomlspec.get(data, "model", str, where, "adain-vgg19"),
         max_side=max_side,
+        smooth_stats=_in_range(data, "smooth_stats", 0.0, where, 0.0, 1.0, "[0, 1)"),
+        cut_threshold=_in_range(data, "cut_threshold", 0.2, where, 0.0, 1.0, "(0, 1]"),
         style_size=style_size,
         source=path,
         shipped=shipped,
@@ -122,6 +128,15 @@ def _user_presets() -> tuple[list[Preset], dict[str, ConfigError]]:
         except ConfigError as exc:  # one broken file must not take every command down
             broken[path.stem] = exc
     return good, broken
+
+
+def _in_range(data: dict[str, Any], key: str, default: float, where: str, low: float,
+              high: float, shown: str) -> float:
+    value = float(tomlspec.get(data, key, (int, float), where, default))
+    ok = (low <= value < high) if shown.startswith("[") else (low < value <= high)
+    if not ok:
+        raise ConfigError(f"{where}: {key} {value} is outside {shown}")
+    return value
 
 
 def available() -> tuple[dict[str, Preset], list[str]]:
