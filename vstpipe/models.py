@@ -94,6 +94,11 @@ def _conv(cin: int, cout: int, k: int = 3) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, k, 1, 0)
 
 
+def _pcr(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """Reflection pad, convolution, ReLU: UVC's repeated block."""
+    return torch.relu(conv(nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")))
+
+
 class UVCEncoder(nn.Module):
     """UVC ``encoder3(reduce=True)``: conv1..conv6 (relu3_1) then ``downsample`` to 1/8."""
 
@@ -105,18 +110,14 @@ class UVCEncoder(nn.Module):
         self.conv6 = _conv(128, 256)
         self.downsample = nn.Sequential(nn.MaxPool2d(2, 2), _conv(256, 256, 1), nn.ReLU())
 
-    @staticmethod
-    def _pad_conv_relu(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-        return torch.relu(conv(nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")))
-
     def taps(self, lab: torch.Tensor) -> list[torch.Tensor]:  # (B, 3, H, W) Lab in [-1, 1]
-        x = self._pad_conv_relu(self.conv2, self.conv1(lab))
+        x = _pcr(self.conv2, self.conv1(lab))
         r1 = x
-        x = self._pad_conv_relu(self.conv3, x)
-        x = self._pad_conv_relu(self.conv4, nn.functional.max_pool2d(x, 2))
+        x = _pcr(self.conv3, x)
+        x = _pcr(self.conv4, nn.functional.max_pool2d(x, 2))
         r2 = x
-        x = self._pad_conv_relu(self.conv5, x)
-        x = self._pad_conv_relu(self.conv6, nn.functional.max_pool2d(x, 2))
+        x = _pcr(self.conv5, x)
+        x = _pcr(self.conv6, nn.functional.max_pool2d(x, 2))
         return [r1, r2, x, self.downsample(x)]  # relu1_1, relu2_1, relu3_1, reduced (1/8)
 
     def forward(self, lab: torch.Tensor) -> torch.Tensor:
@@ -135,15 +136,12 @@ class UVCDecoder(nn.Module):
         self.conv11 = _conv(64, 3)
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:  # (B, 256, h, w)
-        def pcr(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-            return torch.relu(conv(nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")))
-
         def up(x: torch.Tensor) -> torch.Tensor:
             return nn.functional.interpolate(x, scale_factor=2, mode="nearest")
 
-        x = up(pcr(self.conv7, self.upsample(feat)))
-        x = up(pcr(self.conv9, pcr(self.conv8, x)))
-        x = pcr(self.conv10, x)
+        x = up(_pcr(self.conv7, self.upsample(feat)))
+        x = up(_pcr(self.conv9, _pcr(self.conv8, x)))
+        x = _pcr(self.conv10, x)
         x = self.conv11(nn.functional.pad(x, (1, 1, 1, 1), mode="reflect"))
         return torch.tanh(x)  # (B, 3, 8h, 8w) Lab in [-1, 1]
 
