@@ -22,7 +22,7 @@ from .media import EncodeOptions, probe
 from .models import StyleNet
 from .pipeline import ComputeOptions, LookOptions, RenderOptions, preflight, render
 from .progress import downloads, frames
-from .steady import STEADY_SMOOTHING
+from .steady import STEADY_FLOW_BLEND, STEADY_SMOOTHING
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Turn videos into paintings without the flicker.")
@@ -129,11 +129,14 @@ def render_cmd(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")
                          ] = False,
     steady: Annotated[bool, typer.Option(
-        "--steady", help=f"Recommended flicker reduction (--smooth-stats {STEADY_SMOOTHING}).")
-                      ] = False,
+        "--steady", help=f"Recommended flicker reduction: --smooth-stats {STEADY_SMOOTHING} "
+                         f"--flow-blend {STEADY_FLOW_BLEND} (explicit flags win).")] = False,
     smooth_stats: Annotated[float | None, typer.Option(
         help="Smooth AdaIN content statistics over time, weight of the past in [0, 1).")
                             ] = None,
+    flow_blend: Annotated[float | None, typer.Option(
+        help="Blend in the previous output frame warped along the source's optical flow, "
+             "where the flow is reliable; share in [0, 1].")] = None,
     cut_threshold: Annotated[float | None, typer.Option(
         help="Colour-histogram distance that counts as a shot cut (resets smoothing); "
              "default 0.2 or the preset's.")] = None,
@@ -143,7 +146,9 @@ def render_cmd(
                         keyframes=keyframes, alpha=alpha, preserve_color=preserve_color,
                         style_size=style_size, max_side=max_side, model=model,
                         smooth_stats=STEADY_SMOOTHING if steady and smooth_stats is None
-                        else smooth_stats, cut_threshold=cut_threshold)
+                        else smooth_stats,
+                        flow_blend=STEADY_FLOW_BLEND if steady and flow_blend is None
+                        else flow_blend, cut_threshold=cut_threshold)
     encode = EncodeOptions(codec=codec, crf=crf, pix_fmt=pix_fmt, size=_size(size))
 
     def go() -> None:

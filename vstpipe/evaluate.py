@@ -9,16 +9,9 @@ same masks; that is the floor, and stylized / source is the figure worth compari
 
 Definitions (for one pair of frames: the reference r = t-1, or t-long_gap, and t):
 
-* Flow on the source frames, OpenCV DIS (medium preset) on 8-bit grey, both directions:
-  ``f`` on the grid of frame t, pointing into r (pixel x of t shows what r shows at
-  x + f(x)), and ``b`` on the grid of r, pointing into t. ``f`` is the flow that warps r
-  onto t: warp(O_r)(x) = O_r(x + f(x)), bilinear (cv2.remap).
-* Valid pixels M (``occlusion_mask``), the test of Sundaram et al. / Ruder et al. that Lai
-  et al. use, with squared magnitudes |.|^2 = u^2 + v^2 and b_w(x) = b(x + f(x)):
-  forward-backward consistent:  |f + b_w|^2 <= 0.01 (|f|^2 + |b_w|^2) + 0.5,
-  not on a motion boundary:     |grad u|^2 + |grad v|^2 <= 0.01 |f|^2 + 0.002
-  (forward differences of f, 0 on the last row/column, as in Lai et al.'s code),
-  and x + f(x) inside frame r.
+* Flow on the source frames, OpenCV DIS (medium preset) on 8-bit grey, both directions,
+  and the valid pixels M from the occlusion test of Lai et al.: see flow.py for the
+  conventions and thresholds.
 * E(t) = sum_x M(x) * mean_c (O_t(x, c) - warp(O_r)(x, c))^2 / sum_x M(x), RGB in [0, 1];
   the reported error is the mean of E(t) over the pairs.
 
@@ -57,32 +50,23 @@ Memory is bounded: only the last ``long_gap`` frames (at the evaluation size) ar
 
 from __future__ import annotations
 
-import functools
 import math
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
 from . import ops
 from .errors import MediaError, OptionError
+from .flow import MIN_FLOW_SIDE, DisFlow, cv2_module, occlusion_mask, to_gray8, warp
 from .images import load_style
 from .media import Frame, Source, open_source
 from .models import StyleNet
 
-if TYPE_CHECKING:
-    from types import ModuleType
-
-# Thresholds of the occlusion test (Sundaram et al. 2010; Ruder et al. 2016), as used by
-# Lai et al.; flows are in pixels, magnitudes squared.
-_FB_SCALE, _FB_OFFSET = 0.01, 0.5
-_MB_SCALE, _MB_OFFSET = 0.01, 0.002
-
-_MIN_FLOW_SIDE = 12  # DIS refuses images whose width and height are both below this
 _MIN_MAX_SIDE = 16
 
 
@@ -197,66 +181,6 @@ class _FrameCountError(ValueError):
         self.source, self.stylized = source, stylized
 
 
-# ---------------------------------------------------------------------------
-# Flow, masks, warping
-# ---------------------------------------------------------------------------
-
-
-def _cv2() -> ModuleType:
-    # OpenCV is an optional extra: only this command needs it.
-    try:
-        import cv2
-    except ImportError:
-        raise OptionError("evaluation needs OpenCV, which is not installed; "
-                          "run: pip install 'vstpipe[eval]'") from None
-    return cv2
-
-
-@functools.lru_cache(maxsize=4)
-def _grid(height: int, width: int) -> np.ndarray:
-    """(H, W, 2) float32 pixel coordinates (x, y), the identity map for cv2.remap."""
-    ys, xs = np.indices((height, width), dtype=np.float32)
-    grid = np.stack((xs, ys), axis=-1)
-    grid.flags.writeable = False  # shared between calls through the cache
-    return grid
-
-
-def occlusion_mask(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
-    """Boolean (H, W) mask M of the pixels the warping error uses: True = valid.
-
-    ``forward``: (H, W, 2) float flow (dx, dy) on the grid of frame t into the reference
-    frame r, so that pixel x of t corresponds to x + forward(x) in r; it is the flow that
-    warps r onto t. ``backward``: the reverse flow, on the grid of r into t. A pixel is
-    valid when its correspondence lands inside r, the two flows agree there, and it is
-    not on a motion boundary of ``forward`` (thresholds in the module docstring).
-    """
-    cv2 = _cv2()
-    f = np.ascontiguousarray(forward, dtype=np.float32)
-    b = np.ascontiguousarray(backward, dtype=np.float32)
-    if f.ndim != 3 or f.shape[2] != 2 or f.shape != b.shape:
-        raise ValueError(f"flows must both be (H, W, 2), got {f.shape} and {b.shape}")
-    height, width = f.shape[:2]
-    coords = _grid(height, width) + f
-    # Border replicate only keeps remap from inventing zeros; those pixels fail `inside`.
-    b_w = cv2.remap(b, coords, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    fu, fv = cv2.split(f)  # contiguous planes: faster arithmetic than strided views
-    bu, bv = cv2.split(b_w)
-    f_mag = fu * fu + fv * fv
-    su, sv = fu + bu, fv + bv
-    consistent = su * su + sv * sv <= _FB_SCALE * (f_mag + bu * bu + bv * bv) + _FB_OFFSET
-    # Forward differences, 0 on the last column/row (Lai et al.'s compute_flow_gradients).
-    grad = np.zeros((height, width), np.float32)
-    for plane in (fu, fv):
-        du = plane[:, :-1] - plane[:, 1:]
-        grad[:, :-1] += du * du
-        dv = plane[:-1] - plane[1:]
-        grad[:-1] += dv * dv
-    smooth = grad <= _MB_SCALE * f_mag + _MB_OFFSET
-    x, y = cv2.split(coords)
-    inside = (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
-    return consistent & smooth & inside
-
-
 class _Prepared(NamedTuple):
     """One frame of both videos, at the evaluation size."""
 
@@ -280,7 +204,7 @@ def _to_float(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         raise _FrameError(f"frames must be (H, W, 3) RGB, got shape {rgb.shape}")
     height, width = rgb.shape[:2]
     if (width, height) != size:
-        cv2 = _cv2()
+        cv2 = cv2_module()
         # INTER_AREA averages without aliasing when shrinking, the usual case (the network
         # ran at most at the source size); enlarging with it repeats pixels in blocks whose
         # edges no flow can warp, which would inflate the source's floor, so enlarge
@@ -321,12 +245,11 @@ class _WarpMeter:
     """Feed frame pairs in order; keeps only the ``long_gap`` frames still needed."""
 
     def __init__(self, options: EvalOptions) -> None:
-        self._cv2 = _cv2()
         self._max_side = options.max_side
         self._min_valid = options.min_valid
         # The oldest entry is t - long_gap once full, the newest t - 1.
         self._ring: deque[_Prepared] = deque(maxlen=options.long_gap)
-        self._dis = self._cv2.DISOpticalFlow_create(self._cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        self._flow = DisFlow()
         self._shape: tuple[int, ...] | None = None
         self._size = (0, 0)
         self._short, self._long = _Mean(), _Mean()
@@ -336,17 +259,15 @@ class _WarpMeter:
         if self._shape is None:
             self._shape = stylized.shape
             self._size = _eval_size(stylized.shape, self._max_side)
-            if max(self._size) < _MIN_FLOW_SIDE:
+            if max(self._size) < MIN_FLOW_SIDE:
                 raise _FrameError(f"frames of {self._size[0]}x{self._size[1]} are too small "
                                   f"for optical flow; at least one side must be "
-                                  f"{_MIN_FLOW_SIDE} pixels")
+                                  f"{MIN_FLOW_SIDE} pixels")
         elif stylized.shape != self._shape:
             raise _FrameError(f"stylized frame {self.frames} has shape {stylized.shape}, "
                               f"the first had {self._shape}")
         src = _to_float(source, self._size)
-        cv2 = self._cv2
-        gray = cv2.convertScaleAbs(cv2.cvtColor(src, cv2.COLOR_RGB2GRAY), alpha=255.0)
-        current = _Prepared(gray, src, _to_float(stylized, self._size))
+        current = _Prepared(to_gray8(src), src, _to_float(stylized, self._size))
         ring = self._ring
         if ring:
             self._short.add(self._compare(ring[-1], current))
@@ -357,19 +278,14 @@ class _WarpMeter:
 
     def _compare(self, ref: _Prepared, cur: _Prepared) -> tuple[float, float] | None:
         """(stylized, source) error of warping ``ref`` onto ``cur``; None: a cut."""
-        cv2 = self._cv2
-        forward = self._dis.calc(cur.gray, ref.gray, None)
-        backward = self._dis.calc(ref.gray, cur.gray, None)
+        forward, backward = self._flow.pair(cur.gray, ref.gray)
         valid = occlusion_mask(forward, backward)
         count = int(np.count_nonzero(valid))
         if count == 0 or count < self._min_valid * valid.size:
             return None
-        coords = _grid(*forward.shape[:2]) + forward
 
         def error(now: np.ndarray, before: np.ndarray) -> float:
-            warped = cv2.remap(before, coords, None, cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_REPLICATE)
-            diff = now - warped
+            diff = now - warp(before, forward)
             per_pixel = np.einsum("hwc,hwc->hw", diff, diff)  # channel sum; /3 below
             return float(np.sum(per_pixel, where=valid, dtype=np.float64)) / (3 * count)
 

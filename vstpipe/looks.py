@@ -23,6 +23,7 @@ class LookChoice:
     style_size: int | None = None  # --style-size override
     max_side: int | None = None  # --max-side override
     smooth_stats: float | None = None  # --smooth-stats override (--steady sets it too)
+    flow_blend: float | None = None  # --flow-blend override (--steady sets it too)
     cut_threshold: float | None = None  # --cut-threshold override
     model: str | None = None  # --model override
 
@@ -72,6 +73,7 @@ def resolve(choice: LookChoice, fps: Fraction | None) -> Look:
         max_side=base.max_side if choice.max_side is None else choice.max_side,
         steady=SteadyOptions(
             smoothing=base.smooth_stats if choice.smooth_stats is None else choice.smooth_stats,
+            flow_blend=base.flow_blend if choice.flow_blend is None else choice.flow_blend,
             cut_threshold=base.cut_threshold if choice.cut_threshold is None
             else choice.cut_threshold),
         model=base.model if choice.model is None else choice.model,

@@ -87,3 +87,12 @@ def ema(previous: torch.Tensor | None, current: torch.Tensor, keep: float) -> to
 def histogram_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     """Half the L1 distance of two normalised histograms: 0 identical, 1 disjoint."""
     return float((a - b).abs().sum() / 2)
+
+
+def guided_blend(current, warped, valid, strength: float):
+    """current + strength * valid * (warped - current): the previous output, carried along the
+    flow, replaces a share ``strength`` of the current one where the flow is valid.
+
+    Works on numpy arrays and tensors alike; ``valid`` broadcasts against ``current``.
+    """
+    return current + (strength * valid) * (warped - current)

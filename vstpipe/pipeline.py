@@ -132,8 +132,12 @@ class _Engine:
         weights, alpha = frame_looks(look.timeline, seconds)
         mean, std = self.bank.target(weights)
         steadier = self.steadier if self.steadier and self.steadier.active else None
-        own = (lambda feat: steadier.content_stats(x, feat, first_index)) if steadier else None
-        return self.stylizer(x, mean, std, alpha.to(x.device), look.preserve_color, own)
+        if steadier is None:
+            return self.stylizer(x, mean, std, alpha.to(x.device), look.preserve_color)
+        starts = steadier.shot_starts(x, first_index)
+        y = self.stylizer(x, mean, std, alpha.to(x.device), look.preserve_color,
+                          lambda feat: steadier.content_stats(feat, starts))
+        return steadier.blend(x, y, starts)
 
 
 def _engine(net: StyleNet, device: torch.device, dtype: torch.dtype | None,

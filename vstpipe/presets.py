@@ -12,6 +12,7 @@ A preset file::
     max_side = 1024                        # processing size: longer side the network sees
     style_size = 512                       # shorter side of the style images
     smooth_stats = 0.9                     # temporal smoothing of AdaIN statistics (0 = off)
+    flow_blend = 0.8                       # flow-guided blending with the previous frame (0 = off)
     cut_threshold = 0.2                    # shot-cut sensitivity (resets temporal state)
 """
 
@@ -31,7 +32,7 @@ from .errors import ConfigError
 from .images import is_image
 
 KEYS = ("name", "description", "style", "alpha", "preserve_color", "model", "max_side",
-        "style_size", "smooth_stats", "cut_threshold")
+        "style_size", "smooth_stats", "flow_blend", "cut_threshold")
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class Preset:
     model: str = "adain-vgg19"  # registry name or weights directory
     max_side: int | None = None  # longer side the network sees; None: full size
     smooth_stats: float = 0.0  # EMA weight of the past for AdaIN content statistics; 0 = off
+    flow_blend: float = 0.0  # share of the flow-warped previous output kept; 0 = off
     cut_threshold: float = 0.2  # colour-histogram distance that starts a new shot
     style_size: int = 512  # shorter side of the style images
     source: Path | None = None  # the TOML file it came from
@@ -111,6 +113,7 @@ def load(path: Path, shipped: bool = False) -> Preset:
         model=tomlspec.get(data, "model", str, where, "adain-vgg19"),
         max_side=max_side,
         smooth_stats=_in_range(data, "smooth_stats", 0.0, where, 0.0, 1.0, "[0, 1)"),
+        flow_blend=_in_range(data, "flow_blend", 0.0, where, 0.0, 1.0, "[0, 1]"),
         cut_threshold=_in_range(data, "cut_threshold", 0.2, where, 0.0, 1.0, "(0, 1]"),
         style_size=style_size,
         source=path,
@@ -133,7 +136,8 @@ def _user_presets() -> tuple[list[Preset], dict[str, ConfigError]]:
 def _in_range(data: dict[str, Any], key: str, default: float, where: str, low: float,
               high: float, shown: str) -> float:
     value = float(tomlspec.get(data, key, (int, float), where, default))
-    ok = (low <= value < high) if shown.startswith("[") else (low < value <= high)
+    ok = (low <= value if shown[0] == "[" else low < value) and \
+        (value <= high if shown[-1] == "]" else value < high)
     if not ok:
         raise ConfigError(f"{where}: {key} {value} is outside {shown}")
     return value

@@ -1,0 +1,155 @@
+"""Consistency benchmark: per-frame stylization vs each inference-time option and --steady.
+
+    python bench/steady_bench.py                       # README's table: bikes + bigbuckbunny
+    python bench/steady_bench.py --clips bikes.mp4 --configs per-frame,flow-0.6
+    python bench/steady_bench.py --throughput 3        # fps only, configs interleaved 3 times
+    python bench/steady_bench.py --smoke               # a few seconds, for CI
+
+Every configuration renders the whole clip with the real uvc-lab weights of ../shared/models
+(random adain-vgg19 weights and a generated clip with --smoke), losslessly (FFV1), so the
+figures measure the method, not the codec; then ``vstpipe eval`` measures it against the
+source: short- and long-term warping error, their ratios to the source's own, and the style
+distance to the style image. fps is the render's (decode + model + consistency + encode).
+Prints a table and the ratios against per-frame stylization measured in the same run;
+asserts nothing. ``--throughput N`` renders only (no evaluation), the configurations
+interleaved N times so that load on a shared machine hits them alike, and prints the median fps
+of each and its ratio to per-frame stylization.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from vstpipe import pipeline, weights
+from vstpipe.evaluate import EvalOptions, evaluate
+from vstpipe.keyframes import Timeline
+from vstpipe.media import EncodeOptions
+from vstpipe.steady import STEADY_FLOW_BLEND, STEADY_SMOOTHING, SteadyOptions
+
+MEDIA = ROOT.parent / "shared" / "media"
+UVC = ROOT.parent / "shared" / "models" / "uvc-ae"
+
+
+def _config(name: str) -> SteadyOptions:
+    """per-frame | smooth-X | flow-X | cuts-off-flow-X | steady (the --steady combination)."""
+    if name == "per-frame":
+        return SteadyOptions()
+    if name == "steady":
+        return SteadyOptions(smoothing=STEADY_SMOOTHING, flow_blend=STEADY_FLOW_BLEND)
+    parts = dict(part.split("-", 1) for part in name.split("+"))
+    return SteadyOptions(smoothing=float(parts.get("smooth", 0)),
+                         flow_blend=float(parts.get("flow", 0)))
+
+
+def _render(clip: Path, out: Path, style: Path, net, name: str, max_side: int, batch: int
+            ) -> pipeline.RenderReport:
+    opts = pipeline.RenderOptions(
+        look=pipeline.LookOptions(Timeline.constant([style], [], 1.0)),
+        compute=pipeline.ComputeOptions(precision="fp32", batch=batch, max_side=max_side),
+        encode=EncodeOptions(codec="ffv1", pix_fmt="bgr0"),
+        steady=_config(name), overwrite=True)
+    return pipeline.render(clip, out, net, opts)
+
+
+def throughput(clip: Path, style: Path, net, configs: list[str], max_side: int, batch: int,
+               rounds: int, tmp: Path) -> None:
+    fps: dict[str, list[float]] = {name: [] for name in configs}
+    for _ in range(rounds):
+        for name in configs:
+            report = _render(clip, tmp / "out.mkv", style, net, name, max_side, batch)
+            fps[name].append(report.frames / report.seconds)
+    median = {name: statistics.median(values) for name, values in fps.items()}
+    base = median.get("per-frame")
+    print(f"{'clip':<17}{'config':<20}{'median fps':>11}   runs{'':<20}vs per-frame")
+    for name, values in fps.items():
+        runs = " ".join(f"{v:.2f}" for v in values)
+        rel = f"{median[name] / base:.3f}x" if base else ""
+        print(f"{clip.name:<17}{name:<20}{median[name]:>11.2f}   {runs:<24}{rel}")
+
+
+def run(clip: Path, style: Path, net, configs: list[str], max_side: int, batch: int,
+        tmp: Path) -> list[dict]:
+    rows = []
+    for name in configs:
+        out = tmp / f"{clip.stem}-{name}.mkv"
+        report = _render(clip, out, style, net, name, max_side, batch)
+        ev = evaluate(clip, out, EvalOptions(), style=style, net=net)
+        rows.append({"clip": clip.name, "config": name, "short": ev.warp_error,
+                     "ratio": ev.ratio, "long": ev.long_term, "long_ratio": ev.long_term_ratio,
+                     "style": ev.style_distance, "fps": report.frames / report.seconds})
+        out.unlink()
+    return rows
+
+
+def show(rows: list[dict]) -> None:
+    print(f"{'clip':<17}{'config':<20}{'short':>10}{'ratio':>7}{'long':>10}{'ratio':>7}"
+          f"{'style':>8}{'fps':>7}   vs per-frame: short ratio, style, fps")
+    base = {r["clip"]: r for r in rows if r["config"] == "per-frame"}
+    for r in rows:
+        b = base.get(r["clip"])
+        rel = (f"   {r['ratio'] / b['ratio'] - 1:+.0%}, {r['style'] / b['style'] - 1:+.1%}, "
+               f"{r['fps'] / b['fps']:.2f}x" if b else "")
+        print(f"{r['clip']:<17}{r['config']:<20}{r['short']:>10.2e}{r['ratio']:>7.2f}"
+              f"{r['long']:>10.2e}{r['long_ratio']:>7.2f}{r['style']:>8.4f}{r['fps']:>7.2f}{rel}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clips", default="bikes.mp4,bigbuckbunny.mp4")
+    parser.add_argument("--style", type=Path, default=MEDIA / "starry_night.jpg")
+    parser.add_argument("--configs", default="per-frame,smooth-0.9,flow-0.8,steady")
+    parser.add_argument("--max-side", type=int, default=320)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--throughput", type=int, default=0, metavar="ROUNDS")
+    parser.add_argument("--smoke", action="store_true")
+    args = parser.parse_args()
+    configs = args.configs.split(",")
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        if args.smoke or not UVC.exists():
+            from clips import make_clip
+            from fakes import random_state
+
+            from vstpipe import models
+            print("smoke: generated clip, random adain-vgg19 weights" if args.smoke else
+                  f"{UVC} is missing: smoke run on a generated clip with random weights")
+            net = models.build("adain-vgg19", {r: random_state("adain-vgg19", r, i)
+                                               for i, r in enumerate(("encoder", "decoder"))})
+            clips = [make_clip(tmp / "clip.mp4", frames=6, size=(64, 48))]
+            style = _random_style(tmp)
+            max_side = 64
+        else:
+            net = weights.load(weights.resolve(str(UVC), offline=True))
+            clips = [MEDIA / name for name in args.clips.split(",")]
+            style, max_side = args.style, args.max_side
+        if args.throughput:
+            for clip in clips:
+                throughput(clip, style, net, configs, max_side, args.batch, args.throughput,
+                           tmp)
+            return
+        rows = []
+        for clip in clips:
+            rows += run(clip, style, net, configs, max_side, args.batch, tmp)
+            show(rows)
+            print()
+
+
+def _random_style(tmp: Path) -> Path:
+    import numpy as np
+    from PIL import Image
+
+    path = tmp / "style.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)
+                    ).save(path)
+    return path
+
+
+if __name__ == "__main__":
+    main()
