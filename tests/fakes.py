@@ -20,7 +20,13 @@ def random_state(arch: str, role: str, seed: int = 0) -> dict[str, torch.Tensor]
     module = models.published_module(arch, role)
     state = {}
     for key, value in module.state_dict().items():
-        if key.endswith("weight"):
+        if key.endswith(("running_var", "normalize.std")):  # must stay positive
+            state[key] = torch.ones(value.shape) * (0.25 if "normalize" in key else 1.0)
+        elif key.endswith(("running_mean", "normalize.mean")):
+            state[key] = torch.full(value.shape, 0.45 if "normalize" in key else 0.0)
+        elif key.endswith("num_batches_tracked"):
+            state[key] = torch.tensor(0)
+        elif key.endswith("weight"):
             fan_in = value[0].numel()
             state[key] = torch.randn(value.shape, generator=gen) * (2.0 / fan_in) ** 0.5
         else:
@@ -44,6 +50,16 @@ def _centre_output(arch: str, state: dict[str, torch.Tensor], gen: torch.Generat
     if arch == "uvc-lab":
         out = torch.atanh(out.clamp(-0.99, 0.99))
     state[bias] += target - out.mean(dim=(0, 2, 3))
+
+
+def save_random_tracker(path: Path, seed: int = 0) -> Path:
+    """A random UVC tracker checkpoint as UVC's training script writes it: a dict with the
+    DataParallel ("module."-prefixed) state dict, the epoch and the best loss."""
+    state = random_state("uvc-tracker", "tracker", seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"epoch": 30, "state_dict": {f"module.{k}": v for k, v in state.items()},
+                "best_loss": 0.5}, path)
+    return path
 
 
 def save_random_weights(arch: str, folder: Path, seed: int = 0) -> dict[str, Path]:

@@ -124,7 +124,7 @@ def _served_spec(server: _Server, files: dict[str, Path], *, prefix: str = "/w/"
 
 
 def test_registry_names_urls_and_published_file_names() -> None:
-    assert list(weights.REGISTRY) == ["adain-vgg19", "uvc-lab"]
+    assert list(weights.REGISTRY) == ["adain-vgg19", "uvc-lab", "uvc-tracker"]
     for name, ms in weights.REGISTRY.items():
         assert ms.name == name and ms.arch in models.ARCHS and ms.licence == "MIT"
         assert {f.role: f.name for f in ms.files} == dict(models.ARCHS[ms.arch].files)
@@ -140,6 +140,39 @@ def test_registry_names_urls_and_published_file_names() -> None:
     assert (uvc["encoder"].size, uvc["decoder"].size) == (2486942, 2485612)
     assert uvc["decoder"].sha256 == \
         "7b255e36afabc7679413c76fb5eb602f95a0fbe1e55056b870c6d9b79e6e29f0"
+    (tracker,) = weights.spec("uvc-tracker").files
+    assert tracker.url == \
+        "https://github.com/Liusifei/UVC/raw/master/weights/checkpoint_latest.pth.tar"
+    assert tracker.git_sha1 == "8e2c3c43d05451f0008312dd84e8555b4d1a8eb0"
+
+
+def test_git_blob_id_matches_git_hash_object(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    path = tmp_path / "blob.bin"
+    path.write_bytes(bytes(range(256)) * 1000)
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    expected = subprocess.run(["git", "hash-object", str(path)], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    assert weights.git_blob_sha1(path) == expected
+
+
+def test_tracker_checkpoint_import_checks_the_git_blob_id(tmp_path: Path,
+                                                          vstpipe_home: Path) -> None:
+    from fakes import save_random_tracker
+
+    ckpt = save_random_tracker(tmp_path / "checkpoint_latest.pth.tar")
+    with pytest.raises(ChecksumError, match="git blob id"):
+        weights.import_files("uvc-tracker", [ckpt])
+    weights.import_files("uvc-tracker", [ckpt], unverified=True)
+    manifest = json.loads((weights.model_dir("uvc-tracker") / weights.MANIFEST).read_text())
+    assert manifest["files"]["checkpoint_latest.pth.tar"]["published"] is False
+    state = weights.load_states(weights.resolve("uvc-tracker", offline=True))["tracker"]
+    assert len(state) == 148 and not any(k.startswith("module.") for k in state)
+    with pytest.raises(ModelError, match="not a stylization model"):
+        weights.load(weights.resolve("uvc-tracker", offline=True))
 
 
 def test_home_honours_vstpipe_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -171,7 +204,7 @@ def test_offline_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_status_of_an_empty_cache() -> None:
     statuses = weights.list_models()
     assert [(s.name, s.installed, s.size) for s in statuses] == \
-        [("adain-vgg19", False, 0), ("uvc-lab", False, 0)]
+        [("adain-vgg19", False, 0), ("uvc-lab", False, 0), ("uvc-tracker", False, 0)]
 
 
 # --- pull ------------------------------------------------------------------------------------
@@ -467,7 +500,8 @@ def test_resolve_model_json_reuses_a_registry_encoder(tmp_path: Path,
 @pytest.mark.parametrize(("content", "message"), [
     ('{"arch": "vgg", "files": {}}', r"arch \"vgg\" is not known; choose from adain-vgg19"),
     ('{"arch": "uvc-lab", "files": {}, "encoder": "x"}',
-     r"unknown key 'encoder'; expected arch, files, description, encoder_from, decoder_from"),
+     r"unknown key 'encoder'; expected arch, files, description, training, encoder_from, "
+     "decoder_from"),
     ('{"arch": "uvc-lab", "files": {"encoder": "missing.pth"}}', r"files.encoder names"),
     ('{"arch": "uvc-lab", "files": {"decoder": "d.pth"}}', r"no encoder; give files.encoder"),
     ("{not json", r"model.json: unreadable"),

@@ -210,8 +210,14 @@ def models_import(
         "--unverified", help="Accept files whose sha256 differs from the published one.")
                           ] = False,
 ) -> None:
-    """Copy local weight files into the cache after checking their layout (offline machines)."""
-    folder = _run(lambda: weights.import_files(name, files, unverified=unverified))
+    """Copy local weight files into the cache after checking their layout (offline machines).
+
+    Or install a model directory (one with model.json, e.g. a `vstpipe finetune` run) under a
+    new NAME: `vstpipe models import my-look runs/steady`, then `render --model my-look`."""
+    if len(files) == 1 and files[0].is_dir():
+        folder = _run(lambda: weights.import_model_dir(name, files[0]))
+    else:
+        folder = _run(lambda: weights.import_files(name, files, unverified=unverified))
     _say(f"{name}: imported into {escape(str(folder))}")
 
 
@@ -378,6 +384,118 @@ def eval_cmd(
     if report.style_distance is not None:
         table.add_row("style distance", f"{report.style_distance:.4f}", "", "")
     Console().print(table)
+
+
+_Opt = typer.Option  # the training flags below are many; this keeps them to one line each
+
+
+def _train(stage: str, values: dict[str, object], config: Path | None) -> None:
+    """Shared body of `train` and `finetune`: options, the loop, the closing line."""
+    from .progress import training
+    from .train import loop, options
+
+    cli = dict(values, stage=stage)
+    for flag in ("offline", "resume", "from_scratch"):  # an unset switch leaves the file's value
+        cli[flag] = True if cli.get(flag) else None
+    if weights.offline_from_env():
+        cli["offline"] = True
+    opts = _run(lambda: options.merge(cli, config))
+    with training(f"{'finetune' if stage == 'video' else 'train'} {opts.out.name}") as bar:
+        report = _run(lambda: loop.train(opts, bar))
+    if not report.main:  # another rank of a torchrun job: rank 0 reports
+        raise typer.Exit(130 if report.interrupted else 0)
+    terms = ", ".join(f"{k} {v:.4g}" for k, v in report.terms.items())
+    skipped = f"; {report.skipped} unreadable images skipped" if report.skipped else ""
+    if report.interrupted:
+        _say(f"interrupted at step {report.steps}; checkpoint saved in {escape(str(opts.out))}"
+             f"; continue with --resume{skipped}")
+        raise typer.Exit(130)
+    _say(f"wrote model {escape(str(opts.out))} ({report.steps} steps, {terms}){skipped}; "
+         f"render with --model {escape(str(opts.out))}")
+
+
+# Options that `finetune` and `train` share.
+_Styles = Annotated[Path | None, _Opt(help="Folder of style images (recursive).")]
+_Out = Annotated[Path | None, _Opt(help="Run folder; becomes a model directory.")]
+_Steps = Annotated[int | None, _Opt(help="Optimizer steps (default 1000).")]
+_Lr = Annotated[float | None, _Opt(help="Adam learning rate (1e-4).")]
+_Seed = Annotated[int | None, _Opt(help="Random seed (0).")]
+_Crop = Annotated[int | None, _Opt(help="Square crop size (256).")]
+_LambdaC = Annotated[float | None, _Opt(help="Weight of L_c (1).")]
+_LambdaS = Annotated[float | None, _Opt(help="Weight of L_s (3).")]
+_Every = Annotated[int | None, _Opt(help="Steps between checkpoints (200).")]
+_Resume = Annotated[bool, _Opt("--resume", help="Continue from OUT/checkpoint.pt.")]
+_Device = Annotated[str | None, _Opt(help="auto, cpu or cuda.")]
+_Offline = Annotated[bool, _Opt("--offline", help="Never download weights.")]
+_Config = Annotated[Path | None, _Opt(help="TOML file of these options (flags win).")]
+
+
+@app.command("finetune")
+def finetune_cmd(
+    davis: Annotated[Path | None, _Opt(help="DAVIS 2017 root (JPEGImages/480p/<seq>/).")] = None,
+    styles: _Styles = None,
+    out: _Out = None,
+    model: Annotated[str | None, _Opt(help="Model to start from (name or DIR).")] = None,
+    affinity: Annotated[str | None, _Opt(help="Affinity estimator: uvc (paper) or encoder.")
+                        ] = None,
+    affinity_layer: Annotated[int | None, _Opt(help="encoder backend: style layer 0..3/-1.")
+                              ] = None,
+    steps: _Steps = None,
+    batch: Annotated[int | None, _Opt(help="Frame pairs per step and process (4).")] = None,
+    lr: _Lr = None,
+    seed: _Seed = None,
+    crop: _Crop = None,
+    max_gap: Annotated[int | None, _Opt(help="Frames apart within a pair: 1..N (5, max 10).")
+                       ] = None,
+    lambda_content: _LambdaC = None,
+    lambda_style: _LambdaS = None,
+    lambda_affinity: Annotated[float | None, _Opt(help="Weight of L_a (10000).")] = None,
+    lambda_temporal: Annotated[float | None, _Opt(help="Weight of L_temp (10).")] = None,
+    eps: Annotated[float | None, _Opt(help="Diagonal added to the target affinity (0.1).")
+                   ] = None,
+    sigma: Annotated[float | None, _Opt(help="Width of the centre weighting G (0.5).")] = None,
+    temperature: Annotated[float | None, _Opt(help="Affinity softmax temperature.")] = None,
+    normalize: Annotated[bool | None, _Opt(help="L2-normalise affinity features.")] = None,
+    affinity_chunk: Annotated[int | None, _Opt(help="Affinity columns per chunk (1024).")
+                              ] = None,
+    checkpoint_every: _Every = None,
+    resume: _Resume = False,
+    device: _Device = None,
+    offline: _Offline = False,
+    config: _Config = None,
+) -> None:
+    """Finetune a decoder on DAVIS frame pairs with the paper's inter-frame affinity loss."""
+    values = dict(locals())
+    values.pop("config")
+    _train("video", values, config)
+
+
+@app.command("train")
+def train_cmd(
+    content: Annotated[Path | None, _Opt(help="Folder of content images (recursive).")] = None,
+    styles: _Styles = None,
+    out: _Out = None,
+    model: Annotated[str | None, _Opt(help="Encoder (and starting decoder): name or DIR.")
+                     ] = None,
+    from_scratch: Annotated[bool, _Opt("--from-scratch",
+                                       help="Start from a random decoder.")] = False,
+    steps: _Steps = None,
+    batch: Annotated[int | None, _Opt(help="Images per step and process (4).")] = None,
+    lr: _Lr = None,
+    seed: _Seed = None,
+    crop: _Crop = None,
+    lambda_content: _LambdaC = None,
+    lambda_style: _LambdaS = None,
+    checkpoint_every: _Every = None,
+    resume: _Resume = False,
+    device: _Device = None,
+    offline: _Offline = False,
+    config: _Config = None,
+) -> None:
+    """The image stage: train a decoder on content and style images (L_c + L_s)."""
+    values = dict(locals())
+    values.pop("config")
+    _train("image", values, config)
 
 
 def main() -> None:

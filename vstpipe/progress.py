@@ -76,3 +76,33 @@ def downloads() -> Iterator[Callable[[str, int, int | None], None]]:
             bar.update(tasks[name], completed=done, total=total)
 
         yield update
+
+
+@contextmanager
+def training(label: str) -> Iterator[Callable[[int, int, dict[str, float]], None]]:
+    """A (step, steps, loss terms) callback: a bar with every term, or a line every 10 s."""
+    console = Console(stderr=True)
+
+    def shown(terms: dict[str, float]) -> str:
+        return "  ".join(f"{k} {v:.4g}" for k, v in terms.items())
+
+    if not console.is_terminal:
+        last = [0.0]
+
+        def line(step: int, steps: int, terms: dict[str, float]) -> None:
+            now = time.perf_counter()
+            if now - last[0] >= 10 or step == steps:
+                last[0] = now
+                sys.stderr.write(f"{label}: step {step}/{steps}  {shown(terms)}\n")
+
+        yield line
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeRemainingColumn(), TextColumn("{task.fields[terms]}"))
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task(label, total=None, terms="")
+
+        def update(step: int, steps: int, terms: dict[str, float]) -> None:
+            bar.update(task, completed=step, total=steps, terms=shown(terms))
+
+        yield update

@@ -17,6 +17,8 @@ import http.client
 import json
 import os
 import pickle
+import re
+import shutil
 import struct
 import tempfile
 import urllib.error
@@ -50,6 +52,7 @@ class FileSpec:
     url: str
     sha256: str | None  # None: not published anywhere we trust; the manifest pins first sight
     size: int | None  # bytes
+    git_sha1: str | None = None  # git blob id in the upstream repository (`git hash-object`)
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,21 @@ REGISTRY: dict[str, ModelSpec] = {
         licence="MIT",
         homepage="https://github.com/Liusifei/UVC",
         description="UVC colour autoencoder (Li, Liu et al. 2019), reduced relu3_1, OpenCV Lab",
+    ),
+    # Committed to the UVC repository as a plain git blob (no LFS); no sha256 or size is
+    # published, so the blob id of that commit pins the bytes instead.
+    "uvc-tracker": ModelSpec(
+        name="uvc-tracker",
+        arch="uvc-tracker",
+        files=(
+            FileSpec("tracker", "checkpoint_latest.pth.tar",
+                     f"{_UVC_WEIGHTS}/checkpoint_latest.pth.tar", None, None,
+                     git_sha1="8e2c3c43d05451f0008312dd84e8555b4d1a8eb0"),
+        ),
+        licence="MIT",
+        homepage="https://github.com/Liusifei/UVC",
+        description="UVC tracker (ResNet-18, stride 8): the affinity estimator of the paper, "
+                    "for `vstpipe finetune --affinity uvc`",
     ),
 }
 
@@ -205,10 +223,21 @@ def _load_state(path: Path, label: str, *, safetensors: bool) -> dict[str, torch
                 AttributeError, OSError, struct.error) as exc:
             raise ModelError(f"{label}: damaged weights file ({type(exc).__name__}: "
                              f"{_one_line(exc)}); expected {expected}") from None
+    state = _unwrap_checkpoint(state)
     if not isinstance(state, dict) or not all(
             isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         raise ModelError(f"{label}: holds a {type(state).__name__} that is not a flat state "
                          f"dict; expected {expected}")
+    return state
+
+
+def _unwrap_checkpoint(state: object) -> object:
+    """A training checkpoint {"state_dict": {...}, "epoch": ...} -> its state dict, without the
+    "module." prefix nn.DataParallel adds to every key (UVC's tracker is saved that way)."""
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+        if state and all(isinstance(k, str) and k.startswith("module.") for k in state):
+            state = {k.removeprefix("module."): v for k, v in state.items()}
     return state
 
 
@@ -323,14 +352,26 @@ def _copy_hashing(src: Path, dst: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+def git_blob_sha1(path: Path) -> str:
+    """The id git gives the file's bytes as a blob (what `git hash-object` prints)."""
+    digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode(), usedforsecurity=False)
+    with path.open("rb") as src:
+        while chunk := src.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def _check_published(ms: ModelSpec, f: FileSpec, sha256: str, size: int, label: str,
-                     hint: str) -> None:
+                     hint: str, path: Path) -> None:
     what = f"the published {ms.name} {f.role} ({f.name})"
     if f.size is not None and size != f.size:
         raise ChecksumError(f"{label}: {size} bytes, {what} has {f.size}; {hint}")
     if f.sha256 is not None and sha256 != f.sha256:
         raise ChecksumError(f"{label}: sha256 {sha256[:16]}... differs from {what} "
                             f"{f.sha256[:16]}...; {hint}")
+    if f.git_sha1 is not None and (blob := git_blob_sha1(path)) != f.git_sha1:
+        raise ChecksumError(f"{label}: git blob id {blob[:12]}... differs from {what} "
+                            f"{f.git_sha1[:12]}...; {hint}")
 
 
 def _installed_ok(folder: Path, f: FileSpec, manifest: dict[str, Any]) -> bool:
@@ -447,7 +488,7 @@ def _download(ms: ModelSpec, f: FileSpec, folder: Path, on_progress: ProgressFn 
             raise failed(f"connection dropped after {done} of {total} bytes")
         sha256 = digest.hexdigest()
         _check_published(ms, f, sha256, done, f.url,
-                         "not the published file (download cut short or replaced upstream)")
+                         "not the published file (download cut short or replaced upstream)", tmp)
         state = _load_state(tmp, f.url, safetensors=f.name.endswith(".safetensors"))
         models.check_layout(ms.arch, f.role, state, f.url)
         os.replace(tmp, folder / f.name)
@@ -474,7 +515,8 @@ def import_files(name: str, files: Sequence[Path], *, model: ModelSpec | None = 
             raise ModelError(f"{src}: no such file; expected the {ms.name} files {published}")
     by_role = {f.role: f for f in ms.files}
     with _model_folder(ms.name) as folder, contextlib.ExitStack() as stack:
-        staged: dict[str, tuple[Path, Path, str, int]] = {}  # role -> (source, temp, sha, size)
+        # role -> (source, temp, sha256, size, is the published file)
+        staged: dict[str, tuple[Path, Path, str, int, bool]] = {}
         for src in files:
             tmp = stack.enter_context(_staging(folder, src.name))
             sha256, size = _copy_hashing(src, tmp)
@@ -487,18 +529,52 @@ def import_files(name: str, files: Sequence[Path], *, model: ModelSpec | None = 
             if (src.suffix == ".safetensors") != f.name.endswith(".safetensors"):
                 raise ModelError(f"{src}: the cache holds the published {f.name}, not a "
                                  f"converted file; use `--model DIR` for converted weights")
-            if not unverified:
+            try:
                 _check_published(ms, f, sha256, size, str(src),
                                  "not the published file; use `--model DIR` for other weights, "
-                                 "or `vstpipe models import --unverified` to install it anyway")
-            staged[role] = (src, tmp, sha256, size)
-        for role, (_, tmp, _, _) in staged.items():
+                                 "or `vstpipe models import --unverified` to install it anyway",
+                                 tmp)
+                is_published = True
+            except ChecksumError:
+                if not unverified:
+                    raise
+                is_published = False
+            staged[role] = (src, tmp, sha256, size, is_published)
+        for role, (_, tmp, *_) in staged.items():
             os.replace(tmp, folder / by_role[role].name)
         _record(folder, ms, {by_role[role].name: _entry(by_role[role], sha256, size,
-                                                        str(src.resolve()),
-                                                        published=by_role[role].sha256 in (None, sha256))
-                             for role, (src, _, sha256, size) in staged.items()})
+                                                        str(src.resolve()), published=ok)
+                             for role, (src, _, sha256, size, ok) in staged.items()})
     return folder
+
+
+def import_model_dir(name: str, source: Path) -> Path:
+    """Install a model directory (``model.json`` + its files, e.g. a ``vstpipe finetune`` run)
+    under a new ``name``, so ``--model NAME`` finds it. Checked (layouts included) before
+    anything is copied; installed atomically; an existing name is refused."""
+    if name in REGISTRY:
+        raise ModelError(f"'{name}' is a registry model; give your model another name")
+    if not re.fullmatch(r"[A-Za-z0-9][\w.-]*", name):
+        raise ModelError(f"model name '{name}' is not usable; use letters, digits, '-', '_', '.'")
+    target = model_dir(name)
+    if target.exists():
+        raise ModelError(f"model '{name}' is already installed in {target}; choose another "
+                         "name or remove that folder")
+    resolved = _resolve_model_json(source, offline=True, on_progress=None)
+    load(resolved)  # every file readable and in its published layout
+    spec_text = (source / MODEL_JSON).read_text(encoding="utf-8")
+    own = json.loads(spec_text).get("files", {})
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=target.parent))
+    try:
+        for fname in own.values():
+            _copy_hashing(source / fname, staging / fname)
+        (staging / MODEL_JSON).write_text(spec_text, encoding="utf-8")
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
 
 
 # --- verify ---------------------------------------------------------------------------------
@@ -562,6 +638,10 @@ def resolve(model: str, *, offline: bool, on_progress: ProgressFn | None = None
             pull(model, on_progress=on_progress)
         folder = model_dir(model)
         return ResolvedModel(model, ms.arch, {f.role: folder / f.name for f in ms.files})
+    installed = model_dir(model)
+    if re.fullmatch(r"[A-Za-z0-9][\w.-]*", model) and (installed / MODEL_JSON).is_file() \
+            and not Path(model).is_dir():
+        return _resolve_model_json(installed, offline=offline, on_progress=on_progress)
     folder = Path(model).expanduser()
     if folder.is_dir():
         if (folder / MODEL_JSON).is_file():
@@ -614,11 +694,12 @@ def _resolve_model_json(folder: Path, *, offline: bool, on_progress: ProgressFn 
     if not isinstance(data, dict):
         raise ModelError(f"{path}: expected a JSON object with arch and files")
     arch_name = data.get("arch")
-    if arch_name not in models.ARCHS:
+    style_archs = [a.name for a in models.ARCHS.values() if a.kind == "style"]
+    if arch_name not in style_archs:
         raise ModelError(f"{path}: arch {json.dumps(arch_name)} is not known; choose from "
-                         f"{', '.join(models.ARCHS)}")
+                         f"{', '.join(style_archs)}")
     roles = list(models.ARCHS[arch_name].files)
-    allowed = ["arch", "files", "description", *(f"{r}_from" for r in roles)]
+    allowed = ["arch", "files", "description", "training", *(f"{r}_from" for r in roles)]
     unknown = [k for k in data if k not in allowed]
     if unknown:
         raise ModelError(f"{path}: unknown key '{unknown[0]}'; expected {', '.join(allowed)}")
@@ -650,12 +731,22 @@ def _resolve_model_json(folder: Path, *, offline: bool, on_progress: ProgressFn 
     return ResolvedModel(str(folder), arch_name, paths)
 
 
-def load(resolved: ResolvedModel) -> models.StyleNet:
-    """Read and layout-check every file of ``resolved`` and build its StyleNet (eval, no grad)."""
+def load_states(resolved: ResolvedModel) -> dict[str, dict[str, torch.Tensor]]:
+    """role -> state dict of every file of ``resolved``, each layout-checked."""
     states = {}
     for role, path in resolved.paths.items():
         state = load_state_file(path)
         models.check_layout(resolved.arch, role, state, str(path))
         states[role] = state
-    return models.build(resolved.arch, states)
+    return states
+
+
+def load(resolved: ResolvedModel) -> models.StyleNet:
+    """Read and layout-check every file of ``resolved`` and build its StyleNet (eval, no grad)."""
+    if models.ARCHS[resolved.arch].kind != "style":
+        style = ", ".join(n for n, ms in REGISTRY.items()
+                          if models.ARCHS[ms.arch].kind == "style")
+        raise ModelError(f"model '{resolved.name}' is an affinity estimator for `vstpipe "
+                         f"finetune --affinity uvc`, not a stylization model; use {style}")
+    return models.build(resolved.arch, load_states(resolved))
 

@@ -1,0 +1,106 @@
+"""The paper's losses against hand computations on tiny tensors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from vstpipe import ops
+from vstpipe.train import losses
+from vstpipe.train.losses import AffinitySettings, LossWeights
+
+
+def test_content_loss_is_the_mean_squared_difference():
+    a = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])
+    b = torch.tensor([[[[1.0, 0.0], [3.0, 8.0]]]])
+    assert float(losses.content_loss(a, b)) == pytest.approx((4 + 16) / 4)
+
+
+def test_style_loss_is_mse_of_means_plus_mse_of_stds_summed_over_layers():
+    # One layer, 2 channels of 2 values: channel means and stds by hand (population variance
+    # plus ops.EPS, as ops.mean_std computes them for AdaIN).
+    out = torch.tensor([[[[0.0, 2.0]], [[1.0, 1.0]]]])  # means 1, 1; var 1, 0
+    sty = torch.tensor([[[[1.0, 3.0]], [[0.0, 4.0]]]])  # means 2, 2; var 1, 4
+    std = lambda var: math.sqrt(var + ops.EPS)
+    expected_mean = ((1 - 2) ** 2 + (1 - 2) ** 2) / 2
+    expected_std = ((std(1) - std(1)) ** 2 + (std(0) - std(4)) ** 2) / 2
+    one = float(losses.style_loss([out], [sty]))
+    assert one == pytest.approx(expected_mean + expected_std, rel=1e-5)
+    assert float(losses.style_loss([out, out], [sty, sty])) == pytest.approx(2 * one, rel=1e-6)
+
+
+def test_temporal_loss():
+    a, b = torch.zeros(1, 3, 2, 2), torch.full((1, 3, 2, 2), 0.5)
+    assert float(losses.temporal_loss(a, b)) == pytest.approx(0.25)
+
+
+def test_affinity_is_a_column_softmax_of_dot_products():
+    # Two 1-channel "frames" of 2 positions: x = (1, 2), y = (3, -1), raw dot products.
+    x = torch.tensor([1.0, 2.0]).view(1, 1, 1, 2)
+    y = torch.tensor([3.0, -1.0]).view(1, 1, 1, 2)
+    a = losses.affinity(x, y, normalize=False)
+    # Column j: softmax over i of x_i * y_j.
+    col0 = torch.softmax(torch.tensor([3.0, 6.0]), 0)
+    col1 = torch.softmax(torch.tensor([-1.0, -2.0]), 0)
+    torch.testing.assert_close(a[0], torch.stack([col0, col1], 1))
+    torch.testing.assert_close(a.sum(1), torch.ones(1, 2))
+    # Temperature divides the logits; normalisation makes them cosines (here +-1).
+    hot = losses.affinity(x, y, normalize=False, temperature=2.0)
+    torch.testing.assert_close(hot[0, :, 0], torch.softmax(torch.tensor([1.5, 3.0]), 0))
+    unit = losses.affinity(x, y, normalize=True)
+    torch.testing.assert_close(unit[0], torch.full((2, 2), 0.5))
+
+
+def test_gaussian_weighting_favours_the_centre():
+    g = losses.centre_weights(4, 4, sigma=0.5).view(4, 4)
+    # Position (row 0, col 0) sits at (-1.5, -1.5) from the centre; half diagonal^2 = 8.
+    assert float(g[0, 0]) == pytest.approx(math.exp(-(4.5 / 8) / 0.5))
+    assert float(g[1, 1]) == pytest.approx(math.exp(-(0.5 / 8) / 0.5))
+    assert float(g[1, 1]) == float(g.max())
+    big = losses.gaussian_weighting(4, 4)
+    torch.testing.assert_close(big, g.flatten()[:, None] * g.flatten()[None, :])
+
+
+def test_affinity_loss_by_hand():
+    a = torch.tensor([[[0.5, 0.2], [0.5, 0.8]]])
+    a_hat = torch.tensor([[[0.6, 0.2], [0.4, 0.8]]])
+    g = torch.tensor([[1.0, 0.5], [0.5, 0.25]])
+    # (A + 0.1 I) - A_hat = [[0, 0], [0.1, 0.1]]; weighted squares: 0, 0, 0.005, 0.0025.
+    assert float(losses.affinity_loss(a, a_hat, g, eps=0.1)) == pytest.approx(0.0075 / 4)
+
+
+@pytest.mark.parametrize("normalize, chunk", [(True, 5), (False, 7), (True, 1024)])
+def test_chunked_pair_loss_equals_the_full_matrices_and_their_gradients(normalize, chunk):
+    torch.manual_seed(0)
+    src_a, src_b = torch.randn(2, 4, 3, 5), torch.randn(2, 4, 3, 5)
+    sty_a = torch.randn(2, 4, 3, 5, requires_grad=True)
+    sty_b = torch.randn(2, 4, 3, 5, requires_grad=True)
+    settings = AffinitySettings(normalize=normalize, temperature=0.5, sigma=0.7, chunk=chunk)
+    chunked = losses.pair_affinity_loss(src_a, src_b, sty_a, sty_b, settings)
+    full = losses.affinity_loss(
+        losses.affinity(src_a, src_b, normalize, 0.5),
+        losses.affinity(sty_a, sty_b, normalize, 0.5),
+        losses.gaussian_weighting(3, 5, 0.7), eps=0.1)
+    torch.testing.assert_close(chunked, full)
+    g_chunked = torch.autograd.grad(chunked, (sty_a, sty_b))
+    g_full = torch.autograd.grad(full, (sty_a, sty_b))
+    for got, want in zip(g_chunked, g_full, strict=True):
+        torch.testing.assert_close(got, want)
+
+
+def test_affinity_loss_is_zero_only_for_the_perturbed_target():
+    # A_hat = A + eps I gives zero; A_hat = A does not (eps pulls towards the identity).
+    a = losses.affinity(torch.randn(1, 3, 2, 2), torch.randn(1, 3, 2, 2))
+    g = losses.gaussian_weighting(2, 2)
+    assert float(losses.affinity_loss(a, a + 0.1 * torch.eye(4), g)) == 0.0
+    assert float(losses.affinity_loss(a, a, g)) > 0.0
+
+
+def test_total_uses_the_paper_weights_by_default():
+    terms = {"content": torch.tensor(1.0), "style": torch.tensor(2.0),
+             "affinity": torch.tensor(1e-4), "temporal": torch.tensor(0.5)}
+    assert float(losses.total_loss(terms, LossWeights())) == pytest.approx(1 + 6 + 1 + 5)
+    only = {"content": torch.tensor(1.0), "style": torch.tensor(2.0)}
+    assert float(losses.total_loss(only, LossWeights(style=1.0))) == pytest.approx(3.0)

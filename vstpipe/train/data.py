@@ -1,0 +1,142 @@
+"""Training data: DAVIS 2017 frame pairs, content images, style images.
+
+DAVIS layout: ``ROOT/JPEGImages/480p/<sequence>/*.jpg``; the sequences listed in
+``ROOT/ImageSets/2017/train.txt`` when that file exists, else every folder. A video sample is two
+frames of one sequence ``gap`` frames apart, gap drawn uniformly from 1..max_gap (the paper: at
+most 5, up to 10 works), with the same random crop and the same horizontal flip on both. Images
+(content for the image stage, and styles) are scaled so the shorter side is ``2 * crop`` at most
+(AdaIN's 512 for 256 crops) and randomly cropped. Folders are searched recursively for image
+files by extension; a file that does not decode is skipped, counted in ``skipped``, and never
+stops the run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import OptionError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+MAX_GAP = 10
+
+
+@dataclass(frozen=True)
+class DavisSequence:
+    name: str
+    frames: tuple[Path, ...]  # in frame order
+
+
+def image_files(folder: Path, what: str) -> list[Path]:
+    """Every image file under ``folder`` (recursively, sorted); OptionError if none."""
+    if not folder.is_dir():
+        raise OptionError(f"{folder}: {what} folder not found")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
+                   and p.is_file())
+    if not files:
+        raise OptionError(f"{folder}: no images in the {what} folder (looked for "
+                          f"{', '.join(IMAGE_SUFFIXES)}, recursively)")
+    return files
+
+
+def davis_sequences(root: Path) -> list[DavisSequence]:
+    """The training sequences of a DAVIS 2017 folder, each with at least 2 frames."""
+    frames_dir = root / "JPEGImages" / "480p"
+    if not frames_dir.is_dir():
+        raise OptionError(f"{root}: not a DAVIS folder; expected JPEGImages/480p/<sequence>/"
+                          "*.jpg inside it")
+    listing = root / "ImageSets" / "2017" / "train.txt"
+    if listing.is_file():
+        names = [n.strip() for n in listing.read_text(encoding="utf-8").splitlines() if n.strip()]
+    else:
+        names = sorted(p.name for p in frames_dir.iterdir() if p.is_dir())
+    sequences = []
+    for name in names:
+        frames = tuple(sorted((frames_dir / name).glob("*.jpg")))
+        if len(frames) >= 2:
+            sequences.append(DavisSequence(name, frames))
+    if not sequences:
+        raise OptionError(f"{frames_dir}: no sequence with at least 2 .jpg frames"
+                          + (f" among those listed in {listing}" if listing.is_file() else ""))
+    return sequences
+
+
+def _read(path: Path) -> np.ndarray | None:
+    """(H, W, 3) uint8, or None when the file does not decode."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return np.array(im.convert("RGB"))
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError):
+        return None
+
+
+def _tensor(rgb: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255.0)
+
+
+def _fit(x: torch.Tensor, crop: int, max_short: int | None) -> torch.Tensor:
+    """Scale (3, H, W) so the shorter side is at least ``crop`` and at most ``max_short``."""
+    short = min(x.shape[1:])
+    target = max(crop, min(short, max_short)) if max_short else max(crop, short)
+    if target == short:
+        return x
+    scale = target / short
+    size = (max(crop, round(x.shape[1] * scale)), max(crop, round(x.shape[2] * scale)))
+    return F.interpolate(x[None], size=size, mode="bilinear", antialias=True,
+                         align_corners=False)[0]
+
+
+class Sampler:
+    """Random samples from one rank's stream: same seed, rank and order give the same data."""
+
+    def __init__(self, seed: int, rank: int, crop: int) -> None:
+        self.rng = np.random.default_rng([seed, rank])
+        self.crop = crop
+        self.skipped: list[Path] = []  # files that did not decode
+
+    def _box(self, shape: tuple[int, ...]) -> tuple[int, int]:
+        return (int(self.rng.integers(0, shape[1] - self.crop + 1)),
+                int(self.rng.integers(0, shape[2] - self.crop + 1)))
+
+    def image(self, files: list[Path]) -> torch.Tensor:
+        """(3, crop, crop) from a random readable file of ``files``."""
+        for _ in range(100):
+            path = files[int(self.rng.integers(len(files)))]
+            rgb = _read(path)
+            if rgb is None:
+                self.skipped.append(path)
+                continue
+            x = _fit(_tensor(rgb), self.crop, 2 * self.crop)
+            top, left = self._box(x.shape)
+            return x[:, top:top + self.crop, left:left + self.crop]
+        raise OptionError(f"100 images in a row did not decode (last: {self.skipped[-1]}); "
+                          "check the folder")
+
+    def pair(self, sequences: list[DavisSequence], max_gap: int
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two frames (3, crop, crop) of one sequence, 1..max_gap apart, same crop and flip."""
+        for _ in range(100):
+            seq = sequences[int(self.rng.integers(len(sequences)))]
+            gap = int(self.rng.integers(1, min(max_gap, len(seq.frames) - 1) + 1))
+            first = int(self.rng.integers(0, len(seq.frames) - gap))
+            paths = (seq.frames[first], seq.frames[first + gap])
+            rgbs = [_read(p) for p in paths]
+            bad = [p for p, rgb in zip(paths, rgbs, strict=True) if rgb is None]
+            if bad or rgbs[0].shape != rgbs[1].shape:
+                self.skipped.extend(bad or paths[1:])
+                continue
+            a, b = (_fit(_tensor(rgb), self.crop, None) for rgb in rgbs)
+            top, left = self._box(a.shape)
+            box = (slice(None), slice(top, top + self.crop), slice(left, left + self.crop))
+            a, b = a[box], b[box]
+            if self.rng.random() < 0.5:
+                a, b = a.flip(-1), b.flip(-1)
+            return a, b
+        raise OptionError(f"100 frame pairs in a row did not decode (last: "
+                          f"{self.skipped[-1]}); check the DAVIS folder")

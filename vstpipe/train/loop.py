@@ -1,0 +1,300 @@
+"""The training loop: image stage and affinity finetune, one process or several (torchrun).
+
+Each step: B samples per rank (content images, or DAVIS frame pairs) and one style image per
+sample; AdaIN targets from the frozen encoder; the decoder (the only trained part) decodes them;
+the losses of losses.py; Adam. Under ``torchrun`` the decoder is wrapped in
+DistributedDataParallel (gloo on the CPU, NCCL on CUDA), every rank draws its own sample stream
+(seeded by seed and rank), and rank 0 alone logs and writes files.
+
+Files in the run folder OUT: ``checkpoint.pt`` (decoder, optimizer, step, every rank's sampler
+state; written atomically every ``checkpoint_every`` steps, at the end and on Ctrl-C),
+``log.jsonl`` (one line per step: every loss term), and the model directory itself
+(``decoder.safetensors`` + ``model.json``), so ``vstpipe render --model OUT`` works at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from safetensors.torch import save_file
+from torch.nn.parallel import DistributedDataParallel
+
+from .. import models, ops, weights
+from ..errors import OptionError
+from ..stylize import resolve_device
+from . import affinity, losses
+from .data import Sampler, davis_sequences, image_files
+from .options import TrainOptions, describe, uses_affinity
+
+CHECKPOINT = "checkpoint.pt"
+LOG = "log.jsonl"
+DECODER = "decoder.safetensors"
+_FINAL_WINDOW = 20  # the final loss terms are the mean over this many last steps
+
+Progress = Callable[[int, int, dict[str, float]], None]  # (step, steps, terms)
+
+
+@dataclass(frozen=True)
+class TrainReport:
+    steps: int  # the step the run stopped at
+    terms: dict[str, float]  # mean loss terms over the last steps
+    skipped: int  # image files that did not decode
+    interrupted: bool  # stopped by Ctrl-C (a checkpoint was saved)
+    seconds: float
+    main: bool = True  # this process is rank 0 (the one that reports)
+
+
+@dataclass(frozen=True)
+class _Dist:
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _distributed(device: torch.device) -> _Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return _Dist()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return _Dist(dist.get_rank(), dist.get_world_size())
+
+
+class _Data:
+    """Draws one step's batch for this rank."""
+
+    def __init__(self, opts: TrainOptions, rank: int) -> None:
+        self.opts = opts
+        self.sampler = Sampler(opts.seed, rank, opts.crop)
+        self.styles = image_files(opts.styles, "style")
+        if opts.stage == "video":
+            self.sequences = davis_sequences(opts.davis)
+        else:
+            self.content = image_files(opts.content, "content")
+
+    def batch(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """(content (B, 3, c, c), second frames or None, styles (B, 3, c, c))."""
+        firsts, seconds = [], []
+        for _ in range(self.opts.batch):
+            if self.opts.stage == "video":
+                a, b = self.sampler.pair(self.sequences, self.opts.max_gap)
+                firsts.append(a)
+                seconds.append(b)
+            else:
+                firsts.append(self.sampler.image(self.content))
+        styles = [self.sampler.image(self.styles) for _ in range(self.opts.batch)]
+        return (torch.stack(firsts), torch.stack(seconds) if seconds else None,
+                torch.stack(styles))
+
+
+def _terms(net: models.StyleNet, backend: affinity.Backend | None, opts: TrainOptions,
+           content: torch.Tensor, second: torch.Tensor | None, style: torch.Tensor
+           ) -> dict[str, torch.Tensor]:
+    """The loss terms of one batch (eq. 1, 7, 8, temporal); ``second`` only for video."""
+    frames = content if second is None else torch.cat([content, second])
+    with torch.no_grad():
+        style_taps = net.taps(style)
+        if second is not None:
+            style_taps = [torch.cat([t, t]) for t in style_taps]  # one style per pair
+        target = ops.adain(net.encode(frames), style_taps[-1]).float()
+    out = net.decode(target)  # (2B or B, 3, c, c) RGB
+    out_taps = net.taps(out)
+    terms = {"content": losses.content_loss(out_taps[-1].float(), target),
+             "style": losses.style_loss([t.float() for t in out_taps],
+                                        [t.float() for t in style_taps])}
+    if second is not None:
+        first_out, second_out = out.chunk(2)
+        if backend is not None:
+            with torch.no_grad():
+                src = backend(frames).float()
+            sty = backend(out).float()
+            src_a, src_b = src.chunk(2)
+            sty_a, sty_b = sty.chunk(2)
+            terms["affinity"] = losses.pair_affinity_loss(src_a, src_b, sty_a, sty_b,
+                                                          backend.settings)
+        terms["temporal"] = losses.temporal_loss(first_out, second_out)
+    return terms
+
+
+def _save_atomic(obj: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _rng_states(data: _Data, ranks: _Dist) -> list[dict[str, Any]]:
+    mine = data.sampler.rng.bit_generator.state
+    if ranks.world == 1:
+        return [mine]
+    states: list[Any] = [None] * ranks.world
+    dist.all_gather_object(states, mine)
+    return states
+
+
+def _encoder_from(resolved: weights.ResolvedModel) -> str | None:
+    """The registry model whose encoder ``resolved`` uses, if any (also through a model.json)."""
+    if resolved.name in weights.REGISTRY:
+        return resolved.name
+    spec = Path(resolved.name) / weights.MODEL_JSON
+    if spec.is_file():
+        source = json.loads(spec.read_text(encoding="utf-8")).get("encoder_from")
+        return source if source in weights.REGISTRY else None
+    return None
+
+
+def _write_model(opts: TrainOptions, resolved: weights.ResolvedModel, net: models.StyleNet,
+                 step: int, terms: dict[str, float], run: dict[str, Any]) -> None:
+    """OUT as a model directory: decoder.safetensors + model.json (encoder by reference)."""
+    out = opts.out
+    tmp = out / f".{DECODER}.tmp"
+    save_file({k: v.float().cpu().contiguous() for k, v in models.decoder_state(net).items()},
+              str(tmp))
+    os.replace(tmp, out / DECODER)
+    files = {"decoder": DECODER}
+    spec: dict[str, Any] = {"arch": resolved.arch}
+    if (source := _encoder_from(resolved)) is not None:
+        spec["encoder_from"] = source
+    else:  # a directory: carry the encoder file along so OUT stands on its own
+        encoder = resolved.paths["encoder"]
+        if encoder.resolve().parent != out.resolve():
+            shutil.copyfile(encoder, out / encoder.name)
+        files["encoder"] = encoder.name
+    spec["files"] = files
+    spec["description"] = (f"{resolved.arch} decoder trained by vstpipe "
+                           f"{'finetune' if opts.stage == 'video' else 'train'} from "
+                           f"{resolved.name}")
+    spec["training"] = {"stage": opts.stage, "base_model": resolved.name,
+                        "base_encoder": str(resolved.paths["encoder"]),
+                        "steps": step, "final_terms": terms, **run,
+                        "options": describe(opts)}
+    tmp_json = out / ".model.json.tmp"
+    tmp_json.write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp_json, out / weights.MODEL_JSON)
+
+
+def _reinit(decoder: torch.nn.Module, seed: int) -> None:
+    torch.manual_seed(seed)
+    for module in decoder.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            module.reset_parameters()
+
+
+def train(opts: TrainOptions, progress: Progress | None = None) -> TrainReport:
+    """Run (or resume) training as ``opts`` says; see the module docstring for the files."""
+    device = resolve_device(opts.device)
+    ranks = _distributed(device)
+    if ranks.world > 1 and device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    torch.manual_seed(opts.seed)
+    data = _Data(opts, ranks.rank)
+    resolved = weights.resolve(opts.model, offline=opts.offline)
+    net = weights.load(resolved).to(device)
+    backend = affinity.build(opts.affinity, net, offline=opts.offline).to(device) \
+        if uses_affinity(opts) else None
+    decoder = net.decoder
+    if opts.from_scratch:
+        _reinit(decoder, opts.seed)
+    decoder.train().requires_grad_(True)
+    optimizer = torch.optim.Adam(decoder.parameters(), lr=opts.lr)
+    amp = device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    opts.out.mkdir(parents=True, exist_ok=True)
+    step = _resume(opts, decoder, optimizer, scaler, data, ranks) if opts.resume else 0
+    if ranks.world > 1:
+        net.decoder = DistributedDataParallel(decoder)
+    log = (opts.out / LOG).open("a" if opts.resume else "w", encoding="utf-8") \
+        if ranks.main else None
+    recent: list[dict[str, float]] = []
+    start, interrupted = time.perf_counter(), False
+
+    def checkpoint() -> None:
+        states = _rng_states(data, ranks)
+        if ranks.main:
+            _save_atomic({"decoder": decoder.state_dict(), "optimizer": optimizer.state_dict(),
+                          "scaler": scaler.state_dict(), "step": step, "rng": states,
+                          "options": describe(opts)}, opts.out / CHECKPOINT)
+
+    try:
+        while step < opts.steps:
+            content, second, style = (t.to(device) if t is not None else None
+                                      for t in data.batch())
+            with torch.autocast("cuda", torch.float16) if amp else nullcontext():
+                terms = _terms(net, backend, opts, content, second, style)
+            total = losses.total_loss(terms, opts.weights)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(total).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            step += 1
+            values = {k: float(v.detach()) for k, v in terms.items()}
+            values["loss"] = float(total.detach())
+            recent = [*recent[-(_FINAL_WINDOW - 1):], values]
+            if log is not None:
+                log.write(json.dumps({"step": step, **values,
+                                      "skipped": len(data.sampler.skipped),
+                                      "seconds": round(time.perf_counter() - start, 3)}) + "\n")
+                log.flush()
+            if progress is not None and ranks.main:
+                progress(step, opts.steps, values)
+            if opts.checkpoint_every and step % opts.checkpoint_every == 0 and step < opts.steps:
+                checkpoint()
+    except KeyboardInterrupt:
+        interrupted = True
+    checkpoint()
+    final = {k: float(np.mean([r[k] for r in recent])) for k in recent[0]} if recent else {}
+    identical = _ranks_identical(decoder) if ranks.world > 1 else None
+    if ranks.main:
+        _write_model(opts, resolved, net, step, final,
+                     {"affinity_backend": backend.name if backend is not None else None,
+                      "ranks": ranks.world, "ranks_identical": identical})
+        if log is not None:
+            log.write(json.dumps({"final": final, "step": step}) + "\n")
+            log.close()
+    if ranks.world > 1:
+        dist.barrier()
+    return TrainReport(step, final, len(data.sampler.skipped), interrupted,
+                       time.perf_counter() - start, ranks.main)
+
+
+def _ranks_identical(decoder: torch.nn.Module) -> bool:
+    """Whether every rank holds exactly the same decoder weights (bitwise)."""
+    flat = torch.cat([p.detach().float().flatten().cpu() for p in decoder.parameters()])
+    gathered = [torch.empty_like(flat) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, flat)
+    return all(torch.equal(gathered[0], g) for g in gathered[1:])
+
+
+def _resume(opts: TrainOptions, decoder: torch.nn.Module, optimizer: torch.optim.Optimizer,
+            scaler: torch.amp.GradScaler, data: _Data, ranks: _Dist) -> int:
+    path = opts.out / CHECKPOINT
+    if not path.is_file():
+        raise OptionError(f"--resume: {path} not found; start without --resume")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    saved = state["options"]
+    for key in ("stage", "model", "crop"):
+        if saved.get(key) != describe(opts)[key]:
+            raise OptionError(f"--resume: {path} was trained with {key} {saved.get(key)!r}, "
+                              f"not {describe(opts)[key]!r}")
+    if len(state["rng"]) != ranks.world:
+        raise OptionError(f"--resume: {path} was written by {len(state['rng'])} processes, "
+                          f"this run has {ranks.world}")
+    decoder.load_state_dict(state["decoder"])
+    optimizer.load_state_dict(state["optimizer"])
+    scaler.load_state_dict(state["scaler"])
+    data.sampler.rng.bit_generator.state = state["rng"][ranks.rank]
+    return int(state["step"])
