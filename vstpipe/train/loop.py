@@ -267,6 +267,9 @@ def train(opts: TrainOptions, progress: Progress | None = None) -> TrainReport:
             log.close()
     if ranks.world > 1:
         dist.barrier()
+        # Leaving with the group alive aborts the process ("terminate called without an
+        # active exception") when gloo's threads are torn down at interpreter exit.
+        dist.destroy_process_group()
     return TrainReport(step, final, len(data.sampler.skipped), interrupted,
                        time.perf_counter() - start, ranks.main)
 
