@@ -48,9 +48,8 @@ def _vstpipe(*args: str) -> str:
 
 def build_davis(work: Path, held_out: str) -> tuple[Path, Path]:
     """DAVIS folder of the training clips' shots, and a content folder for the image stage."""
-    from vstpipe import ops
     from vstpipe.media import Frame, open_source
-    from vstpipe.steady import colour_histograms
+    from vstpipe.steady import Steadier, SteadyOptions
 
     davis, content = work / "davis", work / "content"
     if (davis / "done").exists():
@@ -59,16 +58,15 @@ def build_davis(work: Path, held_out: str) -> tuple[Path, Path]:
     for name in CLIPS:
         if name == held_out:
             continue
-        shot, index, previous = 0, 0, None
+        shot, index = -1, 0
+        cuts = Steadier(SteadyOptions())  # render's cut detection, default threshold
         with open_source(MEDIA / name) as source:
             for item in source.items():
                 if not isinstance(item, Frame):
                     continue
                 x = torch.from_numpy(item.rgb).permute(2, 0, 1)[None].float() / 255
-                hist = colour_histograms(x)[0]
-                if previous is not None and ops.histogram_distance(hist, previous) > 0.2:
+                if cuts.shot_starts(x, 0)[0]:
                     shot, index = shot + 1, 0
-                previous = hist
                 image = Image.fromarray(item.rgb)
                 if min(image.size) > 480:
                     scale = 480 / min(image.size)

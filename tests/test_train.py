@@ -12,6 +12,7 @@ import av
 import numpy as np
 import pytest
 import torch
+from clips import make_clip
 from fakes import save_random_tracker, save_random_weights
 from PIL import Image
 from safetensors.torch import load_file
@@ -256,21 +257,6 @@ def test_uvc_backend_without_weights_says_how_to_get_them(tmp_path, uvc_dir, dat
 # --- the command line, end to end -----------------------------------------------------------
 
 
-def _clip(path: Path, frames: int = 5) -> Path:
-    rng = np.random.default_rng(2)
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for i in range(frames):
-            frame = av.VideoFrame.from_ndarray(_texture(rng, (48, 64)), format="rgb24")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
-
-
 def test_finetune_20_steps_writes_a_model_that_render_uses(tmp_path, adain_home, data):
     out = tmp_path / "steady"
     result = runner.invoke(app, ["finetune", "--davis", str(data[0]), "--styles", str(data[1]),
@@ -287,7 +273,7 @@ def test_finetune_20_steps_writes_a_model_that_render_uses(tmp_path, adain_home,
     assert set(training["final_terms"]) == {"content", "style", "affinity", "temporal", "loss"}
     lines = (out / "log.jsonl").read_text().splitlines()
     assert len(lines) == 21  # 20 steps and the final summary
-    clip = _clip(tmp_path / "in.mp4")
+    clip = make_clip(tmp_path / "in.mp4", frames=5)
     rendered = runner.invoke(app, ["render", str(clip), "--model", str(out), "--style",
                                    str(next(data[1].glob("*.png"))), "--out",
                                    str(tmp_path / "o.mp4"), "--offline"])

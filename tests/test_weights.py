@@ -500,8 +500,8 @@ def test_resolve_model_json_reuses_a_registry_encoder(tmp_path: Path,
 @pytest.mark.parametrize(("content", "message"), [
     ('{"arch": "vgg", "files": {}}', r"arch \"vgg\" is not known; choose from adain-vgg19"),
     ('{"arch": "uvc-lab", "files": {}, "encoder": "x"}',
-     r"unknown key 'encoder'; expected arch, files, description, training, encoder_from, "
-     "decoder_from"),
+     (r"unknown key 'encoder'; expected arch, files, description, training, encoder_from, "
+     "decoder_from")),
     ('{"arch": "uvc-lab", "files": {"encoder": "missing.pth"}}', r"files.encoder names"),
     ('{"arch": "uvc-lab", "files": {"decoder": "d.pth"}}', r"no encoder; give files.encoder"),
     ("{not json", r"model.json: unreadable"),
