@@ -35,3 +35,12 @@ class DownloadError(ModelError):
 
 class ConfigError(VstpipeError):
     """A TOML file (preset, keyframes) that is unreadable or names a wrong key or value."""
+
+
+class EffectError(VstpipeError):
+    """An effect plugin that fails to load, describe or render, or breaks the effect API's
+    rules (writes outside its render window); the message names the effect."""
+
+
+class ParamError(OptionError):
+    """An effect parameter value of the wrong type or outside its range, or an unknown name."""
