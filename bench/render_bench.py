@@ -77,7 +77,7 @@ def model_fps(src: Path, style: Path, precision: torch.dtype, batch: int, limit:
     for i in range(0, len(frames), batch):
         chunk = frames[i:i + batch]
         out = to_frames(stylizer(to_tensor(chunk, size, stylizer.device), mean, std), chunk,
-                        (w, h), False)
+                        (w, h), 8)
         if first is None:
             first = out[0].rgb
     return len(frames) / (time.perf_counter() - start), first

@@ -47,7 +47,9 @@ _log = logging.getLogger(__name__)
 class Frame:
     """One decoded video frame as RGB, with the timing of the input frame it came from."""
 
-    rgb: np.ndarray  # (H, W, 3) C-contiguous; uint8, or uint16 on the full 0..65535 scale
+    # (H, W, 3) C-contiguous: uint8, uint16 on the full 0..65535 scale, or float32 in [0, 1]
+    # (raw gbrpf32le frames from `vstpipe filter`; the encoder here takes 8 and 16 bits only).
+    rgb: np.ndarray
     pts: int | None  # the input frame's pts, carried through untouched
     time_base: Fraction  # of that pts
 

@@ -180,6 +180,60 @@ def frame_seconds(frame: Frame) -> Fraction:
     return frame.pts * Fraction(frame.time_base)
 
 
+class Session:
+    """Stylizes frames in presentation order, holding the temporal state of one render.
+
+    The per-batch step of :func:`render`, usable on frames from anywhere (``vstpipe filter``
+    feeds it raw frames from a pipe). Batches must arrive in presentation order: the first
+    frame's time is keyframe time 0, and the Steadier carries state from batch to batch.
+    The engine (and, for ``auto`` precision on the CPU, the bf16/fp32 trial) is built lazily
+    on the first batch, so constructing a session costs nothing.
+    """
+
+    def __init__(self, net: StyleNet, opts: RenderOptions, styles: list[torch.Tensor],
+                 frame_size: tuple[int, int]) -> None:
+        self._net, self._opts, self._styles = net, opts, styles
+        self._device = resolve_device(opts.compute.device)
+        self._dtype = resolve_precision(opts.compute.precision, self._device)
+        self._net_size = network_size(frame_size[0], frame_size[1], opts.compute.max_side)
+        self._engine: _Engine | None = None
+        self._start: Fraction | None = None  # the first frame's time: keyframe time 0
+        self._done = 0
+
+    @property
+    def precision(self) -> str:
+        """The precision that ran, and why when chosen automatically; "-" before any batch."""
+        return self._engine.precision if self._engine else "-"
+
+    @property
+    def frames_done(self) -> int:
+        return self._done
+
+    def process(self, batch: list[Frame], out_size: tuple[int, int], depth: int) -> list[Frame]:
+        """Stylize ``batch`` to frames of ``out_size`` (W, H) at ``depth`` 8, 16 or 32 bits."""
+        look = self._opts.look
+        x = to_tensor(batch, self._net_size, self._device)  # (B, 3, h, w) in [0, 1]
+        times = [Fraction(0)] * len(batch) if look.timeline.is_constant() else \
+            [frame_seconds(f) for f in batch]
+        if self._start is None:
+            self._start = times[0]
+        seconds = [t - self._start for t in times]
+        try:
+            if self._engine is None:
+                self._engine = _engine(self._net, self._device, self._dtype, self._styles, look,
+                                       x[:1], seconds[0], Steadier(self._opts.steady))
+            y = self._engine(x, look, seconds, self._done)
+        except torch.OutOfMemoryError:
+            w, h = self._net_size
+            raise OptionError(f"out of {self._device.type} memory stylizing {len(batch)} "
+                              f"frames at {w}x{h}; lower --batch or --max-side") from None
+        original = [look.timeline.original_at(t) for t in seconds]
+        if any(original):  # fading to or from `none`: mix in the source pixels
+            y = mix_original(y, batch, original, out_size, self._device)
+        self._done += len(batch)
+        return to_frames(y, batch, out_size, depth)
+
+
 def render(src: Path, out: Path, net: StyleNet, opts: RenderOptions,
            progress: Progress | None = None) -> RenderReport:
     """Stylize every frame of ``src`` into ``out``; audio/subtitles/data are copied as packets.
@@ -188,44 +242,19 @@ def render(src: Path, out: Path, net: StyleNet, opts: RenderOptions,
     memory does not grow with the length of the video. ``out`` appears only on success.
     """
     styles = preflight(src, out, opts)
-    device = resolve_device(opts.compute.device)
-    dtype = resolve_precision(opts.compute.precision, device)
-    look = opts.look
-    engine: _Engine | None = None
-    start, done = time.perf_counter(), 0
+    start = time.perf_counter()
     with open_source(src, queue_size=opts.queue_size) as source:
         info = source.info
-        net_size = network_size(info.width, info.height, opts.compute.max_side)
+        session = Session(net, opts, styles, (info.width, info.height))
         out_size = opts.encode.size or (info.width, info.height)
         with open_sink(out, source, opts.encode, overwrite=opts.overwrite) as sink:
-            depth16 = sink.bit_depth > 8
-
-            start_time: list[Fraction] = []  # the first frame's time: keyframe time 0
+            depth = 16 if sink.bit_depth > 8 else 8
 
             def flush(batch: list[Frame]) -> None:
-                nonlocal engine, done
-                x = to_tensor(batch, net_size, device)  # (B, 3, h, w) in [0, 1]
-                times = [Fraction(0)] * len(batch) if look.timeline.is_constant() else \
-                    [frame_seconds(f) for f in batch]
-                start_time[:] = start_time or times[:1]
-                seconds = [t - start_time[0] for t in times]
-                try:
-                    if engine is None:
-                        engine = _engine(net, device, dtype, styles, look, x[:1], seconds[0],
-                                         Steadier(opts.steady))
-                    y = engine(x, look, seconds, done)
-                except torch.OutOfMemoryError:
-                    raise OptionError(f"out of {device.type} memory stylizing {len(batch)} "
-                                      f"frames at {net_size[0]}x{net_size[1]}; lower --batch "
-                                      "or --max-side") from None
-                original = [look.timeline.original_at(t) for t in seconds]
-                if any(original):  # fading to or from `none`: mix in the source pixels
-                    y = mix_original(y, batch, original, out_size, device)
-                for frame in to_frames(y, batch, out_size, depth16):
+                for frame in session.process(batch, out_size, depth):
                     sink.write(frame)
-                done += len(batch)
                 if progress:
-                    progress(done, info.frames)
+                    progress(session.frames_done, info.frames)
 
             pending: list[Frame] = []
             for item in source.items():
@@ -238,4 +267,4 @@ def render(src: Path, out: Path, net: StyleNet, opts: RenderOptions,
                     pending = []
             if pending:
                 flush(pending)
-    return RenderReport(done, time.perf_counter() - start, engine.precision if engine else "-")
+    return RenderReport(session.frames_done, time.perf_counter() - start, session.precision)
