@@ -278,6 +278,7 @@ class ParamSet:
         self.defs = dict(defs)
         self._keys: dict[str, list[tuple[float, Any]]] = {
             name: [(0.0, d.default)] for name, d in self.defs.items()}
+        self._animated: set[str] = set()  # parameters given keyframes rather than one value
 
     def _def(self, name: str) -> ParamDef:
         if name not in self.defs:
@@ -288,6 +289,7 @@ class ParamSet:
     def set(self, name: str, value: Any) -> None:
         """A constant value for every time (drops any keyframes)."""
         self._keys[name] = [(0.0, self._def(name).check(value))]
+        self._animated.discard(name)
 
     def set_keyframe(self, name: str, time: float, value: Any) -> None:
         d = self._def(name)
@@ -297,9 +299,10 @@ class ParamSet:
         keys = [k for k in self._keys[name] if k[0] != time] if self.animated(name) else []
         bisect.insort(keys, (float(time), d.check(value)), key=lambda k: k[0])
         self._keys[name] = keys
+        self._animated.add(name)
 
     def animated(self, name: str) -> bool:
-        return len(self._keys[name]) > 1 or self._keys[name][0][0] != 0.0
+        return name in self._animated
 
     def value(self, name: str, time: float = 0.0) -> Any:
         keys, d = self._keys[self._def(name).name], self.defs[name]

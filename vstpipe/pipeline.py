@@ -7,11 +7,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
 
-from . import ops, steady
+from . import ops, rawio, steady
 from .errors import MediaError, OptionError
 from .images import load_style
 from .keyframes import Timeline
@@ -25,6 +26,7 @@ from .media import (
     probe,
 )
 from .models import StyleNet
+from .rawio import RawOptions
 from .steady import Steadier, SteadyOptions
 from .stylize import BF16_TOLERANCE, Stylizer, pick_cpu_precision, resolve_device, resolve_precision
 from .tensors import MIN_SIDE, network_size, resize, to_frames, to_tensor
@@ -87,6 +89,11 @@ def preflight(src: Path, out: Path, opts: RenderOptions) -> list[torch.Tensor]:
     check_encode_options(opts.encode)
     check_output_path(src, out, opts.overwrite)
     probe(src)
+    return load_styles(opts)
+
+
+def load_styles(opts: RenderOptions) -> list[torch.Tensor]:
+    """The look's style images, (1, 3, H, W) in [0, 1], each at its own style size."""
     timeline = opts.look.timeline
     return [load_style(p, timeline.size_of(i, opts.look.style_size))
             for i, p in enumerate(timeline.styles)]
@@ -209,9 +216,16 @@ class Session:
     def frames_done(self) -> int:
         return self._done
 
-    def process(self, batch: list[Frame], out_size: tuple[int, int], depth: int) -> list[Frame]:
-        """Stylize ``batch`` to frames of ``out_size`` (W, H) at ``depth`` 8, 16 or 32 bits."""
-        look = self._opts.look
+    def process(self, batch: list[Frame], out_size: tuple[int, int], depth: int,
+                look: LookOptions | None = None) -> list[Frame]:
+        """Stylize ``batch`` to frames of ``out_size`` (W, H) at ``depth`` 8, 16 or 32 bits.
+
+        ``look`` replaces the session's look for this batch, e.g. an effect host's animated
+        alpha; its timeline must name the same style images, whose statistics are cached.
+        """
+        look = look or self._opts.look
+        if look.timeline.styles != self._opts.look.timeline.styles:
+            raise OptionError("a session's look may change weights and alpha, not its styles")
         x = to_tensor(batch, self._net_size, self._device)  # (B, 3, h, w) in [0, 1]
         times = [Fraction(0)] * len(batch) if look.timeline.is_constant() else \
             [frame_seconds(f) for f in batch]
@@ -268,3 +282,59 @@ def render(src: Path, out: Path, net: StyleNet, opts: RenderOptions,
             if pending:
                 flush(pending)
     return RenderReport(session.frames_done, time.perf_counter() - start, session.precision)
+
+
+@dataclass(frozen=True)
+class FilterReport:
+    frames: int  # frames written
+    seconds: float
+    precision: str  # as in RenderReport
+    output_closed: bool  # the output's reader went away first (e.g. `| head -c`): not an error
+
+
+def filter_preflight(opts: RenderOptions, raw: RawOptions) -> list[torch.Tensor]:
+    """Every check of ``filter`` that needs no model; returns the style images."""
+    validate(opts)
+    steady.validate(opts.steady)
+    rawio.check(raw)
+    if raw.frame_time is None and not opts.look.timeline.is_constant():
+        raise OptionError("--keyframes needs --fps or --timebase: raw frames carry no "
+                          "timestamps, and keyframe times are seconds")
+    return load_styles(opts)
+
+
+def filter_raw(src: BinaryIO, dst: BinaryIO, net: StyleNet, opts: RenderOptions,
+               raw: RawOptions, progress: Progress | None = None) -> FilterReport:
+    """Stylize raw frames read from ``src`` into raw frames on ``dst`` (``vstpipe filter``).
+
+    The same Session as ``render``, so the same frames at the same times give the same
+    pixels. Reading, stylizing and writing overlap through bounded queues; memory does not
+    grow with the stream. A stream ending inside a frame raises MediaError, but only after
+    every complete frame before it was written.
+    """
+    styles = filter_preflight(opts, raw)
+    session = Session(net, opts, styles, raw.size)
+    depth = raw.output.depth
+    start = time.perf_counter()
+    with rawio.RawReader(src, raw, opts.queue_size) as reader, \
+            rawio.RawWriter(dst, raw.output) as writer:
+
+        def flush(batch: list[Frame]) -> None:
+            writer.write(session.process(batch, raw.size, depth))
+            if progress:
+                progress(session.frames_done, None)
+
+        pending: list[Frame] = []
+        for frame in reader.frames():
+            pending.append(frame)
+            if len(pending) == opts.compute.batch:
+                flush(pending)
+                pending = []
+                if writer.closed:
+                    break
+        if pending and not writer.closed:
+            flush(pending)
+    if not writer.closed:
+        reader.check_end()
+    return FilterReport(writer.frames_written, time.perf_counter() - start, session.precision,
+                        writer.closed)

@@ -1,0 +1,177 @@
+"""The vstpipe stylizer as an effect: the same looks, models and steadiness as `vstpipe render`.
+
+Frames rendered in order through one instance give exactly what `vstpipe render --batch 1`
+gives with the same settings: the instance keeps render's temporal state (smoothed statistics,
+the previous frame for flow blending, cut detection) from frame to frame. A frame requested out
+of order starts that state afresh, as a cut would, so scrubbing in a host never smears another
+part of the clip into the frame. AdaIN normalises by statistics of the whole frame, so every
+render window needs the whole Source frame (regions_of_interest); the stylized frame is
+computed once per time and each window copies its part, so tiles match the untiled render.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vstpipe import looks, ofx, presets, weights
+from vstpipe.images import load_style
+from vstpipe.media import Frame
+from vstpipe.models import StyleNet
+from vstpipe.ofx import OUTPUT, SOURCE
+from vstpipe.pipeline import ComputeOptions, LookOptions, RenderOptions, Session
+from vstpipe.steady import STEADY_FLOW_BLEND, STEADY_SMOOTHING
+from vstpipe.stylize import DEVICES, PRECISIONS
+
+_BITS = {"byte": 8, "short": 16, "half": 32, "float": 32}
+_SETUP = ("preset", "style", "preserve_color", "style_size", "max_side", "smooth_stats",
+          "flow_blend", "cut_threshold", "steady", "model", "device", "precision")
+
+
+def _preset_names() -> tuple[str, ...]:
+    names, _notices = presets.available()
+    return tuple(sorted(names)) or ("vangogh",)
+
+
+class Stylize(ofx.Effect):
+    identifier = "org.vstpipe.stylize"
+
+    @classmethod
+    def describe(cls, desc: ofx.Descriptor) -> None:
+        desc.label, desc.grouping, desc.version = "vstpipe Stylize", "vstpipe", (1, 0)
+        desc.description = "Paint the clip in a style (AdaIN), steadily across frames"
+        desc.sequential_render = "preferred"  # temporal state; out of order starts it afresh
+        desc.thread_safety = "instance_safe"  # one model and one state per instance
+
+    @classmethod
+    def describe_in_context(cls, desc: ofx.Descriptor, context: str) -> None:
+        super().describe_in_context(desc, context)
+        names = _preset_names()
+        for param in (
+            ofx.choice("preset", names, "vangogh" if "vangogh" in names else None,
+                       hint="a named look; ignored when a style image is given"),
+            ofx.file_path("style", hint="a style image; overrides the preset"),
+            ofx.double("alpha", 1.0, 0.0, 1.0, hint="style strength; with a preset, a share "
+                       "of the preset's own strength"),
+            ofx.choice("preserve_color", ("preset", "on", "off"),
+                       hint="keep the source's colours"),
+            ofx.integer("style_size", 0, 0, 4096, hint="shorter side of the style image when "
+                        "its statistics are taken; 0: the preset's"),
+            ofx.integer("max_side", 0, 0, 16384, hint="longest side the network sees; "
+                        "0: the preset's, else full size"),
+            ofx.boolean("steady", False, hint=f"smooth_stats {STEADY_SMOOTHING} and "
+                        f"flow_blend {STEADY_FLOW_BLEND} where those are 0"),
+            ofx.double("smooth_stats", 0.0, 0.0, 0.999, animatable=False,
+                       hint="EMA of the content statistics; 0: the preset's"),
+            ofx.double("flow_blend", 0.0, 0.0, 1.0, animatable=False,
+                       hint="share of the flow-warped previous output; 0: the preset's"),
+            ofx.double("cut_threshold", 0.0, 0.0, 1.0, animatable=False,
+                       hint="shot-cut sensitivity; 0: the preset's"),
+            ofx.string("model", hint="model name or folder; empty: the preset's"),
+            ofx.choice("device", DEVICES),
+            ofx.choice("precision", PRECISIONS),
+        ):
+            desc.define_param(param)
+
+    def __init__(self, instance: ofx.Instance) -> None:
+        super().__init__(instance)
+        self._setup: tuple[Any, ...] | None = None
+        self._look: looks.Look | None = None
+        self._nets: dict[str, StyleNet] = {}
+        self._session: Session | None = None
+        self._last: float | None = None  # time of the frame the session saw last
+        self._frame: tuple[tuple[Any, ...], np.ndarray] | None = None  # (key, stylized frame)
+
+    def regions_of_interest(self, time: float, window: ofx.Rect) -> dict[str, ofx.Rect]:
+        return {SOURCE: self.instance.clip(SOURCE).region_of_definition(time)}
+
+    def begin_sequence_render(self, args: ofx.SequenceArgs) -> None:
+        self._session = None  # a new sequence starts its temporal state afresh
+
+    def end_sequence_render(self, args: ofx.SequenceArgs) -> None:
+        self._frame = None
+
+    def destroy(self) -> None:
+        self._nets.clear()
+        self._session = self._frame = None
+
+    def _choice(self) -> looks.LookChoice:
+        p = self.instance.params.constant_values()
+        steady = p["steady"]
+        return looks.LookChoice(
+            styles=(Path(p["style"]),) if p["style"] else (),
+            preset=None if p["style"] else p["preset"],
+            preserve_color={"on": True, "off": False}.get(p["preserve_color"]),
+            style_size=p["style_size"] or None,
+            max_side=p["max_side"] or None,
+            smooth_stats=p["smooth_stats"] or (STEADY_SMOOTHING if steady else None),
+            flow_blend=p["flow_blend"] or (STEADY_FLOW_BLEND if steady else None),
+            cut_threshold=p["cut_threshold"] or None,
+            model=p["model"] or None)
+
+    def _start(self, size: tuple[int, int]) -> Session:
+        """A fresh session for the current parameters (the look and model built once)."""
+        p = self.instance.params.constant_values()
+        setup = tuple(p[k] for k in _SETUP)
+        if setup != self._setup:
+            self._look = looks.resolve(self._choice(), None)
+            self._setup = setup
+        look = self._look
+        if look.model not in self._nets:
+            resolved = weights.resolve(look.model, offline=weights.offline_from_env())
+            self._nets[look.model] = weights.load(resolved)
+        timeline = look.timeline
+        styles = [load_style(path, timeline.size_of(i, look.style_size))
+                  for i, path in enumerate(timeline.styles)]
+        opts = RenderOptions(
+            look=LookOptions(timeline, look.preserve_color, look.style_size),
+            compute=ComputeOptions(device=p["device"], precision=p["precision"], batch=1,
+                                   max_side=look.max_side),
+            steady=look.steady)
+        return Session(self._nets[look.model], opts, styles, size)
+
+    def _alpha_look(self, time: float) -> LookOptions:
+        """The look at ``time``: the host's (possibly animated) alpha on the look's strength."""
+        look = self._look
+        alpha = self.instance.params.value("alpha", time)
+        if not self.instance.params.value("style", time):
+            alpha *= look.timeline.keyframes[0].alpha
+        timeline = replace(look.timeline, keyframes=tuple(
+            replace(k, alpha=alpha) for k in look.timeline.keyframes))
+        return LookOptions(timeline, look.preserve_color, look.style_size)
+
+    def _stylize(self, time: float) -> np.ndarray:
+        """The whole stylized frame at ``time``, (H, W, 4) bottom-up at the Output's depth."""
+        source = self.instance.clip(SOURCE)
+        image = source.image(time)
+        rgba = image.top_down()
+        depth = image.depth
+        rgb = rgba[..., :3] if depth in ("byte", "short") else rgba[..., :3].astype(np.float32)
+        size = (image.bounds.width, image.bounds.height)
+        setup = tuple(self.instance.params.value(k, time) for k in _SETUP)
+        if self._session is None or setup != self._setup or self._last is None or \
+                time != self._last + 1:
+            self._session = self._start(size)
+        rate = Fraction(source.frame_rate or 1).limit_denominator(1001000)
+        frame = Frame(np.ascontiguousarray(rgb), round(time), 1 / rate)
+        out = self._session.process([frame], size, _BITS[depth], self._alpha_look(time))[0]
+        self._last = time
+        stylized = out.rgb.astype(ofx.DEPTH_DTYPES[depth], copy=False)
+        return ofx.opaque(stylized, depth)
+
+    def render(self, args: ofx.RenderArgs) -> None:
+        params = self.instance.params
+        key = (args.time, *(params.value(name, args.time) for name in params.defs))
+        if self._frame is None or self._frame[0] != key:  # the first window of this frame
+            self._frame = (key, self._stylize(args.time))
+        out = self.instance.clip(OUTPUT).image(args.time)
+        out.view(args.window)[...] = self._frame[1][
+            args.window.y1 - out.bounds.y1:args.window.y2 - out.bounds.y1,
+            args.window.x1 - out.bounds.x1:args.window.x2 - out.bounds.x1]
+
+
+EFFECTS = [Stylize]
