@@ -405,3 +405,16 @@ def test_stylizer_follows_the_hosts_alpha_keyframes(adain_home, style_png, movin
     assert max_diff(keyed[2:3], fixed["0.4"][2:3]) <= 1
     assert max_diff(keyed[5:6], fixed["0.7"][5:6]) <= 1
     assert max_diff(keyed[2:3], fixed["0.7"][2:3]) > 1  # the alpha did make a difference
+
+
+def test_param_arguments_set_constants_and_keyframes():
+    desc = ofx.describe(effects.load_catalog().get("echo"), "filter")
+    params = ofx_host.params_from_args(desc, ["mode=difference", "decay@0=0.1", "decay@10=0.5"])
+    assert params.value("mode", 3) == "difference"
+    assert params.value("decay", 5) == pytest.approx(0.3)
+    for bad, message in (("decay", "use NAME=VALUE"), ("speed=1", "unknown parameter 'speed'"),
+                         ("mode@2=trails", "'mode' does not animate"),
+                         ("decay@soon=0.2", "'soon' is not a frame number"),
+                         ("decay=2", r"'decay': 2.0 is outside \[0.0, 0.99\]")):
+        with pytest.raises(OptionError, match=message):
+            ofx_host.params_from_args(desc, [bad])

@@ -326,3 +326,26 @@ def render_video(effect: type[ofx.Effect], src: Path, out: Path, params: ofx.Par
     finally:
         host.destroy()
     return HostReport(done, clock.perf_counter() - start, depth)
+
+
+def params_from_args(desc: ofx.Descriptor, items: list[str]) -> ofx.ParamSet:
+    """``--param`` values: ``name=value`` for a constant, ``name@FRAME=value`` for a keyframe
+    (animatable parameters; the host interpolates between keyframes)."""
+    params = ofx.ParamSet(desc.params)
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name:
+            raise OptionError(f"--param '{item}': use NAME=VALUE or NAME@FRAME=VALUE")
+        name, at, when = name.partition("@")
+        definition = params.defs.get(name)
+        if definition is None:
+            params.value(name)  # the error that lists this effect's parameters
+        if at:
+            try:
+                frame = float(when)
+            except ValueError:
+                raise OptionError(f"--param '{item}': '{when}' is not a frame number") from None
+            params.set_keyframe(name, frame, definition.parse(text))
+        else:
+            params.set(name, definition.parse(text))
+    return params
