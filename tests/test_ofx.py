@@ -418,3 +418,59 @@ def test_param_arguments_set_constants_and_keyframes():
                          ("decay=2", r"'decay': 2.0 is outside \[0.0, 0.99\]")):
         with pytest.raises(OptionError, match=message):
             ofx_host.params_from_args(desc, [bad])
+
+
+# -- the command line --------------------------------------------------------------------------
+
+def cli(*args: str):
+    from typer.testing import CliRunner
+
+    from vstpipe.cli import app
+
+    return CliRunner().invoke(app, list(args))
+
+
+def test_ofx_list_and_describe_both_shipped_effects(plugin_dir: Path):
+    (plugin_dir / "boom.py").write_text("raise ImportError('needs libfoo.so')\n")
+    listed = cli("ofx", "list")
+    assert listed.exit_code == 0
+    assert "org.vstpipe.stylize" in listed.stdout and "org.vstpipe.echo" in listed.stdout
+    assert "broken plugin" in listed.stderr and "boom.py: ImportError: needs libfoo.so" in \
+        listed.stderr
+    for name in ("stylize", "org.vstpipe.echo"):
+        described = cli("ofx", "describe", name, "--context", "general")
+        assert described.exit_code == 0, described.output
+        data = json.loads(described.stdout)
+        assert data["context"] == "general" and data["pixel_depths"] == list(ofx.DEPTHS)
+    stylize = json.loads(cli("ofx", "describe", "stylize").stdout)
+    params = {p["name"]: p for p in stylize["params"]}
+    assert params["alpha"]["animatable"] and params["alpha"]["max"] == 1.0
+    assert params["style"]["type"] == "file_path" and "vangogh" in params["preset"]["options"]
+    assert {"steady", "smooth_stats", "flow_blend", "model", "device"} <= set(params)
+
+
+def test_ofx_render_command_tiles_params_and_a_plugin_that_raises(plugin_dir: Path, clip: Path,
+                                                                  tmp_path: Path):
+    write_plugin(plugin_dir, "crash", """
+        class Crash(ofx.Effect):
+            identifier = "org.test.crash"
+            def render(self, args):
+                raise MemoryError("out of tiles")
+        EFFECTS = [Crash]
+    """)
+    bad = cli("ofx", "render", "crash", str(clip), str(tmp_path / "bad.mkv"))
+    assert bad.exit_code == 1 and not (tmp_path / "bad.mkv").exists()
+    assert bad.stderr.strip() == ("vstpipe: error: effect org.test.crash failed in render at frame 0: "
+                                  "MemoryError: out of tiles")
+    outs = []
+    for tiles in ("1x1", "2x2"):
+        out = tmp_path / f"echo{tiles}.mkv"
+        done = cli("ofx", "render", "echo", str(clip), str(out), "--param", "decay@0=0.1",
+                   "--param", "decay@5=0.9", "--tiles", tiles, "--codec", "ffv1",
+                   "--pix-fmt", "bgr0")
+        assert done.exit_code == 0, done.output
+        outs.append(decode(out))
+        assert audio_packets(out) == audio_packets(clip)
+    assert len(outs[0]) == 6 and all((a == b).all() for a, b in zip(*outs))
+    wrong = cli("ofx", "render", "echo", str(clip), str(tmp_path / "w.mkv"), "--tiles", "2by2")
+    assert wrong.exit_code == 1 and "--tiles '2by2'" in wrong.stderr

@@ -200,7 +200,9 @@ class Host:
                               f"{self.rod.as_list()}")
         oldest = self._lookback(time)
         area = (window or rod).intersect(rod)
-        out = Image(np.zeros_like(self._guard), rod, self.depth)
+        # Windows of one time rendered by separate calls (a client's tiles) add up to one frame.
+        out = self.instance.clip(OUTPUT).frames.get(float(time)) or \
+            Image(np.zeros_like(self._guard), rod, self.depth)
         windows = ofx.tiles(area, *self.opts.tiles)
         parallel = self.desc.thread_safety == "fully_safe" and len(windows) > 1
         if parallel:
