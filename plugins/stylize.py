@@ -3,8 +3,8 @@
 Frames rendered in order through one instance give exactly what `vstpipe render --batch 1`
 gives with the same settings: the instance keeps render's temporal state (smoothed statistics,
 the previous frame for flow blending, cut detection) from frame to frame. A frame requested out
-of order starts that state afresh, as a cut would, so scrubbing in a host never smears another
-part of the clip into the frame. AdaIN normalises by statistics of the whole frame, so every
+of order (backwards, or a jump of more than a couple of frames) starts that state afresh, as a
+cut would, so scrubbing in a host never smears another part of the clip into the frame. AdaIN normalises by statistics of the whole frame, so every
 render window needs the whole Source frame (regions_of_interest); the stylized frame is
 computed once per time and each window copies its part, so tiles match the untiled render.
 """
@@ -28,6 +28,7 @@ from vstpipe.steady import STEADY_FLOW_BLEND, STEADY_SMOOTHING
 from vstpipe.stylize import DEVICES, PRECISIONS
 
 _BITS = {"byte": 8, "short": 16, "half": 32, "float": 32}
+_JUMP = 2.5  # frames: a step further than this (or backwards) is a scrub, not playback
 _SETUP = ("preset", "style", "preserve_color", "style_size", "max_side", "smooth_stats",
           "flow_blend", "cut_threshold", "steady", "model", "device", "precision")
 
@@ -144,7 +145,7 @@ class Stylize(ofx.Effect):
             replace(k, alpha=alpha) for k in look.timeline.keyframes))
         return LookOptions(timeline, look.preserve_color, look.style_size)
 
-    def _stylize(self, time: float) -> np.ndarray:
+    def _stylize(self, time: float, sequential: bool) -> np.ndarray:
         """The whole stylized frame at ``time``, (H, W, 4) bottom-up at the Output's depth."""
         source = self.instance.clip(SOURCE)
         image = source.image(time)
@@ -153,8 +154,8 @@ class Stylize(ofx.Effect):
         rgb = rgba[..., :3] if depth in ("byte", "short") else rgba[..., :3].astype(np.float32)
         size = (image.bounds.width, image.bounds.height)
         setup = tuple(self.instance.params.value(k, time) for k in _SETUP)
-        if self._session is None or setup != self._setup or self._last is None or \
-                time != self._last + 1:
+        playing = sequential and self._last is not None and 0 < time - self._last <= _JUMP
+        if self._session is None or setup != self._setup or not playing:
             self._session = self._start(size)
         rate = Fraction(source.frame_rate or 1).limit_denominator(1001000)
         frame = Frame(np.ascontiguousarray(rgb), round(time), 1 / rate)
@@ -167,7 +168,7 @@ class Stylize(ofx.Effect):
         params = self.instance.params
         key = (args.time, *(params.value(name, args.time) for name in params.defs))
         if self._frame is None or self._frame[0] != key:  # the first window of this frame
-            self._frame = (key, self._stylize(args.time))
+            self._frame = (key, self._stylize(args.time, args.sequential))
         out = self.instance.clip(OUTPUT).image(args.time)
         out.view(args.window)[...] = self._frame[1][
             args.window.y1 - out.bounds.y1:args.window.y2 - out.bounds.y1,

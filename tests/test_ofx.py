@@ -474,3 +474,25 @@ def test_ofx_render_command_tiles_params_and_a_plugin_that_raises(plugin_dir: Pa
     assert len(outs[0]) == 6 and all((a == b).all() for a, b in zip(*outs))
     wrong = cli("ofx", "render", "echo", str(clip), str(tmp_path / "w.mkv"), "--tiles", "2by2")
     assert wrong.exit_code == 1 and "--tiles '2by2'" in wrong.stderr
+
+
+def test_stylizer_scrubbing_starts_the_temporal_state_afresh(adain_home, style_png, moving_clip):
+    stylize = effects.load_catalog().get("stylize")
+    frames = [ofx_host.frame_to_image(rgb, "byte") for rgb in decode(moving_clip)]
+
+    def host() -> ofx_host.Host:
+        params = params_for(stylize, precision="fp32", device="cpu", style=str(style_png),
+                            steady=True)
+        return ofx_host.Host(stylize, params, ofx_host.HostOptions(), (72, 56), 25.0,
+                             (0.0, 7.0), "byte")
+
+    played, fresh = host(), host()
+    for t in range(3):
+        played.add_source(t, frames[t])
+        played.render(t)
+    played.add_source(6, frames[6])  # a jump from frame 2 to frame 6
+    fresh.add_source(6, frames[6])
+    assert (played.render(6).pixels == fresh.render(6).pixels).all()
+    played.add_source(7, frames[7])  # and playback from there carries the state on
+    fresh.add_source(7, frames[7])
+    assert (played.render(7).pixels == fresh.render(7).pixels).all()
