@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -15,12 +17,30 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from . import __version__, evaluate, keyframes, looks, presets, preview, weights
+from . import (
+    __version__,
+    evaluate,
+    keyframes,
+    looks,
+    presets,
+    preview,
+    rawio,
+    weights,
+)
 from .errors import ModelError, OptionError, VstpipeError
 from .looks import LookChoice
 from .media import EncodeOptions, probe
 from .models import StyleNet
-from .pipeline import ComputeOptions, LookOptions, RenderOptions, preflight, render
+from .pipeline import (
+    ComputeOptions,
+    FilterReport,
+    LookOptions,
+    RenderOptions,
+    filter_preflight,
+    filter_raw,
+    preflight,
+    render,
+)
 from .progress import downloads, frames
 from .steady import STEADY_FLOW_BLEND, STEADY_SMOOTHING
 
@@ -91,34 +111,98 @@ def _floats(text: str | None) -> tuple[float, ...]:
         raise typer.BadParameter(f"'{text}' is not a comma-separated list of numbers") from None
 
 
+# The look and compute options of `render`, shared with `filter` so both spell them alike.
+_StyleImages = Annotated[list[Path] | None, typer.Option(
+    "--style", "-s", help="Style image; repeat to blend.")]
+_Weights = Annotated[str | None, typer.Option(
+    "--weights", help="Blend weights, one per --style, e.g. 2,1.")]
+_Preset = Annotated[str | None, typer.Option(
+    "--preset", help="A named look (see `vstpipe presets list`) or a preset .toml file.")]
+_Keyframes = Annotated[Path | None, typer.Option(
+    "--keyframes", help="A keyframes .toml file scripting styles over time.")]
+_Alpha = Annotated[float | None, typer.Option(
+    "--alpha", help="Style strength in [0, 1] (default 1, or the preset's).")]
+_PreserveColor = Annotated[bool | None, typer.Option(
+    "--preserve-color/--no-preserve-color",
+    help="Keep the source colours (luminance-only transfer).")]
+_StyleSize = Annotated[int | None, typer.Option(
+    "--style-size", help="Shorter side of style images (default 512).")]
+_Model = Annotated[str | None, typer.Option(
+    "--model", help="Registry name or a directory of weights (default adain-vgg19).")]
+_NoDownload = Annotated[bool, typer.Option(
+    "--offline", help="Never download (also VSTPIPE_OFFLINE=1).")]
+_DeviceName = Annotated[str, typer.Option("--device", help="auto | cpu | cuda")]
+_Precision = Annotated[str, typer.Option("--precision", help="auto | fp32 | bf16 | fp16")]
+_Batch = Annotated[int, typer.Option("--batch", help="Frames per forward pass.")]
+_MaxSide = Annotated[int | None, typer.Option(
+    "--max-side", help="Process at most this many pixels on the longer side.")]
+_SteadyFlag = Annotated[bool, typer.Option(
+    "--steady", help=f"Recommended flicker reduction: --smooth-stats {STEADY_SMOOTHING} "
+                     f"--flow-blend {STEADY_FLOW_BLEND} (explicit flags win).")]
+_SmoothStats = Annotated[float | None, typer.Option(
+    "--smooth-stats",
+    help="Smooth AdaIN content statistics over time, weight of the past in [0, 1).")]
+_FlowBlend = Annotated[float | None, typer.Option(
+    "--flow-blend", help="Blend in the previous output frame warped along the source's "
+                         "optical flow, where the flow is reliable; share in [0, 1].")]
+_CutThreshold = Annotated[float | None, typer.Option(
+    "--cut-threshold", help="Colour-histogram distance that counts as a shot cut (resets "
+                            "smoothing); default 0.2 or the preset's.")]
+
+
+def _look_choice(style: list[Path] | None, weights_: str | None, preset: str | None,
+                 keyframes_file: Path | None, alpha: float | None, preserve_color: bool | None,
+                 style_size: int | None, max_side: int | None, model: str | None, steady: bool,
+                 smooth_stats: float | None, flow_blend: float | None,
+                 cut_threshold: float | None) -> LookChoice:
+    """The look flags of `render` and `filter` as one typed choice (--steady expanded)."""
+    return LookChoice(styles=tuple(style or ()), weights=_floats(weights_), preset=preset,
+                      keyframes=keyframes_file, alpha=alpha, preserve_color=preserve_color,
+                      style_size=style_size, max_side=max_side, model=model,
+                      smooth_stats=STEADY_SMOOTHING if steady and smooth_stats is None
+                      else smooth_stats,
+                      flow_blend=STEADY_FLOW_BLEND if steady and flow_blend is None
+                      else flow_blend, cut_threshold=cut_threshold)
+
+
+def _render_options(choice: LookChoice, fps: Fraction | None, compute: ComputeOptions
+                    ) -> tuple[RenderOptions, str]:
+    """Resolve the look (its notices go to stderr) into render options, plus its model name."""
+    look = looks.resolve(choice, fps)
+    for notice in look.notices:
+        _say(f"note: {escape(notice)}")
+    opts = RenderOptions(
+        look=LookOptions(timeline=look.timeline, preserve_color=look.preserve_color,
+                         style_size=look.style_size),
+        compute=replace(compute, max_side=look.max_side), steady=look.steady)
+    return opts, look.model
+
+
+def _load_net(model: str, offline: bool) -> StyleNet:
+    """The model by registry name or directory, downloaded first unless offline."""
+    with downloads() as on_download:
+        resolved = weights.resolve(model, offline=offline or weights.offline_from_env(),
+                                   on_progress=on_download)
+    return weights.load(resolved)
+
+
 @app.command("render")
 def render_cmd(
     src: Annotated[Path, typer.Argument(help="Input video.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output video (written on success).")],
-    style: Annotated[list[Path] | None, typer.Option(
-        "--style", "-s", help="Style image; repeat to blend.")] = None,
-    weights_: Annotated[str | None, typer.Option("--weights",
-                        help="Blend weights, one per --style, e.g. 2,1.")] = None,
-    preset: Annotated[str | None, typer.Option(
-        help="A named look (see `vstpipe presets list`) or a preset .toml file.")] = None,
-    keyframes: Annotated[Path | None, typer.Option(
-        help="A keyframes .toml file scripting styles over time.")] = None,
-    alpha: Annotated[float | None, typer.Option(
-        help="Style strength in [0, 1] (default 1, or the preset's).")] = None,
-    preserve_color: Annotated[bool | None, typer.Option(
-        "--preserve-color/--no-preserve-color",
-        help="Keep the source colours (luminance-only transfer).")] = None,
-    style_size: Annotated[int | None, typer.Option(
-        help="Shorter side of style images (default 512).")] = None,
-    model: Annotated[str | None, typer.Option(
-        help="Registry name or a directory of weights (default adain-vgg19).")] = None,
-    offline: Annotated[bool, typer.Option(
-        "--offline", help="Never download (also VSTPIPE_OFFLINE=1).")] = False,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
-    precision: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16")] = "auto",
-    batch: Annotated[int, typer.Option(help="Frames per forward pass.")] = 4,
-    max_side: Annotated[int | None, typer.Option(
-        help="Process at most this many pixels on the longer side.")] = None,
+    style: _StyleImages = None,
+    weights_: _Weights = None,
+    preset: _Preset = None,
+    keyframes: _Keyframes = None,
+    alpha: _Alpha = None,
+    preserve_color: _PreserveColor = None,
+    style_size: _StyleSize = None,
+    model: _Model = None,
+    offline: _NoDownload = False,
+    device: _DeviceName = "auto",
+    precision: _Precision = "auto",
+    batch: _Batch = 4,
+    max_side: _MaxSide = None,
     size: Annotated[str | None, typer.Option(help="Output size WxH (default: input's).")
                     ] = None,
     codec: Annotated[str, typer.Option(help="Video encoder: libx264, prores, ...")
@@ -128,52 +212,105 @@ def render_cmd(
                        ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")
                          ] = False,
-    steady: Annotated[bool, typer.Option(
-        "--steady", help=f"Recommended flicker reduction: --smooth-stats {STEADY_SMOOTHING} "
-                         f"--flow-blend {STEADY_FLOW_BLEND} (explicit flags win).")] = False,
-    smooth_stats: Annotated[float | None, typer.Option(
-        help="Smooth AdaIN content statistics over time, weight of the past in [0, 1).")
-                            ] = None,
-    flow_blend: Annotated[float | None, typer.Option(
-        help="Blend in the previous output frame warped along the source's optical flow, "
-             "where the flow is reliable; share in [0, 1].")] = None,
-    cut_threshold: Annotated[float | None, typer.Option(
-        help="Colour-histogram distance that counts as a shot cut (resets smoothing); "
-             "default 0.2 or the preset's.")] = None,
+    steady: _SteadyFlag = False,
+    smooth_stats: _SmoothStats = None,
+    flow_blend: _FlowBlend = None,
+    cut_threshold: _CutThreshold = None,
 ) -> None:
     """Stylize every frame of SRC into --out, keeping timestamps, audio and tags."""
-    choice = LookChoice(styles=tuple(style or ()), weights=_floats(weights_), preset=preset,
-                        keyframes=keyframes, alpha=alpha, preserve_color=preserve_color,
-                        style_size=style_size, max_side=max_side, model=model,
-                        smooth_stats=STEADY_SMOOTHING if steady and smooth_stats is None
-                        else smooth_stats,
-                        flow_blend=STEADY_FLOW_BLEND if steady and flow_blend is None
-                        else flow_blend, cut_threshold=cut_threshold)
+    choice = _look_choice(style, weights_, preset, keyframes, alpha, preserve_color, style_size,
+                          max_side, model, steady, smooth_stats, flow_blend, cut_threshold)
+    compute = ComputeOptions(device=device, precision=precision, batch=batch)
     encode = EncodeOptions(codec=codec, crf=crf, pix_fmt=pix_fmt, size=_size(size))
 
     def go() -> None:
         info = probe(src)
-        look = looks.resolve(choice, Fraction(info.average_rate) if info.average_rate else None)
-        for notice in look.notices:
-            _say(f"note: {escape(notice)}")
-        opts = RenderOptions(
-            look=LookOptions(timeline=look.timeline, preserve_color=look.preserve_color,
-                             style_size=look.style_size),
-            compute=ComputeOptions(device=device, precision=precision, batch=batch,
-                                   max_side=look.max_side),
-            encode=encode, overwrite=overwrite, steady=look.steady)
+        opts, model_name = _render_options(
+            choice, Fraction(info.average_rate) if info.average_rate else None, compute)
+        opts = replace(opts, encode=encode, overwrite=overwrite)
         preflight(src, out, opts)  # a typo must not cost a 100 MB download
-        with downloads() as on_download:
-            resolved = weights.resolve(look.model,
-                                       offline=offline or weights.offline_from_env(),
-                                       on_progress=on_download)
-        net = weights.load(resolved)
+        net = _load_net(model_name, offline)
         with frames(src.name) as on_frames:
             report = render(src, out, net, opts, progress=on_frames)
         _say(f"wrote {escape(str(out))} ({report.frames} frames, "
              f"{report.frames / max(report.seconds, 1e-9):.2f} fps, {report.precision})")
 
     _run(go)
+
+
+@app.command("filter")
+def filter_cmd(
+    size: Annotated[str, typer.Option(help="Frame size WxH of the raw frames, in and out.")],
+    pix_fmt: Annotated[str, typer.Option(
+        help=f"Raw layout of the input frames: {' | '.join(rawio.PIX_FMTS)}.")] = "rgb24",
+    out_pix_fmt: Annotated[str | None, typer.Option(
+        help="Raw layout of the output frames (default: --pix-fmt).")] = None,
+    fps: Annotated[str | None, typer.Option(
+        help="Frame rate, e.g. 25 or 30000/1001: frame n is at n/fps seconds "
+             "(keyframes need it or --timebase).")] = None,
+    timebase: Annotated[str | None, typer.Option(
+        help="Seconds per frame instead of --fps, e.g. 1001/30000.")] = None,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="No progress and no closing line on stderr.")] = False,
+    style: _StyleImages = None,
+    weights_: _Weights = None,
+    preset: _Preset = None,
+    keyframes: _Keyframes = None,
+    alpha: _Alpha = None,
+    preserve_color: _PreserveColor = None,
+    style_size: _StyleSize = None,
+    model: _Model = None,
+    offline: _NoDownload = False,
+    device: _DeviceName = "auto",
+    precision: _Precision = "auto",
+    batch: _Batch = 4,
+    max_side: _MaxSide = None,
+    steady: _SteadyFlag = False,
+    smooth_stats: _SmoothStats = None,
+    flow_blend: _FlowBlend = None,
+    cut_threshold: _CutThreshold = None,
+) -> None:
+    """Stylize raw frames from stdin to stdout, for ffmpeg pipelines (see the README).
+
+    Only frames go to stdout, messages to stderr; a closed stdout ends it with status 0.
+    """
+    choice = _look_choice(style, weights_, preset, keyframes, alpha, preserve_color, style_size,
+                          max_side, model, steady, smooth_stats, flow_blend, cut_threshold)
+    compute = ComputeOptions(device=device, precision=precision, batch=batch)
+
+    def go() -> FilterReport:
+        if fps is not None and timebase is not None:
+            raise OptionError("give --fps or --timebase, not both")
+        frame_time = 1 / rawio.parse_rate(fps, "--fps") if fps is not None else \
+            rawio.parse_rate(timebase, "--timebase") if timebase is not None else None
+        raw = rawio.RawOptions(size=rawio.parse_size(size), pix_fmt=pix_fmt,
+                               out_pix_fmt=out_pix_fmt, frame_time=frame_time)
+        opts, model_name = _render_options(choice, 1 / frame_time if frame_time else None,
+                                           compute)
+        filter_preflight(opts, raw)  # a typo must not cost a 100 MB download
+        if sys.stdin.isatty() or sys.stdout.isatty():
+            raise OptionError("stdin and stdout must be pipes or files of raw frames, not a "
+                              "terminal (see the README for the ffmpeg pipeline)")
+        net = _load_net(model_name, offline)
+        src, dst = sys.stdin.buffer, sys.stdout.buffer
+        try:
+            if quiet:
+                return filter_raw(src, dst, net, opts, raw)
+            with frames("filter") as on_frames:
+                return filter_raw(src, dst, net, opts, raw, progress=on_frames)
+        except KeyboardInterrupt:  # unlike render's, this output is already out there
+            _say("vstpipe: interrupted")
+            raise typer.Exit(130) from None
+
+    report = _run(go)
+    if report.output_closed:
+        # Python flushes stdout at exit; with its reader gone that would print a
+        # BrokenPipeError. Pointing fd 1 at /dev/null is Python's documented remedy.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    if not quiet:
+        closed = "; stdout was closed by its reader" if report.output_closed else ""
+        _say(f"filter: {report.frames} frames, "
+             f"{report.frames / max(report.seconds, 1e-9):.2f} fps, {report.precision}{closed}")
 
 
 @models_app.command("list")

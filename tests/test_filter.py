@@ -1,0 +1,220 @@
+"""`vstpipe filter`: raw frames through a real subprocess equal `render`'s frames; partial final
+frames, closed stdout and bad options; the README's ffmpeg pipeline when ffmpeg is installed."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from clips import frame_rgb, make_clip, video_frames
+from PIL import Image
+from typer.testing import CliRunner
+
+from vstpipe.cli import app
+
+runner = CliRunner()
+SIZE = (64, 48)
+FRAME_BYTES = SIZE[0] * SIZE[1] * 3  # one rgb24 frame
+FRAMES = 10
+FPS = 25
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _filter(args: list[str], stdin: bytes, home: Path) -> subprocess.CompletedProcess[bytes]:
+    """`python -m vstpipe filter` as its own process, as a shell pipeline runs it."""
+    return subprocess.run([sys.executable, "-m", "vstpipe", "filter", *args], input=stdin,
+                          capture_output=True, env=dict(os.environ, VSTPIPE_HOME=str(home)),
+                          timeout=300, check=False)
+
+
+def _rgb24_stream(frames: int = FRAMES) -> bytes:
+    return b"".join(frame_rgb(i, SIZE).tobytes() for i in range(frames))
+
+
+def _as_raw(pix_fmt: str, frames: list[np.ndarray]) -> bytes:
+    """uint8 RGB frames in ``pix_fmt``'s bytes, each exactly the value to_tensor makes of them:
+    v * 257 / 65535 and float32(v) / 255 are the same float32 as v / 255."""
+    if pix_fmt == "rgb24":
+        return b"".join(f.tobytes() for f in frames)
+    if pix_fmt == "rgb48le":
+        return b"".join((f.astype("<u2") * 257).tobytes() for f in frames)
+    planes = [np.stack([f[..., 1], f[..., 2], f[..., 0]]).astype("<f4") / np.float32(255)
+              for f in frames]  # G, B, R
+    return b"".join(p.astype("<f4").tobytes() for p in planes)
+
+
+def _from_raw(pix_fmt: str, data: bytes) -> np.ndarray:
+    """Raw bytes -> (N, H, W, 3) RGB: uint8, uint16, or float32 in [0, 1]."""
+    w, h = SIZE
+    if pix_fmt == "rgb24":
+        return np.frombuffer(data, np.uint8).reshape(-1, h, w, 3)
+    if pix_fmt == "rgb48le":
+        return np.frombuffer(data, "<u2").reshape(-1, h, w, 3).astype(np.uint16)
+    g, b, r = np.moveaxis(np.frombuffer(data, "<f4").reshape(-1, 3, h, w), 1, 0)
+    return np.stack([r, g, b], axis=-1).astype(np.float32)
+
+
+def _assert_close(got: np.ndarray, want: np.ndarray, atol: float) -> None:
+    """Equal within ``atol``, else name the first frame and pixel that differ."""
+    assert got.shape == want.shape, f"shape {got.shape} != {want.shape}"
+    diff = np.abs(got.astype(np.float64) - want.astype(np.float64))
+    if diff.max() > atol:
+        n, y, x, c = np.unravel_index(int(diff.argmax()), diff.shape)
+        pytest.fail(f"frame {n} pixel ({x}, {y}) channel {c}: {got[n, y, x, c]} vs "
+                    f"{want[n, y, x, c]} (max diff {diff.max()}, {int((diff > atol).sum())} "
+                    "values differ)")
+
+
+@pytest.fixture
+def show(tmp_path: Path, style_png: Path) -> Path:
+    """A keyframed look: one style, a switch to another at f3, a fade to the source by 0.32 s,
+    so frame times must resolve from --fps exactly as render takes them from pts."""
+    rng = np.random.default_rng(7)
+    Image.fromarray(rng.integers(0, 256, (80, 96, 3), dtype=np.uint8)).save(tmp_path / "b.png")
+    path = tmp_path / "show.toml"
+    path.write_text(f"""
+[timeline]
+ease = "linear"
+[[keyframe]]
+at = 0.0
+style = "{style_png}"
+[[keyframe]]
+at = "f3"
+style = "b.png"
+[[keyframe]]
+at = 0.2
+style = {{ "{style_png}" = 1, "b.png" = 1 }}
+alpha = 0.7
+[[keyframe]]
+at = 0.32
+style = "none"
+""")
+    return path
+
+
+# (input pix-fmt, output pix-fmt, how render writes the same depth, timing flags, tolerance)
+CASES = [
+    ("rgb24", "rgb24", "bgr0", ["--fps", "25"], 0),
+    ("rgb24", "rgb48le", "gbrp16le", ["--timebase", "1/25"], 0),
+    ("rgb48le", "rgb48le", "gbrp16le", ["--fps", "25/1"], 0),
+    # render has no float output: its 16-bit frames are round(y * 65535) of the same y.
+    ("gbrpf32le", "gbrpf32le", "gbrp16le", ["--fps", "25"], 0.5 / 65535 + 1e-7),
+]
+
+
+@pytest.mark.parametrize(("pix_fmt", "out_fmt", "render_fmt", "timing", "atol"), CASES,
+                         ids=[f"{a}-{b}" for a, b, *_ in CASES])
+def test_filter_equals_render(tmp_path, adain_home, show, pix_fmt, out_fmt, render_fmt, timing,
+                              atol):
+    # ffv1 in bgr0 is lossless RGB: render decodes exactly frame_rgb(i), the filter's input.
+    src = make_clip(tmp_path / "in.mkv", frames=FRAMES, fps=FPS, codec="ffv1", pix_fmt="bgr0")
+    look = ["--keyframes", str(show), "--steady", "--batch", "3", "--precision", "fp32",
+            "--offline"]
+    out = tmp_path / "out.mkv"
+    rendered = runner.invoke(app, ["render", str(src), "--out", str(out), "--codec", "ffv1",
+                                   "--pix-fmt", render_fmt, *look])
+    assert rendered.exit_code == 0, rendered.output
+    want = np.stack(video_frames(out))
+    if out_fmt == "gbrpf32le":
+        want = want.astype(np.float32) / 65535
+
+    stream = _as_raw(pix_fmt, [frame_rgb(i, SIZE) for i in range(FRAMES)])
+    result = _filter(["--size", "64x48", "--pix-fmt", pix_fmt, "--out-pix-fmt", out_fmt,
+                      *timing, *look], stream, adain_home)
+    assert result.returncode == 0, result.stderr.decode()
+    _assert_close(_from_raw(out_fmt, result.stdout), want, atol)
+
+
+def test_short_final_frame_is_an_error_after_the_complete_frames(tmp_path, adain_home,
+                                                                  style_png):
+    stream = _rgb24_stream(3)[:2 * FRAME_BYTES + 1000]
+    result = _filter(["--size", "64x48", "--style", str(style_png), "--offline", "--quiet",
+                      "--precision", "fp32", "--batch", "4"], stream, adain_home)
+    err = result.stderr.decode()
+    assert result.returncode == 1
+    assert "1000 bytes" in err and f"{FRAME_BYTES} bytes" in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert len(result.stdout) == 2 * FRAME_BYTES  # both complete frames were written
+
+
+def test_closed_stdout_stops_quietly(tmp_path, adain_home, style_png):
+    (tmp_path / "in.rgb").write_bytes(_rgb24_stream(16))
+    with open(tmp_path / "in.rgb", "rb") as stdin:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vstpipe", "filter", "--size", "64x48", "--style",
+             str(style_png), "--offline", "--precision", "fp32", "--batch", "2"],
+            stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=dict(os.environ, VSTPIPE_HOME=str(adain_home)))
+        first = proc.stdout.read(FRAME_BYTES)  # like `| head -c 9216`
+        proc.stdout.close()
+        _, err = proc.communicate(timeout=300)
+    assert len(first) == FRAME_BYTES
+    assert proc.returncode == 0, err.decode()
+    assert "Traceback" not in err.decode() and "Error" not in err.decode(), err.decode()
+    assert "stdout was closed by its reader" in err.decode()
+
+
+def test_end_at_a_frame_boundary_and_empty_input_exit_zero(tmp_path, adain_home, style_png):
+    args = ["--size", "64x48", "--style", str(style_png), "--offline", "--precision", "fp32",
+            "--quiet"]
+    empty = _filter(args, b"", adain_home)
+    assert empty.returncode == 0 and empty.stdout == b"" and empty.stderr == b""
+    one = _filter(args, _rgb24_stream(1), adain_home)
+    assert one.returncode == 0 and len(one.stdout) == FRAME_BYTES
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--size", "0x10"], "--size 0x10"),
+    (["--size", "64"], "not WxH"),
+    (["--pix-fmt", "yuv420p"], "valid: rgb24, rgb48le, gbrpf32le"),
+    (["--out-pix-fmt", "nv12"], "--out-pix-fmt nv12"),
+    (["--fps", "25", "--timebase", "1/25"], "not both"),
+    (["--fps", "0"], "--fps 0: use a positive value"),
+    (["--timebase", "abc"], "30000/1001"),
+    (["--batch", "0"], "--batch 0"),
+    (["--alpha", "0.5", "--keyframes", "KEYS"], "--alpha does not apply"),
+    (["--keyframes", "KEYS"], "--keyframes needs --fps or --timebase"),
+])
+def test_bad_options_are_one_line(tmp_path, vstpipe_home, style_png, args, needle):
+    keys = tmp_path / "keys.toml"
+    keys.write_text(f'[[keyframe]]\nat = 0\nstyle = "{style_png}"\n'
+                    f'[[keyframe]]\nat = 1\nstyle = "none"\n')
+    args = [str(keys) if a == "KEYS" else a for a in args]
+    style = [] if "--keyframes" in args else ["--style", str(style_png)]
+    base = ["filter", "--size", "64x48", *style, "--offline"]
+    result = runner.invoke(app, [*base, *args], input=b"")
+    assert result.exit_code == 1, result.output
+    assert needle in result.output and len(result.output.strip().splitlines()) == 1, \
+        result.output
+
+
+def _readme_pipeline() -> str:
+    """The shell block of the README's `vstpipe filter` section, as written."""
+    section = README.read_text().split("## `vstpipe filter`", 1)[1]
+    return re.search(r"```sh\n(.*?)```", section, re.DOTALL).group(1)
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None,
+                    reason="ffmpeg not installed")
+def test_readme_ffmpeg_pipeline_runs_as_written(tmp_path, adain_home):
+    make_clip(tmp_path / "in.mp4", frames=FRAMES, fps=FPS, audio="aac")
+    bin_dir = Path(sys.executable).parent  # where `vstpipe` is installed alongside python
+    env = dict(os.environ, VSTPIPE_HOME=str(adain_home),
+               PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    script = _readme_pipeline()
+    assert "vstpipe filter" in script and "-map '1:a?'" in script
+    result = subprocess.run(["sh", "-e", "-c", script], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        video = c.streams.video[0]
+        assert (video.width, video.height) == SIZE
+        assert len(c.streams.audio) == 1
+        assert sum(1 for _ in c.decode(video=0)) == FRAMES

@@ -1,0 +1,285 @@
+"""Raw video frames over pipes: the pixel formats `vstpipe filter` speaks, a threaded reader
+that cuts a byte stream into Frames, and a threaded writer that turns Frames back into bytes.
+
+The byte layouts are FFmpeg's (``-f rawvideo -pix_fmt NAME``), so ffmpeg can decode into the
+filter and encode out of it. Both threads spend their time in blocking pipe I/O, which releases
+the GIL, so reading, the network and writing overlap as they do in ``render``.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from types import TracebackType
+from typing import BinaryIO, Final, Self
+
+import numpy as np
+
+from .errors import MediaError, OptionError, OutputError
+from .media import Frame
+
+
+@dataclass(frozen=True)
+class PixFormat:
+    """One FFmpeg raw pixel format: how an RGB frame is laid out in bytes."""
+
+    name: str
+    dtype: str  # numpy dtype of one sample, byte order explicit
+    planar: bool  # three planes in FFmpeg's gbrp order (G, B, R) instead of packed R, G, B
+    depth: int  # 8, 16 or 32: the frames Session.process makes for this format
+    what: str  # one line for the README and --help
+
+    def frame_bytes(self, size: tuple[int, int]) -> int:
+        return size[0] * size[1] * 3 * np.dtype(self.dtype).itemsize
+
+    def to_rgb(self, data: bytearray, size: tuple[int, int]) -> np.ndarray:
+        """One frame's bytes -> (H, W, 3) RGB as Frame.rgb holds it (native byte order)."""
+        w, h = size
+        samples = np.frombuffer(data, dtype=self.dtype)
+        if not self.planar:  # a zero-copy view of the bytes read on little-endian machines
+            return samples.reshape(h, w, 3).astype(samples.dtype.newbyteorder("="), copy=False)
+        g, b, r = samples.reshape(3, h, w)
+        rgb = np.stack([r, g, b], axis=-1).astype(np.float32)
+        # The network knows only [0, 1]; float sources may hold NaN or HDR values above 1.
+        np.nan_to_num(rgb, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
+        return np.clip(rgb, 0.0, 1.0, out=rgb)
+
+    def to_bytes(self, rgb: np.ndarray) -> memoryview:
+        """(H, W, 3) RGB at this format's depth -> the frame's bytes, without copying rgb24."""
+        if self.planar:
+            rgb = np.stack([rgb[..., 1], rgb[..., 2], rgb[..., 0]])  # (3, H, W): G, B, R
+        return memoryview(np.ascontiguousarray(rgb, dtype=self.dtype)).cast("B")
+
+
+PIX_FMTS: Final = {f.name: f for f in (
+    PixFormat("rgb24", "|u1", False, 8, "8-bit R, G, B interleaved"),
+    PixFormat("rgb48le", "<u2", False, 16, "16-bit little-endian R, G, B interleaved"),
+    PixFormat("gbrpf32le", "<f4", True, 32,
+              "32-bit float planes G, then B, then R, values in [0, 1]"),
+)}
+
+
+def pix_format(name: str, flag: str = "--pix-fmt") -> PixFormat:
+    if name not in PIX_FMTS:
+        raise OptionError(f"{flag} {name}: not supported; valid: {', '.join(PIX_FMTS)}")
+    return PIX_FMTS[name]
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'WxH' -> (W, H) in positive pixels, or OptionError."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise OptionError(f"--size {text}: not WxH, e.g. 1280x720") from None
+    if w < 1 or h < 1:
+        raise OptionError(f"--size {text}: width and height must be positive")
+    return w, h
+
+
+def parse_rate(text: str, flag: str) -> Fraction:
+    """'25', '29.97' or '30000/1001' -> a positive Fraction, or OptionError."""
+    try:
+        value = Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        raise OptionError(f"{flag} {text}: not a number or fraction like 30000/1001") from None
+    if value <= 0:
+        raise OptionError(f"{flag} {text}: use a positive value")
+    return value
+
+
+@dataclass(frozen=True)
+class RawOptions:
+    """The raw stream's geometry and timing: raw frames carry neither, so the user states them."""
+
+    size: tuple[int, int]  # (W, H) of every frame, in and out
+    pix_fmt: str = "rgb24"  # input layout, a key of PIX_FMTS
+    out_pix_fmt: str | None = None  # output layout; None = pix_fmt
+    # Seconds per frame: frame n is at n * frame_time. None: frames carry no time, which
+    # only a look that does not change over time can accept.
+    frame_time: Fraction | None = None
+
+    @property
+    def input(self) -> PixFormat:
+        return pix_format(self.pix_fmt)
+
+    @property
+    def output(self) -> PixFormat:
+        return pix_format(self.out_pix_fmt or self.pix_fmt, "--out-pix-fmt")
+
+
+def check(raw: RawOptions) -> None:
+    """OptionError for an impossible raw stream description, before anything is read."""
+    w, h = raw.size
+    if w < 1 or h < 1:
+        raise OptionError(f"--size {w}x{h}: width and height must be positive")
+    pix_format(raw.pix_fmt)
+    pix_format(raw.out_pix_fmt or raw.pix_fmt, "--out-pix-fmt")
+    if raw.frame_time is not None and raw.frame_time <= 0:
+        raise OptionError(f"frame time {raw.frame_time}: use a positive --fps or --timebase")
+
+
+_END: Final = object()  # queue sentinel: no more items
+_POLL_S: Final = 0.1  # how often a blocked queue operation checks whether to give up
+
+
+def _put(q: queue.Queue, item: object, stop: threading.Event) -> bool:
+    """Put unless ``stop`` is set first; a bounded queue with a dead consumer must not hang."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=_POLL_S)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _read_exactly(stream: BinaryIO, buf: bytearray) -> int:
+    """Fill ``buf`` from ``stream``; fewer bytes only at end of stream. Pipes return short
+    reads whenever the writer has not caught up, so one read is never enough."""
+    view, got = memoryview(buf), 0
+    while got < len(buf):
+        n = stream.readinto(view[got:])
+        if not n:
+            break
+        got += n
+    return got
+
+
+class RawReader:
+    """Frames cut from a byte stream on a background thread, a bounded queue ahead.
+
+    Iterating stops at the end of the stream; a stream that ends inside a frame stops the
+    iteration too, and :meth:`check_end` then raises MediaError naming the byte counts, so the
+    caller can finish (and write) every complete frame first.
+    """
+
+    def __init__(self, stream: BinaryIO, raw: RawOptions, queue_size: int = 8) -> None:
+        self._stream, self._raw, self._fmt = stream, raw, raw.input
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, queue_size))
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        # Daemon: a thread blocked reading a pipe nobody writes to must not keep the process
+        # alive once the caller has stopped (e.g. the output pipe was closed).
+        self._thread = threading.Thread(target=self._run, name="vstpipe-raw-reader",
+                                        daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        size, need = self._raw.size, self._fmt.frame_bytes(self._raw.size)
+        index = 0
+        try:
+            while not self._stop.is_set():
+                buf = bytearray(need)
+                got = _read_exactly(self._stream, buf)
+                if got < need:
+                    if got:
+                        w, h = size
+                        self._error = MediaError(
+                            f"input ended {got} bytes into frame {index}; a {w}x{h} "
+                            f"{self._fmt.name} frame is {need} bytes (check --size and "
+                            f"--pix-fmt); the {index} complete frames before it were written")
+                    break
+                pts, time_base = self._timing(index)
+                if not _put(self._queue, Frame(self._fmt.to_rgb(buf, size), pts, time_base),
+                            self._stop):
+                    return
+                index += 1
+        except OSError as err:
+            self._error = MediaError(f"reading the input failed after {index} frames: "
+                                     f"{err.strerror or err}")
+        except BaseException as err:  # noqa: BLE001 - re-raised on the consumer's thread
+            self._error = err
+        _put(self._queue, _END, self._stop)
+
+    def _timing(self, index: int) -> tuple[int | None, Fraction]:
+        if self._raw.frame_time is None:
+            return None, Fraction(1)  # no pts: the time base describes nothing
+        return index, self._raw.frame_time
+
+    def frames(self) -> Iterator[Frame]:
+        while True:
+            item = self._queue.get()
+            if item is _END:
+                return
+            yield item
+
+    def check_end(self) -> None:
+        """Raise what ended the stream early (a partial frame, a read error), if anything."""
+        if self._error is not None:
+            raise self._error
+
+
+class RawWriter:
+    """Frames written as raw bytes on a background thread, behind a bounded queue.
+
+    A closed output (EPIPE: the reader went away, e.g. ``| head -c``) is not an error: the
+    writer stops, :attr:`closed` turns true and the caller stops sending.
+    """
+
+    def __init__(self, stream: BinaryIO, fmt: PixFormat, queue_size: int = 2) -> None:
+        self._stream, self._fmt = stream, fmt
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, queue_size))
+        self._stop = threading.Event()  # set when the thread will take no more items
+        self._error: BaseException | None = None
+        self._closed = False
+        self.frames_written = 0
+        self._thread = threading.Thread(target=self._run, name="vstpipe-raw-writer",
+                                        daemon=True)
+
+    @property
+    def closed(self) -> bool:
+        """True once the output was found closed by its reader."""
+        return self._closed
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is not None:  # failing anyway: do not wait on a pipe that may be stuck
+            self._stop.set()
+            return
+        _put(self._queue, _END, self._stop)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def write(self, frames: list[Frame]) -> None:
+        """Queue frames for writing; blocks while the queue is full (bounded memory).
+
+        Raises what stopped the writer (other than a closed output) as soon as it is known.
+        """
+        if self._error is not None:
+            raise self._error
+        _put(self._queue, frames, self._stop)
+
+    def _run(self) -> None:
+        try:
+            while True:
+                item = self._queue.get()
+                if item is _END:
+                    self._stream.flush()
+                    return
+                for frame in item:
+                    self._stream.write(self._fmt.to_bytes(frame.rgb))
+                    self.frames_written += 1
+        except BrokenPipeError:
+            self._closed = True
+        except OSError as err:
+            self._error = OutputError(f"writing the output failed after {self.frames_written} "
+                                      f"frames: {err.strerror or err}")
+        except BaseException as err:  # noqa: BLE001 - re-raised on the caller's thread
+            self._error = err
+        finally:
+            self._stop.set()
