@@ -19,12 +19,16 @@ from rich.table import Table
 
 from . import (
     __version__,
+    effects,
     evaluate,
     keyframes,
     looks,
+    ofx,
+    ofx_host,
     presets,
     preview,
     rawio,
+    serve,
     weights,
 )
 from .errors import ModelError, OptionError, VstpipeError
@@ -52,6 +56,8 @@ presets_app = typer.Typer(no_args_is_help=True, help="Named looks: list, show, p
 app.add_typer(presets_app, name="presets")
 keyframes_app = typer.Typer(no_args_is_help=True, help="Keyframed style transitions.")
 app.add_typer(keyframes_app, name="keyframes")
+ofx_app = typer.Typer(no_args_is_help=True, help="OpenFX-style effects: list, describe, render.")
+app.add_typer(ofx_app, name="ofx")
 
 T = TypeVar("T")
 MAX_ROWS = 5000  # keyframes check: more rows than anyone reads
@@ -633,6 +639,75 @@ def train_cmd(
     values = dict(locals())
     values.pop("config")
     _train("image", values, config)
+
+
+@ofx_app.command("list")
+def ofx_list() -> None:
+    """Effects in plugins/, on VSTPIPE_PLUGIN_PATH and from `vstpipe.plugins` entry points."""
+    catalog = _run(effects.load_catalog)
+    for ident, found in catalog.effects.items():
+        desc = ofx.Descriptor(ident)
+        found.effect.describe(desc)
+        version = ".".join(map(str, desc.version))
+        typer.echo(f"{ident:<28} {desc.label or ident:<20} {version:<6} "
+                   f"{','.join(desc.contexts):<16} {found.origin}")
+    for failure in catalog.failures:
+        _say(f"[yellow]broken plugin[/] {escape(failure.plugin)}: {escape(failure.message)}")
+
+
+_Context = Annotated[str, typer.Option("--context", help="filter | general")]
+
+
+@ofx_app.command("describe")
+def ofx_describe(effect: Annotated[str, typer.Argument(help="Identifier or its last part.")],
+                 context: _Context = "filter") -> None:
+    """Print an effect's descriptor (clips, parameters, flags) as JSON."""
+    desc = _run(lambda: ofx.describe(effects.load_catalog().get(effect), context))
+    typer.echo(ofx.descriptor_json(desc, context))
+
+
+@ofx_app.command("render")
+def ofx_render(
+    effect: Annotated[str, typer.Argument(help="Identifier or its last part.")],
+    src: Annotated[Path, typer.Argument(help="Input video.")],
+    out: Annotated[Path, typer.Argument(help="Output video.")],
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", "-p", help="NAME=VALUE, or NAME@FRAME=VALUE for a keyframe; repeat.")] = None,
+    tiles: Annotated[str, typer.Option(help="Render windows per frame, COLUMNSxROWS.")] = "1x1",
+    depth: Annotated[str | None, typer.Option(
+        help="byte | short | half | float (default: the source's, if supported).")] = None,
+    context: _Context = "filter",
+    codec: Annotated[str, typer.Option(help="Video encoder.")] = "libx264",
+    crf: Annotated[int, typer.Option(help="Quality for x264/x265.")] = 18,
+    pix_fmt: Annotated[str | None, typer.Option(help="Output pixel format.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT.")] = False,
+    offline: _NoDownload = False,
+) -> None:
+    """Run an effect over a video through the OpenFX-style life cycle; audio is kept."""
+    encode = EncodeOptions(codec=codec, crf=crf, pix_fmt=pix_fmt)
+
+    def go() -> None:
+        if offline:
+            os.environ["VSTPIPE_OFFLINE"] = "1"  # effects load their models themselves
+        found = effects.load_catalog().get(effect)
+        opts = ofx_host.HostOptions(context=context, depth=depth,
+                                    tiles=ofx_host.parse_tiles(tiles))
+        params = ofx_host.params_from_args(ofx.describe(found, context), param or [])
+        with frames(src.name) as on_frames:
+            report = ofx_host.render_video(found, src, out, params, opts, encode, overwrite,
+                                           on_frames)
+        _say(f"wrote {escape(str(out))} ({report.frames} frames, {report.depth}, "
+             f"{report.frames / max(report.seconds, 1e-9):.2f} fps)")
+
+    _run(go)
+
+
+@app.command("serve")
+def serve_cmd(socket: Annotated[Path | None, typer.Option(
+        help="Listen on this UNIX socket instead of stdin/stdout.")] = None) -> None:
+    """Frame server for native plugin bridges (protocol: plugins/README.md)."""
+    code = _run(serve.serve_stdio if socket is None else lambda: serve.serve_socket(socket))
+    raise typer.Exit(code)
 
 
 def main() -> None:
