@@ -184,3 +184,36 @@ def test_stylizer_over_the_protocol_equals_vstpipe_render(adain_home, style_png,
         assert (got == want).all(), t
     client.ok("end", instance=inst)
     assert client.close()[0] == 0
+
+
+def test_serve_on_a_unix_socket_and_ctrl_c_removes_it(tmp_path: Path):
+    import signal
+    import socket
+    import time
+
+    path = tmp_path / "vstpipe.sock"
+    proc = subprocess.Popen([sys.executable, "-m", "vstpipe", "serve", "--socket", str(path)],
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for _ in range(2):  # one client after another
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+                conn.connect(str(path))
+                stream = conn.makefile("rwb")
+                stream.write(b'{"op": "hello", "id": 1}\n')
+                stream.flush()
+                reply = json.loads(stream.readline())
+                assert reply["ok"] and reply["id"] == 1 and "org.vstpipe.echo" in reply["effects"]
+                stream.write(b'{"op": "quit"}\n')
+                stream.flush()
+        taken = subprocess.run([sys.executable, "-m", "vstpipe", "serve", "--socket", str(path)],
+                               check=False, capture_output=True, text=True, timeout=60)
+        assert taken.returncode == 1 and f"{path} exists" in taken.stderr
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+        assert not path.exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
