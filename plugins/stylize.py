@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from vstpipe import looks, ofx, presets, weights
 from vstpipe.images import load_style
@@ -82,6 +83,7 @@ class Stylize(ofx.Effect):
         super().__init__(instance)
         self._setup: tuple[Any, ...] | None = None
         self._look: looks.Look | None = None
+        self._styles: list[torch.Tensor] = []  # the look's style images, read once per setup
         self._nets: dict[str, StyleNet] = {}
         self._session: Session | None = None
         self._last: float | None = None  # time of the frame the session saw last
@@ -115,25 +117,24 @@ class Stylize(ofx.Effect):
             model=p["model"] or None)
 
     def _start(self, size: tuple[int, int]) -> Session:
-        """A fresh session for the current parameters (the look and model built once)."""
+        """A fresh session for the current parameters (look, styles and model built once)."""
         p = self.instance.params.constant_values()
         setup = tuple(p[k] for k in _SETUP)
         if setup != self._setup:
-            self._look = looks.resolve(self._choice(), None)
-            self._setup = setup
+            look = looks.resolve(self._choice(), None)
+            self._styles = [load_style(path, look.timeline.size_of(i, look.style_size))
+                            for i, path in enumerate(look.timeline.styles)]
+            self._look, self._setup = look, setup
         look = self._look
         if look.model not in self._nets:
             resolved = weights.resolve(look.model, offline=weights.offline_from_env())
             self._nets[look.model] = weights.load(resolved)
-        timeline = look.timeline
-        styles = [load_style(path, timeline.size_of(i, look.style_size))
-                  for i, path in enumerate(timeline.styles)]
         opts = RenderOptions(
-            look=LookOptions(timeline, look.preserve_color, look.style_size),
+            look=LookOptions(look.timeline, look.preserve_color, look.style_size),
             compute=ComputeOptions(device=p["device"], precision=p["precision"], batch=1,
                                    max_side=look.max_side),
             steady=look.steady)
-        return Session(self._nets[look.model], opts, styles, size)
+        return Session(self._nets[look.model], opts, self._styles, size)
 
     def _alpha_look(self, time: float) -> LookOptions:
         """The look at ``time``: the host's (possibly animated) alpha on the look's strength."""

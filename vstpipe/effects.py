@@ -51,7 +51,7 @@ class Catalog:
         short = [i for i in self.effects if i.rsplit(".", 1)[-1] == name]
         if len(short) == 1:
             return self.effects[short[0]].effect
-        broken = [f for f in self.failures if name in f.plugin or name in f.message]
+        broken = [f for f in self.failures if name in f.plugin]
         if broken:
             raise EffectError(f"effect '{name}' did not load: {broken[0].plugin}: "
                               f"{broken[0].message}")

@@ -305,7 +305,7 @@ class ParamSet:
         return name in self._animated
 
     def value(self, name: str, time: float = 0.0) -> Any:
-        keys, d = self._keys[self._def(name).name], self.defs[name]
+        d, keys = self._def(name), self._keys[name]
         times = [k[0] for k in keys]
         i = bisect.bisect_right(times, time)
         if i == 0 or i == len(keys):

@@ -13,6 +13,7 @@ import threading
 import time as clock
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -114,8 +115,7 @@ class HostClip:
             region = self.now.region  # what the effect declared for this window
         return _read_only(frame, (region or self.rod).intersect(self.rod))
 
-    def keep(self, time: float, image: Image, oldest: float) -> None:
-        self.frames[float(time)] = image
+    def forget_before(self, oldest: float) -> None:
         for t in [t for t in self.frames if t < oldest]:
             del self.frames[t]
 
@@ -213,9 +213,9 @@ class Host:
         else:
             for win in windows:
                 out.view(win)[...] = self._tile(time, win)
-        self.instance.clip(OUTPUT).keep(time, out, oldest)
-        self.instance.clip(SOURCE).keep(time, self.instance.clip(SOURCE).frames[float(time)],
-                                        oldest)
+        self.instance.clip(OUTPUT).frames[float(time)] = out
+        for clip in self.instance.clips.values():
+            clip.forget_before(oldest)
         return out
 
     def _tile(self, time: float, window: Rect) -> np.ndarray:
@@ -225,7 +225,7 @@ class Host:
         region = dict(roi).get(SOURCE, window).intersect(self.rod)
         target = Image(self._guard.copy(), self.rod, self.depth)
         args = ofx.RenderArgs(time, window)
-        with self._lock if self.desc.thread_safety != "fully_safe" else _NoLock():
+        with self._lock if self.desc.thread_safety != "fully_safe" else nullcontext():
             for clip in self.instance.clips.values():
                 clip.now.time, clip.now.region, clip.now.target = time, region, target
             try:
@@ -241,14 +241,6 @@ class Host:
                                   f"{window.as_list()} at frame {time:g} (in "
                                   f"{band.as_list()})")
         return target.view(window).copy()
-
-
-class _NoLock:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 # -- frames <-> images -------------------------------------------------------------------------
