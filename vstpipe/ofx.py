@@ -474,7 +474,7 @@ class Effect:
         """Before a run of render calls."""
 
     def render(self, args: RenderArgs) -> None:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} does not implement render")
 
     def end_sequence_render(self, args: SequenceArgs) -> None:
         """After the run; release what begin_sequence_render took."""
