@@ -1,3 +1,3 @@
-from .cli import main
+from vstpipe.entry import main
 
 main()

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from . import (
     __version__,
+    atomic,
     effects,
     evaluate,
     keyframes,
@@ -29,6 +30,7 @@ from . import (
     preview,
     rawio,
     serve,
+    signals,
     weights,
 )
 from .errors import ModelError, OptionError, VstpipeError
@@ -78,9 +80,9 @@ def _run(fn: Callable[[], T]) -> T:
             traceback.print_exc()
         _say(f"[red]vstpipe: error:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        _say("vstpipe: interrupted; no output was written")
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as interrupt:
+        _say(f"vstpipe: interrupted ({interrupt or 'SIGINT'}); no output was written")
+        raise typer.Exit(signals.exit_code(interrupt)) from None
 
 
 def _version(value: bool) -> None:
@@ -297,6 +299,10 @@ def filter_cmd(
         if sys.stdin.isatty() or sys.stdout.isatty():
             raise OptionError("stdin and stdout must be pipes or files of raw frames, not a "
                               "terminal (see the README for the ffmpeg pipeline)")
+        atomic.check_stream_apart(
+            sys.stdout.fileno(),
+            [sys.stdin.fileno(), *choice.styles, *([keyframes] if keyframes else [])],
+            what="standard output")
         net = _load_net(model_name, offline)
         src, dst = sys.stdin.buffer, sys.stdout.buffer
         try:
@@ -304,9 +310,9 @@ def filter_cmd(
                 return filter_raw(src, dst, net, opts, raw)
             with frames("filter") as on_frames:
                 return filter_raw(src, dst, net, opts, raw, progress=on_frames)
-        except KeyboardInterrupt:  # unlike render's, this output is already out there
-            _say("vstpipe: interrupted")
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as interrupt:  # unlike render's, this output is already out
+            _say(f"vstpipe: interrupted ({interrupt or 'SIGINT'})")
+            raise typer.Exit(signals.exit_code(interrupt)) from None
 
     report = _run(go)
     if report.output_closed:
@@ -426,6 +432,7 @@ def presets_preview(
 ) -> None:
     """One frame rendered under every preset, labelled, on one contact sheet."""
     def go() -> None:
+        atomic.check_target(out, [src], overwrite=overwrite, what="contact sheet")
         found, notices = presets.available()
         for notice in notices:
             _say(f"note: {escape(notice)}")
@@ -444,7 +451,7 @@ def presets_preview(
 
         sheet = preview.contact_sheet(rgb, sorted(found.values(), key=lambda p: p.name),
                                       net_for, tile)
-        preview.save_png(sheet, out, overwrite)
+        preview.save_png(sheet, out, overwrite, inputs=[src])
         _say(f"wrote {escape(str(out))} ({len(found)} presets)")
 
     _run(go)

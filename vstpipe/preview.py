@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -12,7 +10,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
-from .errors import MediaError, OutputError
+from . import atomic
+from .errors import MediaError
 from .images import load_rgb, load_style
 from .keyframes import Timeline
 from .media import Frame, open_source
@@ -77,16 +76,10 @@ def contact_sheet(rgb: np.ndarray, presets: Sequence[Preset],
     return sheet
 
 
-def save_png(image: Image.Image, out: Path, overwrite: bool) -> None:
-    """Write ``out`` through a temp file beside it, renamed only when complete."""
-    if out.exists() and not overwrite:
-        raise OutputError(f"{out}: already exists; pass --overwrite to replace it")
-    if not out.parent.is_dir():
-        raise OutputError(f"{out}: folder {out.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        image.save(tmp, format="PNG")
-        os.replace(tmp, out)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+def save_png(image: Image.Image, out: Path, overwrite: bool,
+             inputs: Sequence[Path] = ()) -> None:
+    """Write ``out`` through a locked temp file beside it, claimed only when complete."""
+    atomic.check_target(out, inputs, overwrite=overwrite, what="contact sheet")
+    with atomic.TempOutput(out, overwrite=overwrite) as tmp:
+        image.save(tmp.path, format="PNG")
+        tmp.commit()

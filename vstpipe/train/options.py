@@ -117,6 +117,25 @@ def validate(opts: TrainOptions) -> None:
         raise OptionError(f"--device '{opts.device}' is not valid; choose from auto, cpu, cuda")
     if uses_affinity(opts):
         affinity.validate(opts.affinity)
+    _check_out_apart(opts)
+
+
+def _check_out_apart(opts: TrainOptions) -> None:
+    """The run folder must not be, or lie inside, a folder the run reads: the model
+    directory it starts from would be overwritten, and a data folder would take in checkpoints.
+    """
+    out = opts.out.resolve()
+    model_dir = Path(opts.model).expanduser()
+    inputs = {"--styles": opts.styles, "--content": opts.content, "--davis": opts.davis,
+              "--model": model_dir if model_dir.is_dir() else None}
+    for flag, folder in inputs.items():
+        if folder is None:
+            continue
+        folder = folder.resolve()
+        if out == folder or folder in out.parents:
+            raise OptionError(f"--out {opts.out}: is {'' if out == folder else 'inside '}the "
+                              f"{flag} folder {folder}, which this run reads; choose a run "
+                              f"folder outside it")
 
 
 def uses_affinity(opts: TrainOptions) -> bool:
