@@ -7,12 +7,16 @@ it wrote. Sizes and frame counts are small enough that a clip costs a few millis
 
 from __future__ import annotations
 
+import io
 import struct
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
+from av.bitstream import BitStreamFilterContext
+from av.codec.context import Flags
+from av.stream import Disposition
 from PIL import Image
 
 # Durations (in ms) cycled through for variable-frame-rate clips: irregular on purpose.
@@ -21,6 +25,7 @@ VFR_STEPS_MS = (40, 40, 80, 20, 60, 40, 120, 40, 30, 50)
 _MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi",
            ".m4a": "mp4", ".webm": "webm"}
 _AUDIO_RATE = 48000
+FIELD_TT = 2  # AVFieldOrder: top field coded and shown first
 
 
 def frame_rgb(index: int, size: tuple[int, int], bit_depth: int = 8) -> np.ndarray:
@@ -76,6 +81,8 @@ def make_clip(
     audio_tags: dict[str, str] | None = None,
     audio_disposition: int | None = None,
     container_tags: dict[str, str] | None = None,
+    video_options: dict[str, str] | None = None,
+    interlaced: bool = False,
 ) -> Path:
     """Write a small clip; the container follows the suffix of ``path``.
 
@@ -89,6 +96,8 @@ def make_clip(
     ``sar`` is the sample (pixel) aspect ratio: libx264 stores it in the bitstream and
     mp4/mov also in a 'pasp' box. ``video_tags``/``audio_tags``/``container_tags`` are
     metadata (language, title, ...); ``audio_disposition`` is an av.stream.Disposition.
+    ``video_options`` are encoder options (e.g. x265-params). ``interlaced`` codes the
+    video as top-field-first fields (encoders that can: libx264, mpeg4, prores).
     """
     path = Path(path)
     if not video and audio is None:
@@ -101,7 +110,8 @@ def make_clip(
     fmt = _MUXERS[path.suffix.lower()]
     options = {"movflags": "+faststart"} if faststart else {}
     with av.open(str(path), "w", format=fmt, options=options) as container:
-        stream = container.add_stream(codec, rate=fps) if video else None
+        stream = container.add_stream(codec, rate=fps, options=video_options or {}) \
+            if video else None
         if stream is not None:
             stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
             stream.codec_context.time_base = time_base
@@ -114,6 +124,9 @@ def make_clip(
                 stream.set_display_rotation(rotation)
             if sar is not None:
                 stream.codec_context.sample_aspect_ratio = sar
+            if interlaced:
+                stream.codec_context.field_order = FIELD_TT
+                stream.codec_context.flags |= Flags.interlaced_dct | Flags.interlaced_me
             stream.metadata.update(video_tags or {})
         audio_stream = container.add_stream(audio, rate=_AUDIO_RATE) if audio else None
         if audio_stream is not None:
@@ -277,6 +290,198 @@ def truncate_file(src: Path, dst: Path, keep: float = 0.5) -> Path:
     data = Path(src).read_bytes()
     Path(dst).write_bytes(data[: int(len(data) * keep)])
     return Path(dst)
+
+
+# ---------------------------------------------------------------------------
+# Fault-suite clips: timelines and streams that are easy to lose
+# ---------------------------------------------------------------------------
+
+_VOP = b"\x00\x00\x01\xb6"  # MPEG-4 Part 2 picture (VOP) start code
+
+
+def _vop_type(data: bytes) -> str:
+    """I, P, B or S: the coding type of the first picture in an MPEG-4 Part 2 packet."""
+    at = data.find(_VOP)
+    return "IPBS"[data[at + 4] >> 6]
+
+
+def _not_coded_vop(picture: bytes, increment_bits: int) -> bytes:
+    """A DivX "N-VOP" placeholder: ``picture``'s header up to its time, vop_coded = 0."""
+    at = picture.find(_VOP) + 4
+    bits = "".join(f"{b:08b}" for b in picture[at:at + 8])
+    pos = 2  # vop_coding_type
+    while bits[pos] == "1":  # modulo_time_base: ones ending in a zero
+        pos += 1
+    pos += 1 + 1 + increment_bits + 1  # that zero, marker, vop_time_increment, marker
+    head = bits[:pos] + "0"  # vop_coded = 0
+    head += "0" + "1" * ((8 - (len(head) + 1) % 8) % 8)  # stuffing to a byte boundary
+    return _VOP + int(head, 2).to_bytes(len(head) // 8, "big")
+
+
+def make_packed_bframes_avi(path: Path, *, frames: int = 20, b_frames: int = 2,
+                            size: tuple[int, int] = (64, 48), fps: int = 25) -> Path:
+    """An AVI as DivX 5 / Xvid wrote it: MPEG-4 Part 2 with "packed" B-frames.
+
+    AVI has one timestamp per chunk (its index) and no reordering, so such encoders put
+    each P-frame in one chunk with the B-frame shown after it and fill the P's own slot
+    with a not-coded placeholder: chunks I0 [P3 B1] B2 N I... for pictures 0, 1, 2, 3.
+    The DivX user data ending in "p" tells decoders so. FFmpeg decodes the pictures in
+    display order, but their pts come out as 1, 2, 4, 3, 5, 7, 6 ... Frame ``i`` shows
+    ``frame_rgb(i)``.
+    """
+    codec = av.CodecContext.create("mpeg4", "w")
+    codec.width, codec.height, codec.pix_fmt = size[0], size[1], "yuv420p"
+    codec.time_base = Fraction(1, fps)
+    codec.framerate = Fraction(fps)
+    codec.max_b_frames = b_frames
+    codec.gop_size = 12
+    codec.open()
+    packets: list[bytes] = []
+    for index in range(frames):
+        frame = av.VideoFrame.from_ndarray(frame_rgb(index, size), format="rgb24")
+        frame = frame.reformat(format="yuv420p")
+        frame.pts = index
+        packets += [bytes(p) for p in codec.encode(frame)]
+    packets += [bytes(p) for p in codec.encode(None)]
+    types = [_vop_type(p) for p in packets]
+    at = packets[0].find(_VOP)
+    packets[0] = packets[0][:at] + b"\x00\x00\x01\xb2DivX503b1393p" + packets[0][at:]
+    chunks: list[bytes] = []
+    i = 0
+    while i < len(packets):  # decode order: a reference picture, then the B-frames before it
+        reference = packets[i]
+        i += 1
+        b_run = []
+        while i < len(packets) and types[i] == "B":
+            b_run.append(packets[i])
+            i += 1
+        if not b_run:
+            chunks.append(reference)
+            continue
+        chunks.append(reference + b_run[0])
+        chunks.extend(b_run[1:])
+        chunks.append(_not_coded_vop(reference, (fps - 1).bit_length()))
+    with av.open(str(path), "w", format="avi") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        stream.time_base = Fraction(1, fps)
+        for n, data in enumerate(chunks):
+            packet = av.Packet(data)
+            packet.stream = stream
+            packet.time_base = Fraction(1, fps)
+            packet.pts = packet.dts = n
+            packet.is_keyframe = types[0] == "I" and n == 0
+            container.mux(packet)
+    return Path(path)
+
+
+def make_h264_avi(path: Path, *, frames: int = 20, fps: int = 25) -> Path:
+    """H.264 with B-frames in AVI, as ``ffmpeg -i clip.mp4 -c copy clip.avi`` writes it.
+
+    AVI keeps decode order and no presentation times, so the decoded pictures (in display
+    order) carry decode-order pts. Frame ``i`` shows ``frame_rgb(i)``.
+    """
+    path = Path(path)
+    mp4 = make_clip(path.with_name(path.stem + ".src.mp4"), frames=frames, fps=fps)
+    with av.open(str(mp4)) as source, av.open(str(path), "w", format="avi") as container:
+        video = source.streams.video[0]
+        stream = container.add_stream_from_template(video)
+        stream.time_base = Fraction(1, fps)
+        annexb = BitStreamFilterContext("h264_mp4toannexb", video, stream)
+        first_dts = None
+        for packet in source.demux(video):
+            for out in annexb.filter(packet if packet.size else None):
+                first_dts = out.dts if first_dts is None else first_dts
+                tick = round((out.dts - first_dts) * out.time_base * fps)
+                out.stream = stream
+                out.time_base = Fraction(1, fps)
+                out.pts = out.dts = tick
+                container.mux(out)
+    mp4.unlink()
+    return path
+
+
+def display_order(path: Path, size: tuple[int, int] = (64, 48), candidates: int = 64
+                  ) -> list[int]:
+    """For each decoded frame of ``path`` in output order, which ``frame_rgb(i)`` it shows."""
+    references = np.stack([frame_rgb(i, size).astype(np.int16) for i in range(candidates)])
+    order = []
+    for rgb in video_frames(path):
+        error = np.abs(references - rgb.astype(np.int16)).mean(axis=(1, 2, 3))
+        order.append(int(error.argmin()))
+    return order
+
+
+def png_bytes(size: tuple[int, int] = (32, 32), index: int = 3) -> bytes:
+    """A small PNG picture, e.g. cover art."""
+    buffer = io.BytesIO()
+    Image.fromarray(frame_rgb(index, size)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def with_extras(src: Path, dst: Path, *, chapters: list[dict] | None = None,
+                attachments: dict[str, tuple[str, bytes]] | None = None,
+                cover: bytes | None = None, second_video: bool = False,
+                audio_shift: Fraction = Fraction(0)) -> Path:
+    """Remux ``src`` into ``dst`` (container from the suffix), adding what is asked.
+
+    ``chapters`` as PyAV's set_chapters takes them; ``attachments`` {file name: (mimetype,
+    data)} (Matroska); ``cover`` PNG cover art (an attached picture in mp4, an attachment
+    in Matroska); ``second_video`` a 32x24 MPEG-4 video stream of its own;
+    ``audio_shift`` seconds added to every audio timestamp.
+    """
+    dst = Path(dst)
+    fmt = _MUXERS[dst.suffix.lower()]
+    with av.open(str(src)) as source, av.open(str(dst), "w", format=fmt) as container:
+        copies = {s.index: container.add_stream_from_template(s) for s in source.streams}
+        for stream in source.streams:
+            copies[stream.index].metadata.update(stream.metadata)
+        for name, (mimetype, data) in (attachments or {}).items():
+            container.add_attachment(name, mimetype, data)
+        cover_stream = None
+        if cover is not None and fmt == "matroska":
+            container.add_attachment("cover.png", "image/png", cover)
+        elif cover is not None:
+            cover_stream = container.add_stream("png")
+            cover_stream.width, cover_stream.height, cover_stream.pix_fmt = 32, 32, "rgb24"
+            cover_stream.disposition = Disposition.attached_pic
+        extra = None
+        if second_video:
+            extra = container.add_stream("mpeg4", rate=25)
+            extra.width, extra.height, extra.pix_fmt = 32, 24, "yuv420p"
+        if chapters:
+            container.set_chapters(chapters)
+        container.start_encoding()
+        if cover_stream is not None:
+            packet = av.Packet(cover)
+            packet.stream = cover_stream
+            packet.time_base = Fraction(1, 90000)
+            packet.pts = packet.dts = 0
+            container.mux(packet)
+        if extra is not None:
+            for index in range(4):
+                frame = av.VideoFrame.from_ndarray(frame_rgb(index + 30, (32, 24)), "rgb24")
+                frame.pts = index
+                container.mux(extra.encode(frame))
+            container.mux(extra.encode(None))
+        for packet in source.demux():
+            if packet.dts is None and not packet.size:
+                continue
+            shift = audio_shift if packet.stream.type == "audio" else 0
+            if shift:
+                ticks = round(shift / packet.time_base)
+                packet.pts, packet.dts = packet.pts + ticks, packet.dts + ticks
+            packet.stream = copies[packet.stream.index]
+            container.mux(packet)
+    return dst
+
+
+def chapters(count: int = 3, seconds: Fraction = Fraction(1, 10)) -> list[dict]:
+    """``count`` titled chapters of ``seconds`` each, in PyAV's set_chapters form."""
+    step = round(seconds * 1000)
+    return [{"id": n + 1, "start": n * step, "end": (n + 1) * step,
+             "time_base": Fraction(1, 1000), "metadata": {"title": f"Part {n + 1}"}}
+            for n in range(count)]
 
 
 # ---------------------------------------------------------------------------

@@ -220,6 +220,11 @@ def render_cmd(
                        ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")
                          ] = False,
+    allow_partial: Annotated[bool, typer.Option(
+        "--allow-partial",
+        help="For a truncated (cut) input: render the frames that decode and exit 0 with a "
+             "notice naming how many were read of how many the header promised. Without "
+             "it, such an input is an error and nothing is written.")] = False,
     steady: _SteadyFlag = False,
     smooth_stats: _SmoothStats = None,
     flow_blend: _FlowBlend = None,
@@ -235,7 +240,7 @@ def render_cmd(
         info = probe(src)
         opts, model_name = _render_options(
             choice, Fraction(info.average_rate) if info.average_rate else None, compute)
-        opts = replace(opts, encode=encode, overwrite=overwrite)
+        opts = replace(opts, encode=encode, overwrite=overwrite, allow_partial=allow_partial)
         preflight(src, out, opts)  # a typo must not cost a 100 MB download
         net = _load_net(model_name, offline)
         with frames(src.name) as on_frames:

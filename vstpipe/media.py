@@ -10,11 +10,14 @@ runs without the GIL, so they overlap with the caller's torch work.
 
 from __future__ import annotations
 
+import heapq
+import io
 import logging
 import os
 import queue
-import secrets
+import re
 import threading
+from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
@@ -26,12 +29,14 @@ import av
 import av.error
 import numpy as np
 from av.codec.codec import UnknownCodecError
+from av.codec.context import Flags
 from av.container import InputContainer, OutputContainer
 from av.sidedata.sidedata import Type as SideDataType
 from av.stream import Disposition, Stream
 from av.video.reformatter import ColorRange, Colorspace, Interpolation, VideoReformatter
 from av.video.stream import VideoStream
 
+from vstpipe import atomic
 from vstpipe.errors import MediaError, OptionError, OutputError
 
 _log = logging.getLogger(__name__)
@@ -296,27 +301,50 @@ def _stream_label(stream: Stream) -> str:
     return f"{stream.type}:{codec or 'unknown'}"
 
 
-def _pick_streams(container: InputContainer, path: Path) -> tuple[VideoStream, list[Stream]]:
-    """The video stream to stylize and the streams to copy unchanged."""
+_AVDISCARD_ALL: Final = 48
+
+
+def _is_timecode(stream: Stream) -> bool:
+    # The mov demuxer reads a tmcd track as a data stream tagged with its start timecode.
+    return stream.type == "data" and "timecode" in stream.metadata
+
+
+def _pick_streams(container: InputContainer, path: Path
+                  ) -> tuple[VideoStream, list[Stream], str | None]:
+    """The video stream to stylize, the streams to copy, and the start timecode if any.
+
+    Cover art, further video streams and attachments are copied too where the output
+    container can hold them; the Sink decides that and names what it drops.
+    """
     video: VideoStream | None = None
     copied: list[Stream] = []
+    timecode: str | None = None
     for stream in container.streams:
+        if stream.discard == _AVDISCARD_ALL:
+            # The demuxer's own choice, read elsewhere: a QuickTime chapter track, whose
+            # text the container already reports as chapters.
+            continue
         if stream.type == "video":
             # Cover art is a one-picture "video" stream; never mistake it for the movie.
             is_cover = bool(stream.disposition & Disposition.attached_pic)
             if video is None and not is_cover:
                 video = stream  # type: ignore[assignment]
             else:
-                _log.warning("%s: ignoring extra video stream #%d (%s)", path, stream.index,
-                             _stream_label(stream))
-        elif stream.type in ("audio", "subtitle", "data"):
+                copied.append(stream)
+        elif _is_timecode(stream):
+            # Not copied as a track (muxers reject a bare tmcd copy, mov only at the very
+            # end): the Sink writes the start timecode as a tag, which mov/mp4 turn into
+            # a fresh tmcd track and Matroska keeps as TIMECODE.
+            timecode = timecode or stream.metadata["timecode"]
+        elif stream.type in ("audio", "subtitle", "data", "attachment"):
             copied.append(stream)
         else:
             _log.warning("%s: ignoring %s stream #%d", path, stream.type, stream.index)
     if video is None:
         found = ", ".join(_stream_label(s) for s in container.streams) or "no streams"
         raise MediaError(f"{path}: no video stream (found: {found})")
-    return video, copied
+    tags = {k.lower(): v for k, v in video.metadata.items()}
+    return video, copied, timecode or tags.get("timecode")
 
 
 def _display_matrix(frame: av.VideoFrame) -> tuple[int, ...] | None:
@@ -340,6 +368,126 @@ def _known_sar(sar: Fraction | None) -> Fraction | None:
     return sar if sar else None
 
 
+_DURATION_TAG: Final = re.compile(r"(\d+):(\d\d):(\d\d(?:\.\d+)?)$")
+
+
+def _tag(tags: Mapping[str, str], name: str) -> str | None:
+    """A stream tag by name, in any case, also with the language suffix mkvmerge adds."""
+    for key, value in tags.items():
+        if key.upper() in (name, f"{name}-ENG"):
+            return value
+    return None
+
+
+def _tag_seconds(text: str | None) -> Fraction | None:
+    # Matroska's per-track DURATION tag, "HH:MM:SS.nnnnnnnnn" (FFmpeg and mkvmerge write it).
+    match = _DURATION_TAG.match(text.strip()) if text else None
+    if match is None:
+        return None
+    hours, minutes, seconds = match.groups()
+    return (int(hours) * 3600 + int(minutes) * 60) + Fraction(seconds)
+
+
+@dataclass(frozen=True)
+class _Promise:
+    """What the input's header promises, so a cut file is told from a whole one."""
+
+    frames: int | None  # an exact count the container declares (mp4, AVI, mkvmerge tags)
+    video_end: Fraction | None  # where the video stream says it ends (seconds)
+    end: Fraction | None  # where the container says its longest stream ends (seconds)
+    rate: Fraction | None  # nominal frames per second, for "about N frames"
+    duration: Fraction | None  # the video's (else the container's) duration, seconds
+    # The longest nominal frame duration the stream states (AVI's header rate counts empty
+    # drop-frame chunks, so its guessed rate may be the slower, truer one); seconds.
+    frame_length: Fraction = Fraction(0)
+
+    @property
+    def about(self) -> int | None:
+        """The frame count the durations imply, when no exact count is declared."""
+        if self.frames:
+            return self.frames
+        if self.duration is not None and self.rate:
+            return round(self.duration * self.rate)
+        return None
+
+    def shortfall(self, decoded: int, discarded: int, video_end: Fraction | None,
+                  any_end: Fraction | None) -> str | None:
+        """How the decoded part falls short of the promise ("decoded 7 of 12 frames"), or None.
+
+        Times decide where the header states them, with half a frame of slack for rounding:
+        the video's end against the video's declared end. Frame counts cannot decide alone,
+        because an AVI counts its empty drop-frame chunks as frames. Without a video end, an
+        exact count is compared exactly; failing that, the end of any stream is compared
+        with the container's duration (a whole file whose audio outlasts its video reaches
+        it through the audio).
+        """
+        expected = self.frames - discarded if self.frames else None  # edit-list cuts
+        count = f"{expected}" if expected else f"about {self.about}" if self.about else "more"
+        slack = Fraction(1, 2) / self.rate if self.rate else Fraction(1, 50)
+        if self.video_end is not None:
+            promised, reached = self.video_end, video_end
+        elif expected:
+            return f"decoded {decoded} of {expected} frames" if decoded < expected else None
+        elif self.end is not None:
+            promised, reached = self.end, any_end
+        else:
+            return None
+        if reached is not None and reached >= promised - slack:
+            return None
+        return (f"decoded {decoded} of {count} frames (the header promises "
+                f"{float(promised):.3f} s of video, decoding ended at {float(reached or 0):.3f} s)")
+
+
+def _promise(container: InputContainer, video: VideoStream, rate: Fraction | None
+             ) -> _Promise:
+    time_base = video.time_base or Fraction(1, 90000)
+    frames = video.frames or None
+    counted = _tag(video.metadata, "NUMBER_OF_FRAMES")  # mkvmerge's statistics tag
+    if frames is None and counted is not None and counted.isdigit():
+        frames = int(counted) or None
+    video_duration = (video.duration * time_base if video.duration
+                      else _tag_seconds(_tag(video.metadata, "DURATION")))
+    start = video.start_time * time_base if video.start_time is not None else Fraction(0)
+    video_end = start + video_duration if video_duration is not None else None
+    end = duration = None
+    if container.duration is not None:
+        duration = Fraction(container.duration, av.time_base)
+        end = Fraction(container.start_time or 0, av.time_base) + duration
+    rates = [r for r in (video.average_rate, video.guessed_rate) if r]
+    return _Promise(frames, video_end, end, rate,
+                    video_duration if video_duration is not None else duration,
+                    max((1 / r for r in rates), default=Fraction(0)))
+
+
+@dataclass(frozen=True)
+class _Picture:
+    """What the first decoded frame says that RGB Frames cannot carry."""
+
+    alpha: bool  # the pixel format has an alpha channel
+    mastering: bytes | None  # AVMasteringDisplayMetadata (HDR mastering display)
+    light: bytes | None  # AVContentLightMetadata (MaxCLL, MaxFALL)
+    field_order: int  # AVFieldOrder: 0 unknown, 1 progressive, 2-5 interlaced orders
+
+
+_AV_FIELD_PROGRESSIVE: Final = 1
+_AV_FIELD_TT: Final = 2  # top field coded and shown first
+_FIELD_NAMES: Final = {2: "top field first", 3: "bottom field first",
+                       4: "top field coded first, bottom shown first",
+                       5: "bottom field coded first, top shown first"}
+
+
+def _picture(frame: av.VideoFrame, ctx: av.codec.context.CodecContext) -> _Picture:
+    side = {item.type: bytes(item) for item in frame.side_data}
+    order = ctx.field_order if ctx.field_order in _FIELD_NAMES else (
+        _AV_FIELD_TT if frame.interlaced_frame else _AV_FIELD_PROGRESSIVE)
+    return _Picture(
+        alpha=any(c.is_alpha for c in frame.format.components),
+        mastering=side.get(SideDataType.MASTERING_DISPLAY_METADATA),
+        light=side.get(SideDataType.CONTENT_LIGHT_LEVEL),
+        field_order=int(order),
+    )
+
+
 @dataclass
 class _Opened:
     """An input file read up to its first decoded video frame, ready to continue."""
@@ -352,6 +500,9 @@ class _Opened:
     packets: Iterator[av.Packet]  # the demux in progress: the rest of the file
     backlog: list[av.VideoFrame | av.Packet]  # read so far, in the order to hand out
     discarded: int  # video packets read so far that an edit list cuts
+    promise: _Promise
+    timecode: str | None  # start timecode (mov/mp4 tmcd track or a timecode tag)
+    picture: _Picture
 
 
 def _open_video(path: Path) -> _Opened:
@@ -371,7 +522,7 @@ def _open_video(path: Path) -> _Opened:
 
 
 def _read_first_frame(container: InputContainer, path: Path) -> _Opened:
-    video, copied = _pick_streams(container, path)
+    video, copied, timecode = _pick_streams(container, path)
     video.thread_type = "AUTO"
     wanted = {s.index for s in copied}
     packets = container.demux([video, *copied])
@@ -400,14 +551,9 @@ def _read_first_frame(container: InputContainer, path: Path) -> _Opened:
     ctx = video.codec_context
     time_base = video.time_base or Fraction(1, 90000)
     rate = video.average_rate or video.guessed_rate or None
-    duration: float | None = None
-    if video.duration is not None:
-        duration = float(video.duration * time_base)
-    elif container.duration is not None:
-        duration = container.duration / av.time_base
-    frames_declared: int | None = video.frames or None
-    if frames_declared is None and duration is not None and rate:
-        frames_declared = round(duration * rate)
+    promise = _promise(container, video, rate)
+    duration = float(promise.duration) if promise.duration is not None else None
+    frames_declared = promise.about
     pix_fmt = frame.format.name
     # Per-frame tags are what the decoder actually saw (e.g. H.264 VUI); fall back
     # to the stream's when the frame leaves one unspecified.
@@ -438,7 +584,7 @@ def _read_first_frame(container: InputContainer, path: Path) -> _Opened:
         or _known_sar(ctx.sample_aspect_ratio),
     )
     return _Opened(container, video, tuple(copied), info, _display_matrix(frame), packets,
-                   backlog, discarded)
+                   backlog, discarded, promise, timecode, _picture(frame, ctx))
 
 
 def probe(path: Path) -> VideoInfo:
@@ -495,11 +641,17 @@ def _join(thread: threading.Thread) -> None:
 
 
 class Source:
-    """Decoded RGB frames and copy-through packets of one input file; use as a context manager."""
+    """Decoded RGB frames and copy-through packets of one input file; use as a context manager.
 
-    def __init__(self, path: Path, queue_size: int = 8) -> None:
+    A file that ends before its header's promise (a cut or truncated file, or one cut while
+    it is read) raises MediaError naming the frame counts at the end of items(); with
+    ``allow_partial`` it logs that once as a warning and ends normally instead.
+    """
+
+    def __init__(self, path: Path, queue_size: int = 8, allow_partial: bool = False) -> None:
         if queue_size < 1:
             raise OptionError(f"queue size must be at least 1, got {queue_size}")
+        self.allow_partial = allow_partial
         opened = _open_video(Path(path))
         self.info: VideoInfo = opened.info
         self._container = opened.container
@@ -509,7 +661,11 @@ class Source:
         self._packets = opened.packets
         self._backlog = opened.backlog
         self._discarded = opened.discarded
+        self._promise = opened.promise
+        self._timecode = opened.timecode
+        self._picture = opened.picture
         # Snapshots, so Sink can read them while the decode thread owns the container.
+        self._chapters = tuple(MappingProxyType(dict(c)) for c in self._container.chapters())
         self._metadata = MappingProxyType(dict(self._container.metadata))
         self._video_metadata = MappingProxyType(dict(self._video.metadata))
         self._video_disposition = self._video.disposition
@@ -530,11 +686,47 @@ class Source:
 
     @property
     def copied_streams(self) -> tuple[Stream, ...]:
-        """The input streams that items() passes through as packets (audio, subtitles, data).
+        """The input streams that items() passes through as packets (audio, subtitles, data,
+        cover art, further video streams; attachments, which have no packets, too).
 
         Valid only while the Source is open; read their settings, do not demux or decode.
         """
         return self._copied
+
+    @property
+    def video_index(self) -> int:
+        """The index of the stylized video stream in the input file."""
+        return self._video.index
+
+    @property
+    def chapters(self) -> tuple[Mapping[str, object], ...]:
+        """The input's chapters as PyAV describes them (id, start, end, time_base, metadata)."""
+        return self._chapters
+
+    @property
+    def timecode(self) -> str | None:
+        """The start timecode ("01:02:03:04") of a tmcd track or a timecode tag, or None."""
+        return self._timecode
+
+    @property
+    def has_alpha(self) -> bool:
+        """Whether the video has an alpha channel, which the RGB frames do not carry."""
+        return self._picture.alpha
+
+    @property
+    def mastering_display(self) -> bytes | None:
+        """HDR mastering display metadata (AVMasteringDisplayMetadata bytes), or None."""
+        return self._picture.mastering
+
+    @property
+    def content_light(self) -> bytes | None:
+        """HDR content light level (AVContentLightMetadata bytes: MaxCLL, MaxFALL), or None."""
+        return self._picture.light
+
+    @property
+    def field_order(self) -> int:
+        """FFmpeg's AVFieldOrder of the video: 0 unknown, 1 progressive, 2-5 interlaced."""
+        return self._picture.field_order
 
     @property
     def metadata(self) -> Mapping[str, str]:
@@ -631,75 +823,191 @@ class Source:
         finally:
             self._put(_END)
 
-    def _frame(self, vframe: av.VideoFrame) -> Frame:
-        """Check and convert one decoded frame."""
+    def _frame(self, vframe: av.VideoFrame, pts: int | None) -> Frame:
+        """Check and convert one decoded frame; ``pts`` is its display-order timestamp."""
         path = self.info.path
         width, height = self.info.width, self.info.height
         if (vframe.width, vframe.height) != (width, height):
             # Sink and model are sized once; resizing here would hide the change.
             raise MediaError(f"{path}: frame size changes from {width}x{height} "
                              f"to {vframe.width}x{vframe.height} at video pts "
-                             f"{vframe.pts}; mid-stream size changes are not supported")
+                             f"{pts}; mid-stream size changes are not supported")
         if vframe.is_corrupt:
-            _log.warning("%s: frame at pts %s is flagged corrupt", path, vframe.pts)
-        return Frame(_to_rgb(self._reformatter, vframe, self._deep), vframe.pts,
-                     self.info.time_base)
+            _log.warning("%s: frame at pts %s is flagged corrupt", path, pts)
+        return Frame(_to_rgb(self._reformatter, vframe, self._deep), pts, self.info.time_base)
 
     def _pump(self) -> None:
         path = self.info.path
         video = self._video
         copied = {s.index for s in self._copied}
-        decoded = 0
-        discarded = self._discarded  # packets the container marks as cut by an edit list
-        last_pts: int | None = None
+        reading = _Reading(self.info.time_base, self._promise.frame_length,
+                           discarded=self._discarded)
+        order = _DisplayOrder()
+
+        def emit(vframe: av.VideoFrame) -> bool:
+            reading.saw_frame(vframe)
+            for ready, pts in order.push(vframe, video.codec_context.reorder_depth):
+                if not self._put(self._frame(ready, pts)):
+                    return False
+            return True
+
         # First what opening the file already read, then the rest of the same demux.
         backlog, self._backlog = self._backlog, []
         for item in backlog:
             if isinstance(item, av.VideoFrame):
-                if not self._put(self._frame(item)):
+                if not emit(item):
                     return
-                last_pts = item.pts
-                decoded += 1
-            elif not self._put(item):
-                return
+            else:
+                reading.saw_packet(item)
+                if not self._put(item):
+                    return
         del backlog  # decoded frames are large; do not keep them for the whole file
         packets = self._packets
+        damage: str | None = None  # a decode or read error: fatal unless the file ends there
         while not self._stop.is_set():
             try:
                 packet = next(packets)
             except StopIteration:
                 break
             except av.error.FFmpegError as err:
-                raise MediaError(f"{path}: read error after video pts {last_pts} "
-                                 f"({_ffmpeg_reason(err)})") from None
+                # A cut file often ends in a half-written packet the demuxer cannot parse.
+                damage = damage or (f"read error after video pts {reading.last_pts} "
+                                    f"({_ffmpeg_reason(err)})")
+                break
             index = packet.stream.index
             if index != video.index:
-                if index in copied and _is_payload(packet) and not self._put(packet):
-                    return
+                if index in copied and _is_payload(packet):
+                    reading.saw_packet(packet)
+                    if not self._put(packet):
+                        return
                 continue
+            if damage is not None and _is_payload(packet):
+                # More video follows the damaged packet: the file is damaged, not cut.
+                raise MediaError(f"{path}: {damage}")
             if packet.is_discard:
-                discarded += 1
+                reading.discarded += 1
             try:
                 frames = video.decode(packet if packet.size else None)
             except av.error.FFmpegError as err:
-                raise MediaError(f"{path}: decode error near video pts {packet.pts} "
-                                 f"({_ffmpeg_reason(err)})") from None
+                damage = damage or (f"decode error near video pts {packet.pts} "
+                                    f"({_ffmpeg_reason(err)})")
+                continue
             for vframe in frames:
-                if not self._put(self._frame(vframe)):
+                if not emit(vframe):
                     return
-                last_pts = vframe.pts
-                decoded += 1
         if self._stop.is_set():
             return
-        declared = video.frames
-        # Frames cut by an edit list are declared but never output by the decoder.
-        if declared and decoded < declared - discarded:
-            raise MediaError(f"{path}: truncated: decoded {decoded} of {declared} frames")
+        for ready, pts in order.flush():
+            if not self._put(self._frame(ready, pts)):
+                return
+        self._check_complete(reading, damage)
+
+    def _check_complete(self, reading: _Reading, damage: str | None) -> None:
+        """MediaError (or, with allow_partial, one warning) if the file ended early."""
+        path = self.info.path
+        short = self._promise.shortfall(reading.decoded, reading.discarded,
+                                        reading.video_end, reading.any_end)
+        if short is None:
+            if damage is not None:
+                raise MediaError(f"{path}: {damage}")  # whole, but its last frames are bad
+            return
+        message = f"{path}: truncated: {short}"
+        if damage is not None:
+            message += f"; it ends in a {damage.split(' (')[0]}"
+        if not self.allow_partial:
+            raise MediaError(f"{message}; --allow-partial renders what decodes")
+        _log.warning("%s; keeping the %d frames that decoded (partial input allowed)",
+                     message, reading.decoded)
 
 
-def open_source(path: Path, queue_size: int = 8) -> Source:
-    """Open ``path`` for decoding; MediaError if it cannot be read as a video."""
-    return Source(path, queue_size)
+@dataclass
+class _Reading:
+    """How far the decode thread got, for the check against the header's promise."""
+
+    time_base: Fraction  # of the video's pts
+    frame_length: Fraction  # the longest nominal frame duration (seconds), see _Promise
+    discarded: int = 0  # video packets the container marks as cut by an edit list
+    decoded: int = 0
+    last_pts: int | None = None  # as decoded, for messages
+    video_end: Fraction | None = None  # end time of the latest video frame (seconds)
+    any_end: Fraction | None = None  # end time of the latest frame or copied packet
+
+    def saw_frame(self, frame: av.VideoFrame) -> None:
+        self.decoded += 1
+        self.last_pts = frame.pts
+        if frame.pts is None:
+            return
+        time_base = self.time_base
+        # At least one nominal frame: AVI says one tick even where empty drop-frame
+        # chunks stretch a frame, and many files leave the last frame's duration unstated.
+        length = max(frame.duration * time_base if frame.duration else Fraction(0),
+                     self.frame_length)
+        end = frame.pts * time_base + length
+        self.video_end = end if self.video_end is None else max(self.video_end, end)
+        self._reach(end)
+
+    def saw_packet(self, packet: av.Packet) -> None:
+        if packet.pts is None or packet.time_base is None:
+            return
+        self._reach((packet.pts + (packet.duration or 0)) * packet.time_base)
+
+    def _reach(self, end: Fraction) -> None:
+        self.any_end = end if self.any_end is None else max(self.any_end, end)
+
+
+# The deepest reordering any decoder here reports (H.264/HEVC allow 16) bounds the frames
+# held back; the window is twice the decoder's depth plus two (measured need: depth + 1
+# for H.264 in AVI, 1 for DivX packed B-frames at depth 1).
+_MAX_REORDER_WINDOW: Final = 16
+
+
+class _DisplayOrder:
+    """Pairs decoded pictures with their timestamps in increasing order.
+
+    A decoder returns pictures in display order, each with the pts of the packet it came
+    from. Containers that store no presentation times (AVI) fill those in decode order, so
+    with B-frames (H.264 in AVI, DivX/Xvid "packed" B-frames) the pts of display-ordered
+    pictures come out 1, 2, 4, 3, 5, 7, 6 ... The pictures are in the right order and the
+    set of times is right; only the pairing is not. Holding a few frames and giving each
+    the smallest pts not yet handed out restores it, plays the file as ffmpeg does, and
+    changes nothing where pts already increase. Streams without reordering (intra-only,
+    low delay: decoder depth 0) pass straight through.
+    """
+
+    def __init__(self) -> None:
+        self._held: deque[av.VideoFrame] = deque()
+        self._pts: list[int] = []  # min-heap of the held frames' pts
+        self._window = 0
+
+    def push(self, frame: av.VideoFrame, depth: int) -> list[tuple[av.VideoFrame, int | None]]:
+        """Take one decoded frame; return the frames now ready, each with its pts."""
+        if depth > 0:
+            self._window = max(self._window, min(_MAX_REORDER_WINDOW, 2 * depth + 2))
+        self._held.append(frame)
+        if frame.pts is not None:
+            heapq.heappush(self._pts, frame.pts)
+        ready = []
+        while len(self._held) > self._window:
+            ready.append(self._release())
+        return ready
+
+    def flush(self) -> list[tuple[av.VideoFrame, int | None]]:
+        """The frames still held, at the end of the stream."""
+        return [self._release() for _ in range(len(self._held))]
+
+    def _release(self) -> tuple[av.VideoFrame, int | None]:
+        frame = self._held.popleft()
+        # A frame without pts keeps none (the Sink spaces it); the others take the smallest.
+        return frame, None if frame.pts is None else heapq.heappop(self._pts)
+
+
+def open_source(path: Path, queue_size: int = 8, allow_partial: bool = False) -> Source:
+    """Open ``path`` for decoding; MediaError if it cannot be read as a video.
+
+    ``allow_partial``: a file that ends before its header says (cut, truncated) yields
+    what decodes and logs one warning naming the frame counts, instead of MediaError.
+    """
+    return Source(path, queue_size, allow_partial)
 
 
 # ---------------------------------------------------------------------------
@@ -718,21 +1026,16 @@ _MUXERS: Final = {
 
 
 def check_output_path(src: Path, out: Path, overwrite: bool) -> None:
-    """OutputError if writing ``out`` would clobber the input or an unrequested file."""
+    """OutputError if writing ``out`` would clobber the input or an unrequested file.
+
+    The early, friendly check; the Sink claims ``out`` atomically at the end as well
+    (atomic.TempOutput.commit), so a file that appears there meanwhile is never replaced.
+    """
     src, out = Path(src), Path(out)
-    if out.exists() and src.exists() and os.path.samefile(src, out):
+    if (out.exists() and src.exists() and os.path.samefile(src, out)) or \
+            out.resolve() == src.resolve():
         raise OutputError(f"{out}: is the input file itself; choose another output path")
-    if out.resolve() == src.resolve():
-        raise OutputError(f"{out}: is the input file itself; choose another output path")
-    if out.is_dir():
-        raise OutputError(f"{out}: is a directory; give a file name such as {out / 'out.mp4'}")
-    if out.exists() and not overwrite:
-        raise OutputError(f"{out}: already exists; pass --overwrite to replace it")
-    parent = out.parent
-    if not parent.is_dir():
-        raise OutputError(f"{out}: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"{out}: directory {parent} is not writable")
+    atomic.check_target(out, overwrite=overwrite)
 
 
 def _muxer_for(out: Path) -> str:
@@ -832,8 +1135,265 @@ def _stream_tags(tags: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
+# ---------------------------------------------------------------------------
+# What the output keeps besides the stylized video, decided before frame one
+# ---------------------------------------------------------------------------
+
+# Which muxers keep each optional part; the others drop it with one notice. Matroska
+# keeps cover art as an attachment (as its demuxer presents one); mov ignores it silently.
+_KEEPS_CHAPTERS: Final = frozenset({"matroska", "webm", "mp4", "mov"})
+_KEEPS_ATTACHMENTS: Final = frozenset({"matroska"})
+_KEEPS_COVER_STREAM: Final = frozenset({"mp4"})
+_KEEPS_TIMECODE: Final = frozenset({"matroska", "webm", "mp4", "mov"})  # mov/mp4: a tmcd track
+_KEEPS_FIELD_ORDER: Final = frozenset({"matroska", "webm", "mp4", "mov"})
+# Encoders that code fields themselves, so interlacing survives any container.
+_INTERLACED_ENCODERS: Final = frozenset({"libx264", "mpeg4", "prores_ks"})
+# Encoders that write the colour range into the bitstream (AVI has no field for it).
+_RANGE_IN_BITSTREAM: Final = frozenset({"libx264", "libx265", "libvpx-vp9", "libsvtav1"})
+_HDR_ENCODERS: Final = ("libx264", "libx265")  # write mastering display / light level SEI
+_KEEPING_CONTAINERS: Final = ".mkv, .mp4 or .mov"
+# AVI has no per-stream start offset; beyond this, audio would drift from the picture.
+# 40 ms is about one frame and under what viewers notice (audio early by 45 ms, ITU-R BT.1359).
+_AVI_SYNC_TOLERANCE: Final = Fraction(40, 1000)
+_IDENTITY_MATRIX: Final = (65536, 0, 0, 0, 65536, 0, 0, 0, 1 << 30)
+# Packets read to find each copied stream's first packet for the rehearsal; a sparse
+# subtitle stream with none this early is rehearsed without one.
+_REHEARSAL_PACKETS: Final = 2000
+_COVER_TYPES: Final = {"mjpeg": ("jpg", "image/jpeg"), "png": ("png", "image/png"),
+                       "bmp": ("bmp", "image/bmp"), "gif": ("gif", "image/gif"),
+                       "webp": ("webp", "image/webp")}
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What goes into the output next to the stylized video, and what is dropped."""
+
+    copies: tuple[Stream, ...]  # input streams copied as they are
+    covers: tuple[tuple[str, str, bytes], ...]  # cover art as (name, mimetype, data) attachments
+    skipped: frozenset[int]  # input stream indexes whose packets are not written
+    chapters: tuple[dict[str, object], ...]
+    timecode: str | None  # written as the video stream's timecode tag
+    encoder_params: str | None  # HDR mastering / light level for the x264/x265 params
+    field_order: int  # AVFieldOrder to write; 0 = none
+    interlaced_coding: bool  # the encoder codes fields (libx264, mpeg4, prores)
+    dropped: tuple[str, ...]  # what this container or encoder cannot keep, for one notice
+    avi_origin: Fraction | None  # AVI only: time of the first frame, pts 0 on its grid
+
+
+def _muxer_refusal(fmt: str, stream: Stream, packet: av.Packet | None,
+                   options: dict[str, str]) -> str | None:
+    """Why a ``fmt`` file cannot hold a copy of ``stream``, or None if it can.
+
+    A rehearsal in memory: header, the stream's first packet, trailer. Muxers refuse some
+    streams only when packets arrive or at the trailer (mov: a bare tmcd track), which in
+    the real file would be after the whole render.
+    """
+    container = av.open(io.BytesIO(), "w", format=fmt, options=options)
+    reason: str | None = None
+    try:
+        out = container.add_stream_from_template(stream)
+        out.metadata.update(_stream_tags(stream.metadata))
+        out.disposition = stream.disposition
+        container.start_encoding()
+        if packet is not None:
+            packet.stream = out
+            container.mux_one(packet)
+    except (ValueError, av.error.FFmpegError) as err:
+        reason = _ffmpeg_reason(err)
+    try:
+        container.close()  # the trailer
+    except (av.error.FFmpegError, OSError) as err:
+        reason = reason or _ffmpeg_reason(err)
+    return reason
+
+
+def _first_packets(path: Path, streams: tuple[Stream, ...]) -> dict[int, av.Packet]:
+    """The first payload packet of each stream (by index) in a fresh read of ``path``."""
+    wanted = {s.index for s in streams if s.type != "attachment"}
+    found: dict[int, av.Packet] = {}
+    if not wanted:
+        return found
+    with av.open(str(path), "r", metadata_errors="replace") as container:
+        demux = container.demux([container.streams[i] for i in sorted(wanted)])
+        try:
+            for n, packet in enumerate(demux):
+                index = packet.stream.index
+                if index in wanted and index not in found and _is_payload(packet):
+                    found[index] = packet
+                if len(found) == len(wanted) or n >= _REHEARSAL_PACKETS:
+                    break
+        except av.error.FFmpegError:
+            # A damaged file: the Source reports that with frame counts; rehearse what we have.
+            return found
+    return found
+
+
+def _video_times(path: Path, index: int) -> list[Fraction]:
+    """Presentation times (s) of every video packet, read without decoding (for AVI)."""
+    with av.open(str(path), "r", metadata_errors="replace") as container:
+        stream = container.streams[index]
+        times = []
+        try:
+            for packet in container.demux(stream):
+                if packet.size and packet.pts is not None and not packet.is_discard:
+                    times.append(packet.pts * packet.time_base)
+        except av.error.FFmpegError:
+            # A cut file: the Source reports it with frame counts; judge what was read.
+            return sorted(times)
+        return sorted(times)
+
+
+def _check_avi(source: Source, out: Path) -> Fraction:
+    """OutputError unless AVI can keep this video's timing; returns its first frame's time.
+
+    AVI stores one frame per tick of a constant rate and no start offset per stream, and
+    FFmpeg writes no display matrix into it. Rather than lose rotation, variable frame
+    timing or A/V sync with exit 0, refuse before frame one and name what keeps them.
+    """
+    info = source.info
+    matrix = source.display_matrix
+    if matrix is not None and tuple(matrix) != _IDENTITY_MATRIX:
+        raise OutputError(f"{out}: an AVI file cannot store the input's display rotation "
+                          f"({info.rotation} degrees) or flip; use {_KEEPING_CONTAINERS}")
+    rate = info.average_rate
+    times = _video_times(info.path, source.video_index)
+    if not rate or not times:
+        raise OutputError(f"{out}: the input states no frame rate, which an AVI file needs; "
+                          f"use {_KEEPING_CONTAINERS}")
+    origin = times[0]
+    # One tick of the input's own time base is its rounding; Matroska rounds to 1 ms.
+    slack = info.time_base
+    slots = set()
+    for t in times:
+        slot = round((t - origin) * rate)
+        if abs(t - origin - slot / rate) > slack or slot in slots:
+            raise OutputError(
+                f"{out}: an AVI file stores a constant frame rate, but this video's frame "
+                f"times vary (a frame at {float(t):.3f} s is off the {float(rate):g} fps grid); "
+                f"use {_KEEPING_CONTAINERS}, which keep every frame time")
+        slots.add(slot)
+    for stream in source.copied_streams:
+        if stream.type != "audio" or stream.start_time is None:
+            continue
+        offset = stream.start_time * stream.time_base - origin
+        if abs(offset) > _AVI_SYNC_TOLERANCE:
+            when = "after" if offset > 0 else "before"
+            raise OutputError(
+                f"{out}: an AVI file cannot store when each stream starts, and audio stream "
+                f"#{stream.index} starts {abs(float(offset)):.3f} s {when} the video; "
+                f"use {_KEEPING_CONTAINERS} to keep them in sync")
+    return origin
+
+
+def _hdr_params(codec: str, mastering: bytes | None, light: bytes | None) -> str | None:
+    """x264/x265 parameters that write the input's HDR mastering metadata, or None."""
+    parts = []
+    if mastering is not None and len(mastering) >= 88:
+        # AVMasteringDisplayMetadata: primaries R, G, B and white point (x, y), min and
+        # max luminance as int32 num/den pairs, then has_primaries, has_luminance.
+        values = np.frombuffer(mastering[:88], dtype=np.int32)
+        ratios = [Fraction(int(n), int(d)) if d else Fraction(0)
+                  for n, d in values[:20].reshape(-1, 2)]
+        if values[20] and values[21]:
+            (rx, ry, gx, gy, bx, by, wx, wy), (lo, hi) = ratios[:8], ratios[8:10]
+            chroma = [round(v * 50000) for v in (gx, gy, bx, by, rx, ry, wx, wy)]
+            display = ("G({},{})B({},{})R({},{})WP({},{})".format(*chroma)
+                       + f"L({round(hi * 10000)},{round(lo * 10000)})")
+            parts.append(("mastering-display=" if codec == "libx264" else "master-display=")
+                         + display)
+    if light is not None and len(light) >= 8:
+        max_cll, max_fall = (int(v) for v in np.frombuffer(light[:8], dtype=np.uint32))
+        parts.append(("cll=" if codec == "libx264" else "max-cll=") + f"{max_cll},{max_fall}")
+    return ":".join(parts) or None
+
+
+def _cover_attachment(stream: Stream, packet: av.Packet | None
+                      ) -> tuple[str, str, bytes] | None:
+    """Cover art as a Matroska attachment (name, mimetype, data), if its format is known."""
+    codec = stream.codec_context.name if stream.codec_context is not None else ""
+    name, mimetype = stream.metadata.get("filename"), stream.metadata.get("mimetype")
+    if codec in _COVER_TYPES and packet is not None:
+        ext, default_type = _COVER_TYPES[codec]
+        return name or f"cover.{ext}", mimetype or default_type, bytes(packet)
+    return None
+
+
+def _plan(source: Source, fmt: str, codec: str, out: Path, full_range: bool,
+          options: dict[str, str]) -> _Plan:
+    """Decide, before frame one, what the ``fmt`` output keeps; OutputError/MediaError if
+    it must not be written at all (AVI losing timing; a stream the muxer refuses)."""
+    avi_origin = _check_avi(source, out) if fmt == "avi" else None
+    dropped: list[str] = []
+    copies: list[Stream] = []
+    covers: list[tuple[str, str, bytes]] = []
+    skipped: set[int] = set()
+    first = _first_packets(source.info.path, source.copied_streams)
+    for stream in source.copied_streams:
+        packet = first.get(stream.index)
+        name = f"#{stream.index} ({_stream_label(stream)})"
+        if stream.type == "attachment":
+            kind, keeps = f"attachment {stream.metadata.get('filename') or name}", \
+                fmt in _KEEPS_ATTACHMENTS
+        elif stream.type == "video" and stream.disposition & Disposition.attached_pic:
+            kind = f"cover art {name}"
+            if fmt in _KEEPS_ATTACHMENTS and (cover := _cover_attachment(stream, packet)):
+                covers.append(cover)
+                skipped.add(stream.index)
+                continue
+            keeps = fmt in _KEEPS_COVER_STREAM
+        elif stream.type == "video":
+            kind, keeps = f"video stream {name}", True
+        else:
+            reason = _muxer_refusal(fmt, stream, packet, options)
+            if reason is not None:
+                raise MediaError(f"{source.info.path}: stream {name} cannot be copied into "
+                                 f"a {fmt} file ({out.name}: {reason}); choose another "
+                                 f"container")
+            copies.append(stream)
+            continue
+        if keeps and _muxer_refusal(fmt, stream, packet, options) is None:
+            copies.append(stream)
+        else:
+            dropped.append(kind)
+            skipped.add(stream.index)
+    chapters = tuple(dict(c) for c in source.chapters)
+    if chapters and fmt not in _KEEPS_CHAPTERS:
+        dropped.append(f"{len(chapters)} chapters")
+        chapters = ()
+    timecode = source.timecode
+    if timecode and fmt not in _KEEPS_TIMECODE:
+        dropped.append(f"timecode {timecode}")
+        timecode = None
+    params = None
+    if source.mastering_display or source.content_light:
+        if codec in _HDR_ENCODERS:
+            params = _hdr_params(codec, source.mastering_display, source.content_light)
+        else:
+            dropped.append(f"HDR mastering metadata ({codec} cannot write it; "
+                           f"{' or '.join(_HDR_ENCODERS)} can)")
+    order = source.field_order if source.field_order in _FIELD_NAMES else 0
+    coded = bool(order) and codec in _INTERLACED_ENCODERS
+    if order and not coded and fmt not in _KEEPS_FIELD_ORDER:
+        dropped.append(f"interlacing ({_FIELD_NAMES[order]})")
+        order = 0
+    if full_range and fmt == "avi" and codec not in _RANGE_IN_BITSTREAM:
+        dropped.append(f"full colour range ({codec} in AVI cannot state it)")
+    if source.has_alpha:
+        dropped.append(f"the alpha channel ({source.info.pix_fmt}: stylized frames are opaque)")
+    return _Plan(tuple(copies), tuple(covers), frozenset(skipped), chapters, timecode,
+                 params, order, coded, tuple(dropped), avi_origin)
+
+
 class Sink:
-    """Encodes Frames and remuxes packets into a temp file; renamed onto ``out`` on success."""
+    """Encodes Frames and remuxes packets into a locked temp file beside ``out``; claims ``out``
+    at the end (atomic.TempOutput), so nothing appears there unless everything succeeded.
+
+    Everything the output cannot keep is decided before frame one: a refusal (a stream the
+    muxer rejects, AVI losing frame times, sync or rotation) raises; anything dropped with
+    the output still sound (cover art, attachments, chapters, timecode, HDR metadata,
+    interlacing, colour range, alpha in a container or encoder without room for it) is
+    named in one warning.
+    """
 
     def __init__(self, out: Path, source: Source, options: EncodeOptions, overwrite: bool) -> None:
         self.out = Path(out)
@@ -853,50 +1413,55 @@ class Sink:
         self.pix_fmt: str = pix_fmt  # what the encoder receives
         # Callers hand uint16 frames when this is > 8, so the extra precision reaches the file.
         self.bit_depth: int = _bit_depth(pix_fmt)
-        self._time_base = info.time_base
         self._source_path = info.path
         rate = info.average_rate or Fraction(25)
+        # Matroska cannot start a track before 0 unless told to write negative block
+        # times (which its format allows); otherwise AAC priming (first audio pts < 0)
+        # makes the muxer shift every stream, and video pts would no longer match.
+        # AVI has no start times at all: every stream plays from its first packet, so a
+        # shift would only move the video (whole frames at a time) against the audio.
+        container_opts = {"avoid_negative_ts": "disabled"} \
+            if fmt in ("matroska", "webm", "avi") else {}
+        full_range = self._color.color_range == ColorRange.JPEG and self._color.colorspace != 0
+        plan = _plan(source, fmt, codec.name, self.out, full_range, container_opts)
+        self._plan = plan
+        # Same time base as the input so every input pts maps 1:1 onto an output pts, which
+        # keeps variable frame rates; AVI counts frames at its constant rate instead.
+        self._time_base = info.time_base if plan.avi_origin is None else 1 / rate
         # A frame without pts gets the previous one plus one nominal frame duration.
         self._pts_step = max(1, round(1 / (rate * self._time_base)))
         self._last_pts: int | None = None
         self._frames_written = 0
         self._reformatter = VideoReformatter()  # used by the encode thread only
 
-        # Reserve a unique name next to `out` (same filesystem, so os.replace is atomic).
-        # os.open honours the umask, unlike mkstemp's 0600 which would leak into `out`.
-        while True:
-            tmp = self.out.with_name(f".{self.out.name}.{secrets.token_hex(4)}.part")
-            try:
-                os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-            except FileExistsError:
-                continue
-            except OSError as err:
-                raise OutputError(f"{self.out}: cannot create a file in {self.out.parent} "
-                                  f"({err.strerror})") from None
-            break
-        self._tmp = tmp
+        # Locked, uniquely named, within the name limit; sweeps a killed run's leftovers.
+        self._tmp = atomic.TempOutput(self.out, overwrite=overwrite)
         self._container_open = False
-        # Matroska cannot start a track before 0 unless told to write negative block
-        # times (which its format allows); otherwise AAC priming (first audio pts < 0)
-        # makes the muxer shift every stream, and video pts would no longer match.
-        container_opts = {"avoid_negative_ts": "disabled"} if fmt in ("matroska", "webm") else {}
         try:
-            self._container: OutputContainer = av.open(str(tmp), "w", format=fmt,
+            self._container: OutputContainer = av.open(str(self._tmp.path), "w", format=fmt,
                                                        options=container_opts)
         except (av.error.FFmpegError, OSError) as err:
-            tmp.unlink(missing_ok=True)
+            self._tmp.discard()
             raise OutputError(f"{self.out}: cannot open for writing "
                               f"({_ffmpeg_reason(err)})") from None
         self._container_open = True
         try:
             self._video = self._add_video(codec, options, source, rate)
             self._copy_map = self._add_copies(source, fmt)
+            for name, mimetype, data in plan.covers:
+                self._container.add_attachment(name, mimetype, data)
+            if plan.chapters:
+                self._container.set_chapters(list(plan.chapters))
             self._container.metadata.update(
                 {k: v for k, v in source.metadata.items() if k.lower() not in _MUXER_TAGS})
             self._start(fmt)
         except BaseException:
             self._discard()
             raise
+        if plan.dropped:
+            # One line, before frame one, naming all of it.
+            _log.warning("%s: not kept in %s: %s", self.out,
+                         _kept_where(fmt, codec.name), "; ".join(plan.dropped))
 
         self._queue: queue.Queue[Frame | _Copy | _End] = queue.Queue(8)
         self._abort = threading.Event()
@@ -913,8 +1478,13 @@ class Sink:
         encoder_opts: dict[str, str] = {}
         if codec.name in _CRF_ENCODERS:
             encoder_opts["crf"] = str(options.crf)
+        plan = self._plan
         if codec.name == "libx265":
-            encoder_opts["x265-params"] = "log-level=error"  # x265 logs to stderr otherwise
+            # x265 logs to stderr otherwise.
+            encoder_opts["x265-params"] = ":".join(
+                p for p in ("log-level=error", plan.encoder_params) if p)
+        elif plan.encoder_params:
+            encoder_opts["x264-params"] = plan.encoder_params
         try:
             stream = container.add_stream(codec.name, rate=rate, options=encoder_opts)
         except ValueError:
@@ -926,9 +1496,7 @@ class Sink:
         ctx = stream.codec_context
         ctx.width, ctx.height = self._width, self._height
         ctx.pix_fmt = self.pix_fmt
-        # Same time base as the input so every input pts maps 1:1 onto an output pts;
-        # this is what lets variable frame rate survive re-encoding.
-        ctx.time_base = self._time_base
+        ctx.time_base = self._time_base  # see __init__
         stream.time_base = self._time_base
         ctx.thread_type = "AUTO"
         if container.format.name == "avi":
@@ -936,6 +1504,10 @@ class Sink:
             # (B) frames come back with scrambled pts. mp4/mov/mkv keep pts, so B-frames
             # stay on there.
             ctx.max_b_frames = 0
+        if plan.field_order:
+            ctx.field_order = plan.field_order
+            if plan.interlaced_coding:
+                ctx.flags |= Flags.interlaced_dct | Flags.interlaced_me
         ctx.colorspace = self._color.colorspace
         ctx.color_range = self._color.color_range
         ctx.color_primaries = self._color.color_primaries
@@ -955,12 +1527,15 @@ class Sink:
                              self.out, codec.name, sar, container.format.name)
         tags = _stream_tags(source.video_metadata)
         stream.metadata.update({k: tags[k] for k in _VIDEO_TAGS if k in tags})
+        if plan.timecode:
+            # mov/mp4 turn this tag into a tmcd track; Matroska keeps it as TIMECODE.
+            stream.metadata["timecode"] = plan.timecode
         stream.disposition = source.video_disposition
         return stream
 
     def _add_copies(self, source: Source, fmt: str) -> dict[int, Stream]:
         mapping: dict[int, Stream] = {}
-        for stream in source.copied_streams:
+        for stream in self._plan.copies:
             try:
                 out = self._container.add_stream_from_template(stream)
             except ValueError:
@@ -1009,7 +1584,10 @@ class Sink:
         """Queue one packet from Source.items() for remuxing unchanged."""
         # Resolve the output stream here, while the Source (which owns packet.stream) is
         # certainly open; the worker might otherwise touch a freed input stream.
-        out_stream = self._copy_map.get(packet.stream.index) if packet.stream else None
+        index = packet.stream.index if packet.stream else None
+        if index in self._plan.skipped:
+            return  # named in the notice before frame one
+        out_stream = self._copy_map.get(index) if index is not None else None
         if out_stream is None:
             raise ValueError(f"{self.out}: packet does not belong to a copied input stream")
         self._enqueue(_Copy(packet, out_stream))
@@ -1037,7 +1615,11 @@ class Sink:
             self.abort()
 
     def close(self) -> None:
-        """Flush the encoder, finish the file and rename it onto ``out``."""
+        """Flush the encoder, finish the file and claim ``out`` with it.
+
+        OutputError, with ``out`` left as it is, if a file appeared there meanwhile (another
+        render to the same path, a user's file) and ``overwrite`` was not given.
+        """
         if self._done:
             return
         try:
@@ -1054,11 +1636,7 @@ class Sink:
             except (av.error.FFmpegError, OSError) as err:
                 raise OutputError(f"{self.out}: could not finish the file "
                                   f"({_ffmpeg_reason(err)})") from None
-            try:
-                os.replace(self._tmp, self.out)
-            except OSError as err:
-                raise OutputError(f"{self.out}: could not move the finished file into "
-                                  f"place ({err.strerror})") from None
+            self._tmp.commit()
             self._done = True
         except BaseException:
             self.abort()
@@ -1089,7 +1667,7 @@ class Sink:
                     _log.debug("%s: ignoring error while closing aborted output: %s",
                                self._tmp, err)
         finally:
-            self._tmp.unlink(missing_ok=True)
+            self._tmp.discard()
 
     # -- worker (encode thread) ---------------------------------------------
 
@@ -1135,8 +1713,13 @@ class Sink:
         self._frames_written += 1
 
     def _output_pts(self, frame: Frame) -> int:
+        origin = self._plan.avi_origin
         if frame.pts is None:
             pts = 0 if self._last_pts is None else self._last_pts + self._pts_step
+        elif origin is not None:
+            # AVI: the frame's slot on the constant-rate grid, the first frame in slot 0
+            # (_check_avi made sure every frame sits on it).
+            pts = round((frame.pts * frame.time_base - origin) / self._time_base)
         elif frame.time_base == self._time_base:
             pts = frame.pts
         else:
@@ -1171,6 +1754,12 @@ class Sink:
             raise OutputError(f"{self.out}: flushing the encoder failed "
                               f"({_ffmpeg_reason(err)})") from None
         self._mux_many(packets)
+
+
+def _kept_where(fmt: str, codec: str) -> str:
+    """Names the output in the notice of dropped parts: "this Matroska output (libx264)"."""
+    name = {"matroska": "Matroska", "webm": "WebM", "avi": "AVI"}.get(fmt, fmt)
+    return f"this {name} output ({codec})"
 
 
 def _supported_codecs(muxer: str) -> set[str]:

@@ -55,6 +55,7 @@ class RenderOptions:
     steady: SteadyOptions = field(default_factory=SteadyOptions)  # temporal consistency
     overwrite: bool = False  # replace an existing output file
     queue_size: int = 8  # decoded frames buffered ahead of the model (bounds memory)
+    allow_partial: bool = False  # a cut input renders what decodes (a notice), not an error
 
 
 @dataclass(frozen=True)
@@ -257,7 +258,8 @@ def render(src: Path, out: Path, net: StyleNet, opts: RenderOptions,
     """
     styles = preflight(src, out, opts)
     start = time.perf_counter()
-    with open_source(src, queue_size=opts.queue_size) as source:
+    with open_source(src, queue_size=opts.queue_size,
+                     allow_partial=opts.allow_partial) as source:
         info = source.info
         session = Session(net, opts, styles, (info.width, info.height))
         out_size = opts.encode.size or (info.width, info.height)
