@@ -393,9 +393,11 @@ def make_h264_avi(path: Path, *, frames: int = 20, fps: int = 25) -> Path:
             for out in annexb.filter(packet if packet.size else None):
                 first_dts = out.dts if first_dts is None else first_dts
                 tick = round((out.dts - first_dts) * out.time_base * fps)
+                length = round((out.duration or 0) * out.time_base * fps)
                 out.stream = stream
                 out.time_base = Fraction(1, fps)
                 out.pts = out.dts = tick
+                out.duration = length
                 container.mux(out)
     mp4.unlink()
     return path
