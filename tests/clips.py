@@ -424,13 +424,14 @@ def png_bytes(size: tuple[int, int] = (32, 32), index: int = 3) -> bytes:
 def with_extras(src: Path, dst: Path, *, chapters: list[dict] | None = None,
                 attachments: dict[str, tuple[str, bytes]] | None = None,
                 cover: bytes | None = None, second_video: bool = False,
-                audio_shift: Fraction = Fraction(0)) -> Path:
+                audio_shift: Fraction = Fraction(0), video_shift: Fraction = Fraction(0)
+                ) -> Path:
     """Remux ``src`` into ``dst`` (container from the suffix), adding what is asked.
 
     ``chapters`` as PyAV's set_chapters takes them; ``attachments`` {file name: (mimetype,
     data)} (Matroska); ``cover`` PNG cover art (an attached picture in mp4, an attachment
     in Matroska); ``second_video`` a 32x24 MPEG-4 video stream of its own;
-    ``audio_shift`` seconds added to every audio timestamp.
+    ``audio_shift``/``video_shift`` seconds added to every audio/video timestamp.
     """
     dst = Path(dst)
     fmt = _MUXERS[dst.suffix.lower()]
@@ -469,10 +470,12 @@ def with_extras(src: Path, dst: Path, *, chapters: list[dict] | None = None,
         for packet in source.demux():
             if packet.dts is None and not packet.size:
                 continue
-            shift = audio_shift if packet.stream.type == "audio" else 0
+            shift = {"audio": audio_shift, "video": video_shift}.get(packet.stream.type, 0)
             if shift:
                 ticks = round(shift / packet.time_base)
-                packet.pts, packet.dts = packet.pts + ticks, packet.dts + ticks
+                packet.pts += ticks
+                if packet.dts is not None:  # Matroska leaves some dts unset
+                    packet.dts += ticks
             packet.stream = copies[packet.stream.index]
             container.mux(packet)
     return dst

@@ -470,9 +470,17 @@ def test_render_allow_partial_flag(tmp_path, adain_home, style_png):
     assert "--allow-partial" in runner.invoke(app, ["render", "--help"]).output
 
 
-def test_whole_files_with_longer_audio_are_not_called_truncated(tmp_path):
-    # Matroska declares no frame count; its duration covers the longest stream.
+@pytest.mark.parametrize("shift", ["audio-outlasts-video", "video-starts-late"])
+def test_whole_files_are_not_called_truncated(tmp_path, shift):
+    # Matroska declares no frame count; its durations are where streams end, which a
+    # reader must not take for spans (a late start) nor for the video's (longer audio).
     plain = clips.make_clip(tmp_path / "plain.mkv", frames=10, audio="aac")
-    src = clips.with_extras(plain, tmp_path / "in.mkv", audio_shift=Fraction(1, 5))
+    if shift == "audio-outlasts-video":
+        src = clips.with_extras(plain, tmp_path / "in.mkv", audio_shift=Fraction(1, 5))
+    else:
+        src = clips.with_extras(plain, tmp_path / "in.mkv", video_shift=Fraction(1, 2),
+                                audio_shift=Fraction(1, 2))
     assert probe(src).frames == 10
     assert len(_pass_through(src, tmp_path / "out.mkv")) == 10
+    with pytest.raises(MediaError, match=r"truncated: decoded \d+ of about \d+ frames"):
+        _pass_through(clips.truncate_file(src, tmp_path / "cut.mkv", 0.3), tmp_path / "x.mkv")

@@ -390,11 +390,19 @@ def _tag_seconds(text: str | None) -> Fraction | None:
 
 @dataclass(frozen=True)
 class _Promise:
-    """What the input's header promises, so a cut file is told from a whole one."""
+    """What the input's header promises, so a cut file is told from a whole one.
+
+    Durations are read two ways where formats disagree: FFmpeg's stream duration counts
+    from the stream's start (mp4, AVI), while Matroska's DURATION tag and segment duration,
+    and FLV's, are where the stream ends. ``strict_end`` takes the later reading (to excuse
+    a short frame count, it must be reached); ``lenient_end`` the earlier one (to call a
+    file cut without a frame count, decoding must stop short of even that).
+    """
 
     frames: int | None  # an exact count the container declares (mp4, AVI, mkvmerge tags)
-    video_end: Fraction | None  # where the video stream says it ends (seconds)
-    end: Fraction | None  # where the container says its longest stream ends (seconds)
+    strict_end: Fraction | None  # the video's end, the later reading (seconds)
+    lenient_end: Fraction | None  # the video's end, the earlier reading (seconds)
+    container_end: Fraction | None  # the longest stream's end, the earlier reading (seconds)
     rate: Fraction | None  # nominal frames per second, for "about N frames"
     duration: Fraction | None  # the video's (else the container's) duration, seconds
     # The longest nominal frame duration the stream states (AVI's header rate counts empty
@@ -414,28 +422,50 @@ class _Promise:
                   any_end: Fraction | None) -> str | None:
         """How the decoded part falls short of the promise ("decoded 7 of 12 frames"), or None.
 
-        Times decide where the header states them, with half a frame of slack for rounding:
-        the video's end against the video's declared end. Frame counts cannot decide alone,
-        because an AVI counts its empty drop-frame chunks as frames. Without a video end, an
-        exact count is compared exactly; failing that, the end of any stream is compared
-        with the container's duration (a whole file whose audio outlasts its video reaches
-        it through the audio).
+        An exact count decides, except that an AVI counts its empty drop-frame chunks as
+        frames: a short count is excused when the video still reached its declared end.
+        Without a count, times decide, with half a frame of slack for rounding: the video's
+        end against the video's declared end, else the end of any stream against the
+        container's duration (a whole file whose audio outlasts its video reaches it
+        through the audio).
         """
-        expected = self.frames - discarded if self.frames else None  # edit-list cuts
-        count = f"{expected}" if expected else f"about {self.about}" if self.about else "more"
         slack = Fraction(1, 2) / self.rate if self.rate else Fraction(1, 50)
-        if self.video_end is not None:
-            promised, reached = self.video_end, video_end
-        elif expected:
-            return f"decoded {decoded} of {expected} frames" if decoded < expected else None
-        elif self.end is not None:
-            promised, reached = self.end, any_end
+
+        def reached(end: Fraction | None, promised: Fraction) -> bool:
+            return end is not None and end >= promised - slack
+
+        if self.frames:
+            expected = self.frames - discarded  # frames an edit list cuts are never output
+            if decoded >= expected or (self.strict_end is not None
+                                       and reached(video_end, self.strict_end)):
+                return None
+            promised, count, end = self.strict_end, f"{expected}", video_end
+        elif self.lenient_end is not None:
+            if reached(video_end, self.lenient_end):
+                return None
+            promised, count, end = self.lenient_end, f"about {self.about}", video_end
+        elif self.container_end is not None:
+            if reached(any_end, self.container_end):
+                return None
+            promised, count, end = self.container_end, f"about {self.about}", any_end
         else:
             return None
-        if reached is not None and reached >= promised - slack:
-            return None
-        return (f"decoded {decoded} of {count} frames (the header promises "
-                f"{float(promised):.3f} s of video, decoding ended at {float(reached or 0):.3f} s)")
+        if self.about is None:
+            count = "more"
+        times = "" if promised is None else (
+            f" (the header promises {float(promised):.3f} s of video, decoding ended at "
+            f"{float(end or 0):.3f} s)")
+        return f"decoded {decoded} of {count} frames{times}"
+
+
+def _ends(start: Fraction | None, duration: Fraction | None
+          ) -> tuple[Fraction | None, Fraction | None]:
+    """(later, earlier) readings of where something that lasts ``duration`` ends."""
+    if duration is None:
+        return None, None
+    if start is None:
+        return duration, duration
+    return max(duration, start + duration), min(duration, start + duration)
 
 
 def _promise(container: InputContainer, video: VideoStream, rate: Fraction | None
@@ -445,16 +475,23 @@ def _promise(container: InputContainer, video: VideoStream, rate: Fraction | Non
     counted = _tag(video.metadata, "NUMBER_OF_FRAMES")  # mkvmerge's statistics tag
     if frames is None and counted is not None and counted.isdigit():
         frames = int(counted) or None
-    video_duration = (video.duration * time_base if video.duration
-                      else _tag_seconds(_tag(video.metadata, "DURATION")))
-    start = video.start_time * time_base if video.start_time is not None else Fraction(0)
-    video_end = start + video_duration if video_duration is not None else None
-    end = duration = None
+    start = video.start_time * time_base if video.start_time is not None else None
+    if video.duration:
+        video_duration = video.duration * time_base
+        strict_end = lenient_end = (start or 0) + video_duration  # counted from the start
+    else:
+        video_duration = _tag_seconds(_tag(video.metadata, "DURATION"))
+        strict_end, lenient_end = _ends(start, video_duration)
+    duration = container_end = None
     if container.duration is not None:
         duration = Fraction(container.duration, av.time_base)
-        end = Fraction(container.start_time or 0, av.time_base) + duration
+        container_start = (Fraction(container.start_time, av.time_base)
+                           if container.start_time is not None else None)
+        container_end = _ends(container_start, duration)[1]
+    if lenient_end is not None and start is not None:
+        video_duration = lenient_end - start  # the span, whichever reading the format uses
     rates = [r for r in (video.average_rate, video.guessed_rate) if r]
-    return _Promise(frames, video_end, end, rate,
+    return _Promise(frames, strict_end, lenient_end, container_end, rate,
                     video_duration if video_duration is not None else duration,
                     max((1 / r for r in rates), default=Fraction(0)))
 
