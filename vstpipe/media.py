@@ -3,9 +3,10 @@
 Data flow: ``open_source`` demuxes and decodes on a background thread and yields RGB
 :class:`Frame` objects interleaved with the raw packets of every other stream;
 ``open_sink`` encodes frames on another background thread, remuxes those packets
-unchanged, and only renames its temporary file onto the target when everything
-succeeded. Both threads spend nearly all their time inside FFmpeg calls that PyAV
-runs without the GIL, so they overlap with the caller's torch work.
+unchanged, and claims the target with its temporary file only when everything
+succeeded (atomic.TempOutput: never over a file that appeared there meanwhile).
+Both threads spend nearly all their time inside FFmpeg calls that PyAV runs without
+the GIL, so they overlap with the caller's torch work.
 """
 
 from __future__ import annotations
@@ -515,6 +516,8 @@ _FIELD_NAMES: Final = {2: "top field first", 3: "bottom field first",
 
 def _picture(frame: av.VideoFrame, ctx: av.codec.context.CodecContext) -> _Picture:
     side = {item.type: bytes(item) for item in frame.side_data}
+    # An interlaced frame of unstated order is taken as top field first, the usual order
+    # (PyAV does not expose the frame's own top-field-first flag).
     order = ctx.field_order if ctx.field_order in _FIELD_NAMES else (
         _AV_FIELD_TT if frame.interlaced_frame else _AV_FIELD_PROGRESSIVE)
     return _Picture(
@@ -1266,7 +1269,10 @@ def _first_packets(path: Path, streams: tuple[Stream, ...]) -> dict[int, av.Pack
 
 
 def _video_times(path: Path, index: int) -> list[Fraction]:
-    """Presentation times (s) of every video packet, read without decoding (for AVI)."""
+    """Presentation times (s) of every video packet, read without decoding (for AVI).
+
+    One more pass over the file, but demuxing only: only AVI output needs it.
+    """
     with av.open(str(path), "r", metadata_errors="replace") as container:
         stream = container.streams[index]
         times = []
