@@ -15,16 +15,20 @@ A keyframes file::
 
 Between keyframes the style weights and alpha follow the segment's easing; before the first and
 after the last keyframe they hold. Time is each frame's pts in seconds from the first frame's.
+
+Limits, checked before anything is built: MAX_KEYFRAMES keyframes, MAX_STYLES distinct style
+images, times up to MAX_SECONDS (a timecode's hours up to 7 digits, its fraction up to 9, a frame
+number up to 12 digits).
 """
 
 from __future__ import annotations
 
 import bisect
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +41,13 @@ from .images import is_image
 EASES = ("linear", "smooth", "hold")
 KEYFRAME_KEYS = ("at", "style", "alpha", "ease")
 TIMELINE_KEYS = ("ease",)
-_TIMECODE = re.compile(r"^(\d+):([0-5]\d):([0-5]\d(?:\.\d+)?)$")
-_FRAME = re.compile(r"^f(\d+)$")
+MAX_KEYFRAMES = 100_000  # validated in about a second; a render looks each frame up by bisection
+MAX_STYLES = 64  # distinct style images in one look: each is held in memory and encoded once
+MAX_SECONDS = 1_000_000  # about 277 hours: keyframe times, however written
+# Digit counts are bounded in the patterns, so no string reaches int() or Fraction() at a
+# length that costs time: a time with thousands of digits is refused by the pattern itself.
+_TIMECODE = re.compile(r"^(\d{1,7}):([0-5]\d):([0-5]\d(?:\.\d{1,9})?)$")
+_FRAME = re.compile(r"^f(\d{1,12})$")
 
 
 @dataclass(frozen=True)
@@ -67,15 +76,19 @@ class Timeline:
         if weights and len(weights) != len(styles):
             raise OptionError(f"--weights has {len(weights)} values for {len(styles)} styles; "
                               "give one weight per --style")
-        if not all(math.isfinite(w) and w >= 0 for w in weights) or (
-                weights and sum(weights) <= 0):
+        if not all(tomlspec.is_weight(w) for w in weights) or (weights and sum(weights) <= 0):
             raise OptionError(f"--weights {','.join(map(str, weights))}: weights must be >= 0 "
-                              "with a positive sum")
+                              f"and at most {tomlspec.MAX_WEIGHT:g}, with one of them > 0")
         if not 0.0 <= alpha <= 1.0:  # also rejects nan
             raise OptionError(f"--alpha {alpha} is outside [0, 1]")
         w = np.asarray(weights or [1.0] * len(styles), dtype=np.float64)
         return Timeline(tuple(styles),
                         (Keyframe(Fraction(0), tuple(w / w.sum()), alpha, "hold"),))
+
+    @cached_property
+    def _times(self) -> list[Fraction]:
+        """Keyframe times for bisection, built once rather than once per frame."""
+        return [k.at for k in self.keyframes]
 
     def size_of(self, index: int, default: int) -> int:
         """The shorter side style image ``index`` is encoded at."""
@@ -88,7 +101,7 @@ class Timeline:
             return frames[0], frames[0], 0.0
         if t >= frames[-1].at:
             return frames[-1], frames[-1], 0.0
-        i = bisect.bisect_right([k.at for k in frames], t)
+        i = bisect.bisect_right(self._times, t)
         a, b = frames[i - 1], frames[i]
         return a, b, ease(b.ease, float((t - a.at) / (b.at - a.at)))
 
@@ -122,64 +135,98 @@ def parse_time(value: Any, fps: Fraction | None, where: str) -> Fraction:
         raise ConfigError(f"{where}: 'at' must be a timecode, seconds or a frame like "
                           f"\"f120\", got {value!r}")
     if isinstance(value, int | float):
-        if not math.isfinite(value) or value < 0:
-            raise ConfigError(f"{where}: time {value!r} must be >= 0")
+        if not 0 <= value <= MAX_SECONDS:  # also NaN and inf, before any conversion
+            raise ConfigError(f"{where}: time {tomlspec.shown(value)} must be >= 0 and at "
+                              f"most {MAX_SECONDS} seconds")
         return Fraction(str(value))  # 0.1 means 1/10 s, not the nearest double
     if isinstance(value, str) and (m := _TIMECODE.match(value.strip())):
-        return int(m[1]) * 3600 + int(m[2]) * 60 + Fraction(m[3])
-    if isinstance(value, str) and (m := _FRAME.match(value.strip())):
+        seconds = int(m[1]) * 3600 + int(m[2]) * 60 + Fraction(m[3])
+    elif isinstance(value, str) and (m := _FRAME.match(value.strip())):
         if not fps:
             raise ConfigError(f"{where}: frame number '{value}' needs a frame rate; pass --fps")
-        return Fraction(int(m[1])) / fps
-    raise ConfigError(f"{where}: cannot read time {value!r}; use HH:MM:SS[.fff], seconds, "
-                      "or a frame number like \"f120\"")
+        seconds = Fraction(int(m[1])) / fps
+    else:
+        raise ConfigError(f"{where}: cannot read time {tomlspec.shown(value)}; use "
+                          "HH:MM:SS[.fff], seconds, or a frame number like \"f120\"")
+    if seconds > MAX_SECONDS:
+        raise ConfigError(f"{where}: time {value!r} is past {MAX_SECONDS} seconds")
+    return seconds
 
 
-def _style_weights(value: Any, base: Path, where: str, known: Mapping[str, presets.Preset],
-                   sizes: dict[Path, int | None], notices: list[str]
-                   ) -> tuple[dict[Path, float], float | None]:
-    """A keyframe's style -> {image: weight} and its default alpha (None for `none`).
+class _StyleReader:
+    """Reads keyframes' ``style`` values; each image is checked once, however many keyframes
+    name it, and each preset's notice is given once."""
 
-    A preset contributes its images, weights, alpha and style size; its model and colour
-    settings belong to the whole render, so a differing one is reported in ``notices``.
-    """
-    if isinstance(value, str) and value.strip().lower() == "none":
-        return {}, None
-    table = {value: 1.0} if isinstance(value, str) else value
-    if not isinstance(table, dict) or not table:
-        raise ConfigError(f"{where}: key 'style' must be a preset name, an image path, none, "
-                          f"or a table of name = weight, got {value!r}")
-    out: dict[Path, float] = {}
-    alpha_sum = 0.0
-    for name, raw in table.items():
-        weight = tomlspec.weight(raw, name, where)
-        if name in known:
-            preset = known[name]
-            alpha_sum += weight * preset.alpha
-            for path, share in preset.styles:
-                out[path] = out.get(path, 0.0) + weight * share
-                sizes[path] = preset.style_size
-            if preset.preserve_color or preset.model != "adain-vgg19":
-                notices.append(f"{where}: preset '{name}' is used for its styles and alpha; its "
-                               "model and preserve_color come from the command line")
-        elif (base / name).is_file():
-            path = (base / name).resolve()
-            if not is_image(path):  # fail now, naming the keyframe, rather than mid-render
+    def __init__(self, base: Path, known: Mapping[str, presets.Preset]) -> None:
+        self.base, self.known = base, known
+        self.sizes: dict[Path, int | None] = {}  # every style image -> its preset's style size
+        self.notices: list[str] = []
+        self._images: dict[str, Path] = {}  # name as written -> checked image
+
+    def weights(self, value: Any, where: str) -> tuple[dict[Path, float], float | None]:
+        """A keyframe's style -> {image: weight} and its default alpha (None for `none`).
+
+        A preset contributes its images, weights, alpha and style size; its model and colour
+        settings belong to the whole render, so a differing one is reported in ``notices``.
+        """
+        if isinstance(value, str) and value.strip().lower() == "none":
+            return {}, None
+        table = {value: 1.0} if isinstance(value, str) else value
+        if not isinstance(table, dict) or not table:
+            raise ConfigError(f"{where}: key 'style' must be a preset name, an image path, "
+                              f"none, or a table of name = weight, got {tomlspec.shown(value)}")
+        out: dict[Path, float] = {}
+        sized: dict[Path, int] = {}  # images of presets, at the preset's style size
+        alpha_sum = weight_sum = 0.0
+        for name, raw in table.items():
+            weight = tomlspec.weight(raw, name, where)
+            weight_sum += weight
+            if name in self.known:
+                preset = self._preset(name, where)
+                alpha_sum += weight * preset.alpha
+                for path, share in preset.styles:
+                    out[path] = out.get(path, 0.0) + weight * share
+                    sized[path] = preset.style_size
+            else:
+                path = self._image(name, where)
+                alpha_sum += weight
+                out[path] = out.get(path, 0.0) + weight
+        total = sum(out.values())
+        if total <= 0:
+            raise ConfigError(f"{where}: the style weights are all zero; give one > 0")
+        if len(self.sizes.keys() | out.keys()) > MAX_STYLES:
+            raise ConfigError(f"{where}: more than {MAX_STYLES} distinct style images in one "
+                              "file; each is held in memory and encoded for the whole render")
+        for path in out:
+            self.sizes.setdefault(path, None)
+        self.sizes.update(sized)
+        # The default alpha of a blend is the weighted mean of its parts' (presets' or 1 for
+        # images).
+        return {p: w / total for p, w in out.items() if w > 0}, alpha_sum / weight_sum
+
+    def _preset(self, name: str, where: str) -> presets.Preset:
+        """Preset ``name``, with a notice (once) when its render-wide settings are ignored."""
+        preset = self.known[name]
+        note = (f"preset '{name}' is used for its styles and alpha; its model and "
+                "preserve_color come from the command line")
+        if (preset.preserve_color or preset.model != "adain-vgg19") and not any(
+                n.endswith(note) for n in self.notices):
+            self.notices.append(f"{where}: {note}")
+        return preset
+
+    def _image(self, name: str, where: str) -> Path:
+        """The image ``name`` relative to the file, checked readable the first time it is named:
+        fail now, naming the keyframe, rather than mid-render."""
+        if name not in self._images:
+            path = self.base / name
+            if not path.is_file():
+                raise ConfigError(f"{where}: unknown preset or missing image '{name}'; expected "
+                                  f"a preset ({', '.join(sorted(self.known))}), an image path "
+                                  f"relative to {self.base}, or none")
+            if not is_image(path):
                 raise ConfigError(f"{where}: style '{name}' is not a readable image")
-            alpha_sum += weight
-            out[path] = out.get(path, 0.0) + weight
-            sizes.setdefault(path, None)
-        else:
-            raise ConfigError(f"{where}: unknown preset or missing image '{name}'; expected a "
-                              f"preset ({', '.join(sorted(known))}), an image path relative "
-                              f"to {base}, or none")
-    total = sum(out.values())
-    if total <= 0:
-        raise ConfigError(f"{where}: the style weights are all zero; give one > 0")
-    # The default alpha of a blend is the weighted mean of its parts' (presets' or 1 for images).
-    return {p: w / total for p, w in out.items() if w > 0}, alpha_sum / sum(
-        tomlspec.weight(v, n, where) for n, v in table.items())
-
+            self._images[name] = path.resolve()
+        return self._images[name]
 
 
 def load(path: Path, fps: Fraction | None = None) -> Timeline:
@@ -192,9 +239,10 @@ def load(path: Path, fps: Fraction | None = None) -> Timeline:
     rows = tomlspec.get(data, "keyframe", list, str(path))
     if not rows:
         raise ConfigError(f"{path}: no [[keyframe]] tables; add at least one")
+    if len(rows) > MAX_KEYFRAMES:
+        raise ConfigError(f"{path}: {len(rows)} keyframes; a file holds at most {MAX_KEYFRAMES}")
     known, found_notices = presets.available()
-    notices = list(found_notices)
-    sizes: dict[Path, int | None] = {}
+    reader = _StyleReader(path.parent, known)
     parsed = []
     for number, row in enumerate(rows, start=1):
         where = f"{path} [[keyframe]] #{number}"
@@ -203,40 +251,38 @@ def load(path: Path, fps: Fraction | None = None) -> Timeline:
         tomlspec.check_keys(row, KEYFRAME_KEYS, where, required=("at", "style"))
         at = parse_time(row["at"], fps, where)
         if parsed and at <= parsed[-1][0]:
-            raise ConfigError(f"{where}: time {row['at']!r} ({float(at):g} s) does not come "
-                              f"after keyframe #{number - 1} ({float(parsed[-1][0]):g} s); "
-                              "times must increase")
-        weights, default_alpha = _style_weights(row["style"], path.parent, where, known, sizes,
-                                                notices)
+            raise ConfigError(f"{where}: time {tomlspec.shown(row['at'])} ({float(at):g} s) does "
+                              f"not come after keyframe #{number - 1} "
+                              f"({float(parsed[-1][0]):g} s); times must increase")
+        weights, default_alpha = reader.weights(row["style"], where)
         if default_alpha is None and "alpha" in row:
             raise ConfigError(f"{where}: style none takes no alpha (it is the original footage)")
         alpha = tomlspec.get(row, "alpha", (int, float), where,
                              0.0 if default_alpha is None else default_alpha)
         if not 0.0 <= alpha <= 1.0:
-            raise ConfigError(f"{where}: alpha {alpha} is outside [0, 1]")
+            raise ConfigError(f"{where}: alpha {tomlspec.shown(alpha)} is outside [0, 1]")
         parsed.append((at, weights, float(alpha), _ease(row, default_ease, where)))
     styles = tuple(dict.fromkeys(p for _, w, _, _ in parsed for p in w))
     if not styles:
         raise ConfigError(f"{path}: every keyframe has style none; name at least one style")
     keyframes = _fill_none(tuple(Keyframe(at, tuple(w.get(p, 0.0) for p in styles), alpha, e,
                                           0.0 if w else 1.0) for at, w, alpha, e in parsed))
-    return Timeline(styles, keyframes, tuple(sizes[p] for p in styles),
-                    tuple(dict.fromkeys(notices)))
+    return Timeline(styles, keyframes, tuple(reader.sizes[p] for p in styles),
+                    tuple(dict.fromkeys([*found_notices, *reader.notices])))
 
 
 def _fill_none(frames: tuple[Keyframe, ...]) -> tuple[Keyframe, ...]:
     """A `none` keyframe keeps the look of its nearest styled neighbour (the previous one, else
     the next): fading to or from the original footage is then a pure crossfade of pixels, and
-    the style does not change shape on the way."""
-    styled = [k for k in frames if not k.original]
-    out = []
+    the style does not change shape on the way. One pass each way: files hold many keyframes."""
+    donors: list[Keyframe | None] = []
+    last = None
     for k in frames:
-        if k.original:
-            before = [s for s in styled if s.at < k.at]
-            donor = before[-1] if before else next(s for s in styled if s.at > k.at)
-            k = replace(k, weights=donor.weights, alpha=donor.alpha)
-        out.append(k)
-    return tuple(out)
+        last = last if k.original else k
+        donors.append(last)
+    first_styled = next(k for k in frames if not k.original)
+    return tuple(replace(k, weights=d.weights, alpha=d.alpha) if k.original else k
+                 for k, d in zip(frames, (d or first_styled for d in donors)))
 
 
 def _ease(table: Mapping[str, Any], default: str, where: str) -> str:

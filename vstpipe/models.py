@@ -255,24 +255,33 @@ def published_module(arch: str, role: str) -> nn.Module:
     return UVCEncoder() if role == "encoder" else UVCDecoder()
 
 
+def _published_state(arch: str, role: str) -> dict[str, torch.Tensor]:
+    """The published file's tensors as meta tensors: keys, shapes and dtypes, no data."""
+    with torch.device("meta"):
+        return published_module(arch, role).state_dict()
+
+
 def published_layout(arch: str, role: str) -> dict[str, tuple[int, ...]]:
     """Key -> shape of the published ``role`` file of ``arch`` (the full VGG19 for adain-vgg19)."""
-    with torch.device("meta"):
-        module = published_module(arch, role)
-    return {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    return {k: tuple(v.shape) for k, v in _published_state(arch, role).items()}
 
 
 def check_layout(arch: str, role: str, state: Mapping[str, torch.Tensor], source: str) -> None:
-    """Raise LayoutError naming the first key or shape that differs from the published layout."""
-    expected = published_layout(arch, role)
-    for key, shape in expected.items():
+    """Raise LayoutError naming the first key, shape or dtype that differs from the published
+    layout. Integer or bool tensors where the published file has float weights are refused:
+    they would load (load_state_dict casts) as weights of whole numbers or 0/1."""
+    expected = _published_state(arch, role)
+    for key, meta in expected.items():
         if key not in state:
             raise LayoutError(f"{source}: missing key '{key}' for the {arch} {role} "
                               f"(expected {len(expected)} keys like '{next(iter(expected))}')")
         got = tuple(state[key].shape)
-        if got != shape:
+        if got != tuple(meta.shape):
             raise LayoutError(f"{source}: key '{key}' has shape {list(got)}, "
-                              f"expected {list(shape)} for the {arch} {role}")
+                              f"expected {list(meta.shape)} for the {arch} {role}")
+        if meta.is_floating_point() and not state[key].is_floating_point():
+            raise LayoutError(f"{source}: key '{key}' holds {state[key].dtype} values, expected "
+                              f"floating-point weights for the {arch} {role}")
     extra = [k for k in state if k not in expected]
     if extra:
         raise LayoutError(f"{source}: unexpected key '{extra[0]}' for the {arch} {role} "
@@ -286,9 +295,11 @@ class StyleNet(nn.Module):
     space the published networks work in.
     """
 
-    def __init__(self, arch: Arch, encoder: nn.Module, decoder: nn.Module) -> None:
+    def __init__(self, arch: Arch, encoder: nn.Module, decoder: nn.Module, name: str = ""
+                 ) -> None:
         super().__init__()
         self.arch = arch
+        self.name = name or arch.name  # the model as the user named it, for messages
         self.encoder = encoder
         self.decoder = decoder
 
@@ -321,10 +332,12 @@ def decoder_state(net: StyleNet) -> dict[str, torch.Tensor]:
     return {k: v.detach() for k, v in inner.state_dict().items()}
 
 
-def build(arch_name: str, states: Mapping[str, Mapping[str, torch.Tensor]]) -> StyleNet:
+def build(arch_name: str, states: Mapping[str, Mapping[str, torch.Tensor]], name: str = ""
+          ) -> StyleNet:
     """Rebuild the networks of ``arch_name`` from published state dicts (role -> state dict).
 
-    The layouts must already have passed ``check_layout``.
+    The layouts must already have passed ``check_layout``. ``name``: the model's registry name
+    or directory, for messages (default: the arch).
     """
     arch = ARCHS[arch_name]
     if arch_name == "adain-vgg19":
@@ -339,6 +352,6 @@ def build(arch_name: str, states: Mapping[str, Mapping[str, torch.Tensor]]) -> S
         enc, dec = UVCEncoder(), UVCDecoder()
         enc.load_state_dict(states["encoder"])
         dec.load_state_dict(states["decoder"])
-    net = StyleNet(arch, enc, dec).eval()
+    net = StyleNet(arch, enc, dec, name).eval()
     net.requires_grad_(False)
     return net

@@ -12,8 +12,8 @@ from typing import BinaryIO
 import numpy as np
 import torch
 
-from . import ops, rawio, steady
-from .errors import MediaError, OptionError
+from . import ops, presets, rawio, steady
+from .errors import MediaError, ModelError, OptionError
 from .images import load_style
 from .keyframes import Timeline
 from .media import (
@@ -29,7 +29,7 @@ from .models import StyleNet
 from .rawio import RawOptions
 from .steady import Steadier, SteadyOptions
 from .stylize import BF16_TOLERANCE, Stylizer, pick_cpu_precision, resolve_device, resolve_precision
-from .tensors import MIN_SIDE, network_size, resize, to_frames, to_tensor
+from .tensors import network_size, resize, to_frames, to_tensor
 
 
 @dataclass(frozen=True)
@@ -71,12 +71,11 @@ Progress = Callable[[int, int | None], None]  # (frames done, frames expected or
 def validate(opts: RenderOptions) -> None:
     """Reject impossible option values before any file is opened."""
     look, comp = opts.look, opts.compute
-    if look.style_size < 64:
-        raise OptionError(f"--style-size {look.style_size} is too small; use 64 or more")
+    presets.check_size("style_size", look.style_size, "--style-size", OptionError)
     if comp.batch < 1:
         raise OptionError(f"--batch {comp.batch}: use 1 or more frames per batch")
-    if comp.max_side is not None and comp.max_side < MIN_SIDE:
-        raise OptionError(f"--max-side {comp.max_side}: use {MIN_SIDE} or more pixels")
+    if comp.max_side is not None:
+        presets.check_size("max_side", comp.max_side, "--max-side", OptionError)
 
 
 def preflight(src: Path, out: Path, opts: RenderOptions) -> list[torch.Tensor]:
@@ -141,11 +140,26 @@ class _Engine:
         mean, std = self.bank.target(weights)
         steadier = self.steadier if self.steadier and self.steadier.active else None
         if steadier is None:
-            return self.stylizer(x, mean, std, alpha.to(x.device), look.preserve_color)
-        starts = steadier.shot_starts(x, first_index)
-        y = self.stylizer(x, mean, std, alpha.to(x.device), look.preserve_color,
-                          lambda feat: steadier.content_stats(feat, starts))
-        return steadier.blend(x, y, starts)
+            y = self.stylizer(x, mean, std, alpha.to(x.device), look.preserve_color)
+        else:
+            starts = steadier.shot_starts(x, first_index)
+            y = self.stylizer(x, mean, std, alpha.to(x.device), look.preserve_color,
+                              lambda feat: steadier.content_stats(feat, starts))
+            y = steadier.blend(x, y, starts)
+        self._check_finite(y, first_index)
+        return y
+
+    def _check_finite(self, y: torch.Tensor, first_index: int) -> None:
+        """NaN or Inf would be encoded as black (or garbage) pixels with exit status 0; one
+        reduction per batch, next to the network's cost, finds them before they are encoded."""
+        if not bool(torch.isfinite(y).all()):
+            last = first_index + len(y) - 1
+            frames = f"frame {last}" if last == first_index else f"frames {first_index}..{last}"
+            raise ModelError(f"model '{self.stylizer.net.name}' gave NaN/Inf pixels for "
+                             f"{frames} in {_NAMES.get(self.stylizer.dtype, 'its precision')}; "
+                             "its weights may be damaged (`vstpipe models verify`) or out of "
+                             "range for this precision (try --precision fp32); stopped before "
+                             "encoding them")
 
 
 def _engine(net: StyleNet, device: torch.device, dtype: torch.dtype | None,

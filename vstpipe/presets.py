@@ -10,7 +10,8 @@ A preset file::
     preserve_color = false                 # keep the source colours
     model = "adain-vgg19"                  # registry name or weights directory
     max_side = 1024                        # processing size: longer side the network sees
-    style_size = 512                       # shorter side of the style images
+                                           # (16..16384)
+    style_size = 512                       # shorter side of the style images (64..2048)
     smooth_stats = 0.9                     # temporal smoothing of AdaIN statistics (0 = off)
     flow_blend = 0.8                       # flow-guided blending with the previous frame (0 = off)
     cut_threshold = 0.2                    # shot-cut sensitivity (resets temporal state)
@@ -28,11 +29,24 @@ from typing import Any
 import platformdirs
 
 from . import tomlspec
-from .errors import ConfigError
+from .errors import ConfigError, VstpipeError
 from .images import is_image
+from .tensors import MIN_SIDE
 
 KEYS = ("name", "description", "style", "alpha", "preserve_color", "model", "max_side",
         "style_size", "smooth_stats", "flow_blend", "cut_threshold")
+# The valid sizes of a look, whether a preset or a flag sets them (check_size). A style image
+# of 2048 squared is images.MAX_STYLE_PIXELS; no video frame is 16384 pixels wide.
+SIZES = {"style_size": (64, 2048), "max_side": (MIN_SIDE, 16384)}
+
+
+def check_size(key: str, value: int, name: str, error: type[VstpipeError]) -> None:
+    """``value`` of ``key`` within SIZES[key], else ``error`` naming ``name`` (a preset's file
+    and key, or the flag) and the valid range."""
+    low, high = SIZES[key]
+    if not low <= value <= high:
+        raise error(f"{name} {tomlspec.shown(value)} is too {'small' if value < low else 'large'}"
+                    f"; use {low}..{high}")
 
 
 @dataclass(frozen=True)
@@ -94,11 +108,10 @@ def load(path: Path, shipped: bool = False) -> Preset:
     if not 0.0 <= alpha <= 1.0:
         raise ConfigError(f"{where}: alpha {alpha} is outside [0, 1]")
     max_side = tomlspec.get(data, "max_side", int, where)
-    if max_side is not None and max_side < 16:
-        raise ConfigError(f"{where}: max_side {max_side} is too small; use 16 or more")
+    if max_side is not None:
+        check_size("max_side", max_side, f"{where}: max_side", ConfigError)
     style_size = tomlspec.get(data, "style_size", int, where, 512)
-    if style_size < 64:
-        raise ConfigError(f"{where}: style_size {style_size} is too small; use 64 or more")
+    check_size("style_size", style_size, f"{where}: style_size", ConfigError)
     name = tomlspec.get(data, "name", str, where, path.stem)
     if not re.fullmatch(r"[A-Za-z0-9][\w.-]*", name) or name.lower() == "none" or \
             name.endswith(".toml"):

@@ -68,14 +68,16 @@ def pix_format(name: str, flag: str = "--pix-fmt") -> PixFormat:
     return PIX_FMTS[name]
 
 
+MAX_FRAME_SIDE: Final = 16384  # pixels, either side
+MAX_FRAME_PIXELS: Final = 8192 * 4320  # DCI 8K; a gbrpf32le frame of it is 425 MB
+
+
 def parse_size(text: str) -> tuple[int, int]:
-    """'WxH' -> (W, H) in positive pixels, or OptionError."""
+    """'WxH' -> (W, H), or OptionError; :func:`check` bounds them."""
     try:
         w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise OptionError(f"--size {text}: not WxH, e.g. 1280x720") from None
-    if w < 1 or h < 1:
-        raise OptionError(f"--size {text}: width and height must be positive")
+    except ValueError:  # also a number of thousands of digits
+        raise OptionError(f"--size {text[:40]}: not WxH, e.g. 1280x720") from None
     return w, h
 
 
@@ -111,10 +113,17 @@ class RawOptions:
 
 
 def check(raw: RawOptions) -> None:
-    """OptionError for an impossible raw stream description, before anything is read."""
+    """OptionError for an impossible raw stream description, before anything is read.
+
+    The frame size is the user's word and every buffer is allocated from it, so it is bounded.
+    """
     w, h = raw.size
+    shown = f"{w}x{h}"[:40]  # a width may have thousands of digits
     if w < 1 or h < 1:
-        raise OptionError(f"--size {w}x{h}: width and height must be positive")
+        raise OptionError(f"--size {shown}: width and height must be positive")
+    if w > MAX_FRAME_SIDE or h > MAX_FRAME_SIDE or w * h > MAX_FRAME_PIXELS:
+        raise OptionError(f"--size {shown}: frames are limited to {MAX_FRAME_SIDE} pixels a "
+                          f"side and {MAX_FRAME_PIXELS} pixels in all (8192x4320)")
     pix_format(raw.pix_fmt)
     pix_format(raw.out_pix_fmt or raw.pix_fmt, "--out-pix-fmt")
     if raw.frame_time is not None and raw.frame_time <= 0:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import math
+import os
+import re
+import sys
 import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -10,18 +12,39 @@ from typing import Any
 
 from .errors import ConfigError
 
+MAX_BYTES = 16 << 20  # a TOML file vstpipe reads: 100,000 keyframes take about 5 MB
+MAX_WEIGHT = 1e6  # blend weights are ratios; the bound keeps any sum of them finite
+_LONG_NUMBER = re.compile(rb"\d{%d,}" % (sys.get_int_max_str_digits() + 1))
+
 
 def load(path: Path) -> dict[str, Any]:
-    """Parse ``path``; a missing or malformed file is one ConfigError naming it."""
+    """Parse ``path``; a missing, oversized or malformed file is one ConfigError naming it."""
     try:
         with path.open("rb") as fh:
-            return tomllib.load(fh)
+            size = os.fstat(fh.fileno()).st_size
+            if size > MAX_BYTES:
+                raise ConfigError(f"{path}: {size} bytes; vstpipe reads TOML files of up to "
+                                  f"{MAX_BYTES} bytes")
+            data = fh.read()
+        return tomllib.loads(data.decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read ({exc.__class__.__name__})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except ValueError:  # Python refuses to convert integers of more than 4300 digits
+        long = _LONG_NUMBER.search(data)
+        line = data.count(b"\n", 0, long.start()) + 1 if long else "?"
+        raise ConfigError(f"{path}, line {line}: a number of more than "
+                          f"{sys.get_int_max_str_digits()} digits; no setting takes one"
+                          ) from None
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` cut to one short line: a value may be a 4000-digit number."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:24]}... ({len(text)} characters)"
 
 
 def check_keys(table: Mapping[str, Any], allowed: Iterable[str], where: str,
@@ -36,11 +59,17 @@ def check_keys(table: Mapping[str, Any], allowed: Iterable[str], where: str,
             raise ConfigError(f"{where}: missing key '{key}'")
 
 
+def is_weight(value: Any) -> bool:
+    """A blend weight: a number (not a bool) in [0, MAX_WEIGHT]; NaN and inf are not."""
+    return not isinstance(value, bool) and isinstance(value, int | float) and \
+        0 <= value <= MAX_WEIGHT
+
+
 def weight(value: Any, name: str, where: str) -> float:
-    """A blend weight: a finite number >= 0."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not (
-            math.isfinite(value) and value >= 0):
-        raise ConfigError(f"{where}: weight of '{name}' must be a number >= 0, got {value!r}")
+    """A blend weight of a TOML table, or a ConfigError naming it."""
+    if not is_weight(value):
+        raise ConfigError(f"{where}: weight of '{name}' must be a number >= 0 and at most "
+                          f"{MAX_WEIGHT:g}, got {shown(value)}")
     return float(value)
 
 
@@ -53,5 +82,5 @@ def get(table: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where
     kinds = kind if isinstance(kind, tuple) else (kind,)
     if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
         names = " or ".join(k.__name__ for k in kinds)
-        raise ConfigError(f"{where}: key '{key}' must be {names}, got {value!r}")
+        raise ConfigError(f"{where}: key '{key}' must be {names}, got {shown(value)}")
     return value

@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import http.client
 import json
+import math
 import os
 import pickle
 import re
@@ -23,11 +24,12 @@ import struct
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+import zipfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 import platformdirs
@@ -43,6 +45,15 @@ ProgressFn = Callable[[str, int, int | None], None]  # (file name, bytes so far,
 MANIFEST = "manifest.json"
 MODEL_JSON = "model.json"
 _CHUNK = 1 << 18  # 256 KiB: small enough for a live progress bar, large enough to be cheap
+_EDGE = 1 << 20  # bytes hashed at each end of a cached file on every load (the "quick" digest)
+# A torch.save archive stores its tensors uncompressed, so what it declares it holds is about
+# its own size; twice that (plus room for small compressed records) is refused as a zip bomb.
+_ZIP_INFLATION = 2
+_ZIP_SLACK = 1 << 20
+_SAFETENSORS_MAX_HEADER = 100 << 20  # the safetensors library's own limit on its JSON header
+_SAFETENSORS_ITEMSIZE = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "I16": 2,
+                         "U16": 2, "F16": 2, "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8,
+                         "U64": 8, "F64": 8}
 
 
 @dataclass(frozen=True)
@@ -179,6 +190,8 @@ def _names() -> str:
 
 
 def _fix_hint(name: str) -> str:
+    if name not in REGISTRY:  # a model directory installed under a name of its own
+        return f"`vstpipe models import {name} DIR` again after removing {model_dir(name)}"
     return f"`vstpipe models pull {name}` or `vstpipe models import {name} FILE...`"
 
 
@@ -197,6 +210,7 @@ def _load_state(path: Path, label: str, *, safetensors: bool) -> dict[str, torch
         raise ModelError(f"{label}: no such weight file")
     expected = "a .safetensors file or a torch.save'd state dict of tensors"
     if safetensors:
+        _check_safetensors_sizes(path, label)
         try:
             state: object = _load_safetensors(path, device="cpu")
         except (SafetensorError, OSError) as exc:
@@ -210,6 +224,10 @@ def _load_state(path: Path, label: str, *, safetensors: bool) -> dict[str, torch
         if not (magic.startswith(b"PK\x03\x04") or magic[:1] == b"\x80"):
             raise ModelError(f"{label}: not a weights file (neither a torch.save archive nor "
                              f"safetensors); expected {expected}")
+        if magic.startswith(b"PK"):
+            _check_zip_sizes(path, label)
+        else:
+            _check_legacy_sizes(path, label)
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
@@ -228,7 +246,151 @@ def _load_state(path: Path, label: str, *, safetensors: bool) -> dict[str, torch
             isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         raise ModelError(f"{label}: holds a {type(state).__name__} that is not a flat state "
                          f"dict; expected {expected}")
+    _check_finite(state, label)
     return state
+
+
+def _check_finite(state: Mapping[str, torch.Tensor], label: str) -> None:
+    """NaN or Inf in a weight spreads to every pixel it touches: the render would come out
+    black. A damaged file or a diverged training run, refused before anything runs."""
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise ModelError(f"{label}: tensor '{key}' holds {bad} NaN/Inf values of "
+                             f"{tensor.numel()}; the file is damaged or its training diverged; "
+                             "expected finite weights")
+
+
+def _damaged(label: str, why: str) -> ModelError:
+    return ModelError(f"{label}: damaged weights file ({why}); refused before loading")
+
+
+def _unreadable_safetensors(label: str, why: str) -> ModelError:
+    return ModelError(f"{label}: not a readable safetensors file ({why}); refused before "
+                      "loading")
+
+
+def _check_zip_sizes(path: Path, label: str) -> None:
+    """A torch.save archive's declared uncompressed sizes against its size on disk, before
+    torch reads it: a few KB can declare gigabytes (a zip bomb)."""
+    size = path.stat().st_size
+    try:
+        with zipfile.ZipFile(path) as archive:
+            declared = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+        raise _damaged(label, f"unreadable zip archive: {_one_line(exc)}") from None
+    if declared > _ZIP_INFLATION * size + _ZIP_SLACK:
+        raise ModelError(f"{label}: a {size}-byte archive declaring {declared} bytes "
+                         f"uncompressed (more than {_ZIP_INFLATION}x its size); refused unread "
+                         "as a zip bomb or a damaged file")
+
+
+def _check_safetensors_sizes(path: Path, label: str) -> None:
+    """The header length and every tensor's declared dtype, shape and byte range against the
+    file's size, before the library allocates anything."""
+    size = path.stat().st_size
+    with path.open("rb") as src:
+        head = src.read(8)
+        if len(head) < 8:
+            raise _unreadable_safetensors(label, f"{size} bytes, shorter than its header")
+        (length,) = struct.unpack("<Q", head)
+        if length > min(size - 8, _SAFETENSORS_MAX_HEADER):
+            raise _unreadable_safetensors(label, f"declares a {length}-byte header in a "
+                                                 f"{size}-byte file")
+        try:
+            header = json.loads(src.read(length))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise _unreadable_safetensors(label, f"header is not JSON: {_one_line(exc)}"
+                                          ) from None
+    if not isinstance(header, dict):
+        raise _unreadable_safetensors(label, "header is not a JSON object")
+    data = size - 8 - length
+    for key, info in header.items():
+        if key == "__metadata__":
+            continue
+        try:
+            shape, (begin, end) = list(info["shape"]), info["data_offsets"]
+            nbytes = math.prod(shape) * _SAFETENSORS_ITEMSIZE[info["dtype"]]
+            ok = all(isinstance(n, int) and n >= 0 for n in (*shape, begin, end)) and \
+                begin <= end <= data and end - begin == nbytes
+        except (TypeError, KeyError, ValueError):
+            raise _unreadable_safetensors(label, f"tensor '{key}' has no valid dtype, shape "
+                                                 "and data_offsets") from None
+        if not ok:
+            raise _unreadable_safetensors(label, f"tensor '{key}' declares {info['dtype']} "
+                                                 f"{shape} at bytes {begin}..{end} of {data}")
+
+
+class _Inert:
+    """Stands in for every class a legacy pickle names while it is probed: accepts any
+    arguments, state and items, and runs nothing."""
+
+    def __new__(cls, *args: object, **kwargs: object) -> Self:
+        return super().__new__(cls)
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def __setstate__(self, state: object) -> None:
+        pass
+
+    def __setitem__(self, key: object, value: object) -> None:
+        pass
+
+    def append(self, value: object) -> None:
+        pass
+
+    def extend(self, values: object) -> None:
+        pass
+
+
+# Legacy torch storage classes by name, with the bytes of one element.
+_LEGACY_STORAGES: dict[str, type] = {
+    f"{name}Storage": type(f"{name}Storage", (_Inert,), {"itemsize": itemsize})
+    for name, itemsize in (("Double", 8), ("Float", 4), ("Half", 2), ("BFloat16", 2),
+                           ("Long", 8), ("Int", 4), ("Short", 2), ("Char", 1), ("Byte", 1),
+                           ("Bool", 1), ("ComplexFloat", 8), ("ComplexDouble", 16))}
+
+
+class _StorageProbe(pickle.Unpickler):
+    """Reads a legacy (pre-zip) torch.save pickle with every global replaced by ``_Inert``,
+    only to add up the storage sizes it declares: torch allocates each one before reading its
+    bytes, so a small file could otherwise ask for terabytes."""
+
+    def __init__(self, file: Any) -> None:
+        super().__init__(file)
+        self.declared: dict[object, int] = {}  # storage key -> bytes
+
+    def find_class(self, module: str, name: str) -> type:
+        return _LEGACY_STORAGES.get(name, _Inert) if module == "torch" else _Inert
+
+    def persistent_load(self, pid: Any) -> _Inert:
+        # ("storage", storage class, key, location, number of elements, view)
+        if isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage":
+            numel = pid[4]
+            if not isinstance(numel, int) or numel < 0:
+                raise pickle.UnpicklingError(f"storage with {numel!r} elements")
+            self.declared[pid[2]] = numel * getattr(pid[1], "itemsize", 8)
+        return _Inert()
+
+
+def _check_legacy_sizes(path: Path, label: str) -> None:
+    """A legacy torch.save file (magic, protocol, system info, then the pickled object, then
+    the raw storages): its declared storage bytes must fit in what follows the pickle."""
+    size = path.stat().st_size
+    with path.open("rb") as src:
+        probe = _StorageProbe(src)
+        try:
+            for _ in range(4):  # magic number, protocol version, system info, the object
+                probe.load()
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
+                IndexError, KeyError, struct.error, MemoryError, RecursionError) as exc:
+            raise _damaged(label, f"unreadable pickle: {_one_line(exc)}") from None
+        rest = size - src.tell()
+    declared = sum(probe.declared.values())
+    if declared > rest:
+        raise ModelError(f"{label}: declares {declared} bytes of tensors but only {rest} bytes "
+                         "follow; refused unread (damaged, or built to exhaust memory)")
 
 
 def _unwrap_checkpoint(state: object) -> object:
@@ -261,6 +423,7 @@ def _role_of(arch: str, state: dict[str, torch.Tensor], path: Path) -> str:
     roles = models.ARCHS[arch].files
     for role in roles:
         if _fits(arch, role, state):
+            models.check_layout(arch, role, state, str(path))  # the dtypes too
             return role
     shapes = {k: tuple(v.shape) for k, v in state.items()}
     named = [r for r, fname in roles.items() if Path(fname).stem == path.stem]
@@ -299,12 +462,71 @@ def _record(folder: Path, ms: ModelSpec, entries: dict[str, dict[str, Any]]) -> 
         os.replace(tmp, folder / MANIFEST)
 
 
-def _entry(f: FileSpec, sha256: str, size: int, source: str, published: bool = True
-           ) -> dict[str, Any]:
+def _entry(role: str, installed: Path, sha256: str, size: int, source: str,
+           published: bool = True) -> dict[str, Any]:
     """``published`` is False only for files imported with --unverified that differ from the
-    registry's sha256; verify() then reports them as such instead of as damaged."""
-    return {"role": f.role, "sha256": sha256, "size": size, "source": source,
-            "published": published, "date": datetime.now(UTC).isoformat(timespec="seconds")}
+    registry's sha256; verify() then reports them as such instead of as damaged. ``installed``
+    is the file in the cache, stamped so that loading it can tell cheaply that it is unchanged."""
+    return {"role": role, "sha256": sha256, "size": size, "source": source,
+            "published": published, "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            **_stamp(installed)}
+
+
+def _stamp(path: Path) -> dict[str, Any]:
+    """What a load compares instead of re-hashing the whole file: its mtime and a digest of its
+    first and last MiB (the size is in the entry already)."""
+    return {"mtime_ns": path.stat().st_mtime_ns, "quick": _quick_digest(path)}
+
+
+def _quick_digest(path: Path) -> str:
+    with path.open("rb") as src:
+        digest = hashlib.sha256(src.read(_EDGE))
+        size = os.fstat(src.fileno()).st_size
+        if size > _EDGE:
+            src.seek(max(_EDGE, size - _EDGE))
+            digest.update(src.read(_EDGE))
+    return digest.hexdigest()
+
+
+def _check_unchanged(path: Path, entry: object, fix: str) -> dict[str, Any] | None:
+    """ModelError unless ``path`` is still the file its manifest ``entry`` recorded.
+
+    Cheap while the file keeps its recorded mtime: the size and the quick digest. A new mtime
+    (a copied cache, a manifest from before the stamps, a modified file) costs one full sha256;
+    when that matches, the entry to record with the new stamp is returned.
+    """
+    if not isinstance(entry, dict):
+        raise ModelError(f"{path}: not recorded in {MANIFEST}, so it cannot be trusted; {fix}")
+    changed = f"{path}: changed since it was installed"
+    size = path.stat().st_size
+    if size != entry.get("size"):
+        raise ModelError(f"{changed} ({size} bytes, {entry.get('size')} recorded); {fix}")
+    if path.stat().st_mtime_ns == entry.get("mtime_ns"):
+        if _quick_digest(path) != entry.get("quick"):
+            raise ModelError(f"{changed} (its first or last MiB differs); {fix}")
+        return None
+    sha256, _ = _sha256_file(path)
+    if sha256 != entry.get("sha256"):
+        raise ModelError(f"{changed} (sha256 {sha256[:16]}..., recorded "
+                         f"{str(entry.get('sha256'))[:16]}...); {fix}")
+    return {**entry, **_stamp(path)}
+
+
+def _check_cache(folder: Path, ms: ModelSpec, names: Sequence[str]) -> None:
+    """Every one of ``names`` in ``folder`` as its manifest recorded it: what render checks,
+    so a truncated or overwritten cache file is refused before it is loaded."""
+    manifest = _read_manifest(folder, ms)
+    fix = f"check with `vstpipe models verify`, then restore it with {_fix_hint(ms.name)}"
+    restamped = {}
+    for name in names:
+        entry = _check_unchanged(folder / name, manifest["files"].get(name), fix)
+        if entry is not None:
+            restamped[name] = entry
+    if restamped:
+        try:
+            _record(folder, ms, restamped)
+        except OSError:  # a read-only cache: the files matched, the next load re-hashes them
+            pass
 
 
 # --- files on disk --------------------------------------------------------------------------
@@ -314,7 +536,8 @@ def _entry(f: FileSpec, sha256: str, size: int, source: str, published: bool = T
 def _staging(folder: Path, final_name: str) -> Iterator[Path]:
     """A hidden temp file next to ``final_name``; removed on exit unless ``os.replace`` moved it,
     so any exception (KeyboardInterrupt included) leaves nothing behind."""
-    fd, name = tempfile.mkstemp(dir=folder, prefix=f".{final_name}.", suffix=".part")
+    # The name is cut so that a long source name cannot push the temp name past NAME_MAX.
+    fd, name = tempfile.mkstemp(dir=folder, prefix=f".{final_name[:64]}.", suffix=".part")
     os.close(fd)
     tmp = Path(name)
     try:
@@ -414,7 +637,8 @@ def pull(name: str, *, on_progress: ProgressFn | None = None, model: ModelSpec |
         for f in ms.files:
             if not _installed_ok(folder, f, manifest):
                 sha256, size = _download(ms, f, folder, on_progress, timeout)
-                _record(folder, ms, {f.name: _entry(f, sha256, size, f.url)})
+                _record(folder, ms, {f.name: _entry(f.role, folder / f.name, sha256, size,
+                                                         f.url)})
     return folder
 
 
@@ -542,8 +766,9 @@ def import_files(name: str, files: Sequence[Path], *, model: ModelSpec | None = 
             staged[role] = (src, tmp, sha256, size, is_published)
         for role, (_, tmp, *_) in staged.items():
             os.replace(tmp, folder / by_role[role].name)
-        _record(folder, ms, {by_role[role].name: _entry(by_role[role], sha256, size,
-                                                        str(src.resolve()), published=ok)
+        _record(folder, ms, {by_role[role].name: _entry(role, folder / by_role[role].name,
+                                                        sha256,
+                                                        size, str(src.resolve()), published=ok)
                              for role, (src, _, sha256, size, ok) in staged.items()})
     return folder
 
@@ -567,10 +792,16 @@ def import_model_dir(name: str, source: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=target.parent))
     try:
-        for fname in own.values():
-            _copy_hashing(source / fname, staging / fname)
+        entries = {}
+        for role, fname in own.items():
+            sha256, size = _copy_hashing(source / fname, staging / fname)
+            entries[fname] = _entry(role, staging / fname, sha256, size,
+                                    str((source / fname).resolve()))
         (staging / MODEL_JSON).write_text(spec_text, encoding="utf-8")
-        os.replace(staging, target)
+        manifest = {"model": name, "arch": resolved.arch, "files": entries}
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n",
+                                        encoding="utf-8")
+        os.replace(staging, target)  # the files keep their mtimes, so the stamps hold
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -637,11 +868,17 @@ def resolve(model: str, *, offline: bool, on_progress: ProgressFn | None = None
                                  f"run {_fix_hint(model)}")
             pull(model, on_progress=on_progress)
         folder = model_dir(model)
+        _check_cache(folder, ms, [f.name for f in ms.files])
         return ResolvedModel(model, ms.arch, {f.role: folder / f.name for f in ms.files})
     installed = model_dir(model)
     if re.fullmatch(r"[A-Za-z0-9][\w.-]*", model) and (installed / MODEL_JSON).is_file() \
             and not Path(model).is_dir():
-        return _resolve_model_json(installed, offline=offline, on_progress=on_progress)
+        resolved = _resolve_model_json(installed, offline=offline, on_progress=on_progress)
+        if (installed / MANIFEST).is_file():  # installed by a vstpipe that records one
+            own = ModelSpec(model, resolved.arch, (), "", "", "")
+            _check_cache(installed, own, [p.name for p in resolved.paths.values()
+                                          if p.parent == installed])
+        return resolved
     folder = Path(model).expanduser()
     if folder.is_dir():
         if (folder / MODEL_JSON).is_file():
@@ -748,5 +985,5 @@ def load(resolved: ResolvedModel) -> models.StyleNet:
                           if models.ARCHS[ms.arch].kind == "style")
         raise ModelError(f"model '{resolved.name}' is an affinity estimator for `vstpipe "
                          f"finetune --affinity uvc`, not a stylization model; use {style}")
-    return models.build(resolved.arch, load_states(resolved))
+    return models.build(resolved.arch, load_states(resolved), resolved.name)
 
