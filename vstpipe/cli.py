@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import traceback
@@ -134,7 +135,7 @@ _PreserveColor = Annotated[bool | None, typer.Option(
     "--preserve-color/--no-preserve-color",
     help="Keep the source colours (luminance-only transfer).")]
 _StyleSize = Annotated[int | None, typer.Option(
-    "--style-size", help="Shorter side of style images (default 512).")]
+    "--style-size", help="Shorter side of style images, 64..2048 (default 512).")]
 _Model = Annotated[str | None, typer.Option(
     "--model", help="Registry name or a directory of weights (default adain-vgg19).")]
 _NoDownload = Annotated[bool, typer.Option(
@@ -143,7 +144,7 @@ _DeviceName = Annotated[str, typer.Option("--device", help="auto | cpu | cuda")]
 _Precision = Annotated[str, typer.Option("--precision", help="auto | fp32 | bf16 | fp16")]
 _Batch = Annotated[int, typer.Option("--batch", help="Frames per forward pass.")]
 _MaxSide = Annotated[int | None, typer.Option(
-    "--max-side", help="Process at most this many pixels on the longer side.")]
+    "--max-side", help="Process at most this many pixels on the longer side, 16..16384.")]
 _SteadyFlag = Annotated[bool, typer.Option(
     "--steady", help=f"Recommended flicker reduction: --smooth-stats {STEADY_SMOOTHING} "
                      f"--flow-blend {STEADY_FLOW_BLEND} (explicit flags win).")]
@@ -253,7 +254,9 @@ def render_cmd(
 
 @app.command("filter")
 def filter_cmd(
-    size: Annotated[str, typer.Option(help="Frame size WxH of the raw frames, in and out.")],
+    size: Annotated[str, typer.Option(
+        help="Frame size WxH of the raw frames, in and out (at most 16384 a side and "
+             "8192x4320 pixels).")],
     pix_fmt: Annotated[str, typer.Option(
         help=f"Raw layout of the input frames: {' | '.join(rawio.PIX_FMTS)}.")] = "rgb24",
     out_pix_fmt: Annotated[str | None, typer.Option(
@@ -473,9 +476,9 @@ def keyframes_check(
 ) -> None:
     """Validate a keyframes file and print its resolved schedule."""
     def go() -> tuple[keyframes.Timeline, list[Fraction]]:
-        if fps is not None and not fps > 0:
+        if fps is not None and not 0 < fps < math.inf:
             raise OptionError(f"--fps {fps}: use a positive frame rate")
-        if not step > 0 or (duration is not None and not duration >= 0):
+        if not 0 < step < math.inf or (duration is not None and not 0 <= duration < math.inf):
             raise OptionError(f"--step {step} / --duration {duration}: use a positive step "
                               "and a duration >= 0")
         timeline = keyframes.load(file, Fraction(str(fps)) if fps else None)
@@ -493,13 +496,15 @@ def keyframes_check(
         _say(f"note: {escape(notice)}")
     marks = {k.at: i for i, k in enumerate(timeline.keyframes, start=1)}
     table = Table("time (s)", "keyframe", "style weights", "alpha", "original")
-    for t in times:
+    for t in times[:MAX_ROWS]:
         weights, alpha = timeline.at(t)
         shown = ", ".join(f"{p.name} {w:.3f}" for p, w in zip(timeline.styles, weights)
                           if w > 5e-4)
         table.add_row(f"{float(t):.3f}", f"#{marks[t]}" if t in marks else "", shown,
                       f"{alpha:.3f}", f"{timeline.original_at(t):.3f}")
     Console().print(table)
+    if len(times) > MAX_ROWS:
+        _say(f"note: {len(times) - MAX_ROWS} more rows not shown; use --duration to see fewer")
 
 
 @app.command("eval")
