@@ -383,15 +383,22 @@ def test_a_hundred_thousand_keyframes_load_and_play_in_seconds(tmp_path, png):
     assert timeline.original_at(1) == 1.0  # #3: none keeps #2's look, shows the source
 
 
-def test_keyframe_count_and_distinct_styles_are_bounded(tmp_path, png, monkeypatch):
-    png("a.png", (32, 32))
-    png("b.png", (32, 32), 30)
+def test_keyframe_count_and_style_images_are_bounded(tmp_path, png, monkeypatch):
+    for name, value in (("a.png", 0), ("b.png", 100), ("c.png", 200)):
+        png(name, (32, 32), value)
     path = tmp_path / "show.toml"
-    path.write_text('[[keyframe]]\nat = 0\nstyle = "a.png"\n'
-                    '[[keyframe]]\nat = 1\nstyle = "b.png"\n')
-    monkeypatch.setattr(keyframes, "MAX_STYLES", 1)
-    with pytest.raises(ConfigError, match=r"#2: more than 1 distinct style images"):
+    path.write_text('[[keyframe]]\nat = 0\nstyle = { "a.png" = 1, "b.png" = 1 }\n'
+                    '[[keyframe]]\nat = 1\nstyle = "c.png"\n')
+    monkeypatch.setattr(presets, "MAX_STYLES", 2)  # the shipped presets blend up to 2
+    with pytest.raises(ConfigError, match=r"#2: more than 2 distinct style images"):
         keyframes.load(path)
+    with pytest.raises(OptionError, match=r"^--style given 3 times; a look blends at most 2"):
+        Timeline.constant([tmp_path / n for n in ("a.png", "b.png", "c.png")])
+    preset = tmp_path / "look.toml"
+    preset.write_text('style = { "a.png" = 1, "b.png" = 1, "c.png" = 1 }\n')
+    with pytest.raises(ConfigError, match=r"look\.toml: key 'style' names 3 images; a look "
+                                          r"blends at most 2$"):
+        presets.load(preset)
     monkeypatch.setattr(keyframes, "MAX_KEYFRAMES", 1)
     with pytest.raises(ConfigError, match=r"show\.toml: 2 keyframes; a file holds at most 1$"):
         keyframes.load(path)

@@ -16,8 +16,8 @@ A keyframes file::
 Between keyframes the style weights and alpha follow the segment's easing; before the first and
 after the last keyframe they hold. Time is each frame's pts in seconds from the first frame's.
 
-Limits, checked before anything is built: MAX_KEYFRAMES keyframes, MAX_STYLES distinct style
-images, times up to MAX_SECONDS (a timecode's hours up to 7 digits, its fraction up to 9, a frame
+Limits, checked before anything is built: MAX_KEYFRAMES keyframes, presets.MAX_STYLES distinct
+style images, times up to MAX_SECONDS (a timecode's hours up to 7 digits, its fraction up to 9, a frame
 number up to 12 digits).
 """
 
@@ -41,8 +41,7 @@ from .images import is_image
 EASES = ("linear", "smooth", "hold")
 KEYFRAME_KEYS = ("at", "style", "alpha", "ease")
 TIMELINE_KEYS = ("ease",)
-MAX_KEYFRAMES = 100_000  # validated in about a second; a render looks each frame up by bisection
-MAX_STYLES = 64  # distinct style images in one look: each is held in memory and encoded once
+MAX_KEYFRAMES = 100_000  # validated in seconds; a render looks each frame up by bisection
 MAX_SECONDS = 1_000_000  # about 277 hours: keyframe times, however written
 # Digit counts are bounded in the patterns, so no string reaches int() or Fraction() at a
 # length that costs time: a time with thousands of digits is refused by the pattern itself.
@@ -73,6 +72,9 @@ class Timeline:
         if not styles:
             raise OptionError("no style given; pass --style IMAGE, --preset NAME or "
                               "--keyframes FILE")
+        if len(styles) > presets.MAX_STYLES:
+            raise OptionError(f"--style given {len(styles)} times; a look blends at most "
+                              f"{presets.MAX_STYLES} images")
         if weights and len(weights) != len(styles):
             raise OptionError(f"--weights has {len(weights)} values for {len(styles)} styles; "
                               "give one weight per --style")
@@ -194,9 +196,9 @@ class _StyleReader:
         total = sum(out.values())
         if total <= 0:
             raise ConfigError(f"{where}: the style weights are all zero; give one > 0")
-        if len(self.sizes.keys() | out.keys()) > MAX_STYLES:
-            raise ConfigError(f"{where}: more than {MAX_STYLES} distinct style images in one "
-                              "file; each is held in memory and encoded for the whole render")
+        if len(self.sizes.keys() | out.keys()) > presets.MAX_STYLES:
+            raise ConfigError(f"{where}: more than {presets.MAX_STYLES} distinct style images in "
+                              "one file; each is held in memory and encoded for the whole render")
         for path in out:
             self.sizes.setdefault(path, None)
         self.sizes.update(sized)
@@ -274,7 +276,7 @@ def load(path: Path, fps: Fraction | None = None) -> Timeline:
 def _fill_none(frames: tuple[Keyframe, ...]) -> tuple[Keyframe, ...]:
     """A `none` keyframe keeps the look of its nearest styled neighbour (the previous one, else
     the next): fading to or from the original footage is then a pure crossfade of pixels, and
-    the style does not change shape on the way. One pass each way: files hold many keyframes."""
+    the style does not change shape on the way. Linear: files hold many keyframes."""
     donors: list[Keyframe | None] = []
     last = None
     for k in frames:

@@ -38,6 +38,7 @@ KEYS = ("name", "description", "style", "alpha", "preserve_color", "model", "max
 # The valid sizes of a look, whether a preset or a flag sets them (check_size). A style image
 # of 2048 squared is images.MAX_STYLE_PIXELS; no video frame is 16384 pixels wide.
 SIZES = {"style_size": (64, 2048), "max_side": (MIN_SIDE, 16384)}
+MAX_STYLES = 64  # distinct style images in one look: each is held in memory and encoded once
 
 
 def check_size(key: str, value: int, name: str, error: type[VstpipeError]) -> None:
@@ -83,7 +84,10 @@ def weighted_styles(value: Any, base: Path, where: str, key: str = "style"
     table = {value: 1.0} if isinstance(value, str) else value
     if not isinstance(table, dict) or not table:
         raise ConfigError(f"{where}: key '{key}' must be an image path or a table of "
-                          f"image = weight, got {value!r}")
+                          f"image = weight, got {tomlspec.shown(value)}")
+    if len(table) > MAX_STYLES:
+        raise ConfigError(f"{where}: key '{key}' names {len(table)} images; a look blends at "
+                          f"most {MAX_STYLES}")
     pairs = []
     for name, raw in table.items():
         weight = tomlspec.weight(raw, name, where)

@@ -498,10 +498,10 @@ def _check_unchanged(path: Path, entry: object, fix: str) -> dict[str, Any] | No
     if not isinstance(entry, dict):
         raise ModelError(f"{path}: not recorded in {MANIFEST}, so it cannot be trusted; {fix}")
     changed = f"{path}: changed since it was installed"
-    size = path.stat().st_size
-    if size != entry.get("size"):
-        raise ModelError(f"{changed} ({size} bytes, {entry.get('size')} recorded); {fix}")
-    if path.stat().st_mtime_ns == entry.get("mtime_ns"):
+    stat = path.stat()
+    if stat.st_size != entry.get("size"):
+        raise ModelError(f"{changed} ({stat.st_size} bytes, {entry.get('size')} recorded); {fix}")
+    if stat.st_mtime_ns == entry.get("mtime_ns"):
         if _quick_digest(path) != entry.get("quick"):
             raise ModelError(f"{changed} (its first or last MiB differs); {fix}")
         return None
@@ -637,8 +637,8 @@ def pull(name: str, *, on_progress: ProgressFn | None = None, model: ModelSpec |
         for f in ms.files:
             if not _installed_ok(folder, f, manifest):
                 sha256, size = _download(ms, f, folder, on_progress, timeout)
-                _record(folder, ms, {f.name: _entry(f.role, folder / f.name, sha256, size,
-                                                         f.url)})
+                entry = _entry(f.role, folder / f.name, sha256, size, f.url)
+                _record(folder, ms, {f.name: entry})
     return folder
 
 
@@ -767,8 +767,8 @@ def import_files(name: str, files: Sequence[Path], *, model: ModelSpec | None = 
         for role, (_, tmp, *_) in staged.items():
             os.replace(tmp, folder / by_role[role].name)
         _record(folder, ms, {by_role[role].name: _entry(role, folder / by_role[role].name,
-                                                        sha256,
-                                                        size, str(src.resolve()), published=ok)
+                                                        sha256, size, str(src.resolve()),
+                                                        published=ok)
                              for role, (src, _, sha256, size, ok) in staged.items()})
     return folder
 
