@@ -270,6 +270,11 @@ def test_huge_declared_image_dimensions_are_refused_from_the_header(tmp_path, si
             with pytest.raises(MediaError, match="megapixels") as err:
                 load(bomb)
             assert str(bomb) in _one_line(err)
+        show = tmp_path / "show.toml"  # named by a keyframe: refused while the file is checked
+        show.write_text('[[keyframe]]\nat = 0\nstyle = "bomb.png"\n')
+        with pytest.raises(ConfigError, match=r"#1: style 'bomb\.png' is not a readable image "
+                                              r"of at most 67\.1 megapixels$"):
+            keyframes.load(show)
     assert time.perf_counter() - start < 2
 
 

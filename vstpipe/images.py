@@ -20,6 +20,7 @@ from .tensors import network_size, resize
 
 MAX_IMAGE_PIXELS = 1 << 26  # decoded: 8192x8192, 192 MiB as RGB bytes, 768 MiB as float
 MAX_STYLE_PIXELS = 2048 * 2048  # a style image at its style size, as the encoder sees it
+NOT_AN_IMAGE = f"is not a readable image of at most {MAX_IMAGE_PIXELS / 1e6:.1f} megapixels"
 
 
 @contextlib.contextmanager
@@ -63,11 +64,12 @@ def load_rgb(path: Path) -> np.ndarray:
 
 
 def is_image(path: Path) -> bool:
-    """Whether Pillow can read ``path`` (header and structure only, not every pixel)."""
+    """Whether Pillow can read ``path`` (header and structure only, not every pixel) and it is
+    within MAX_IMAGE_PIXELS."""
     try:
-        with Image.open(path) as im:
+        with _opened(path) as im:
             im.verify()
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError):
+    except MediaError:
         return False
     return True
 

@@ -36,7 +36,7 @@ import numpy as np
 
 from . import presets, tomlspec
 from .errors import ConfigError, OptionError
-from .images import is_image
+from .images import NOT_AN_IMAGE, is_image
 
 EASES = ("linear", "smooth", "hold")
 KEYFRAME_KEYS = ("at", "style", "alpha", "ease")
@@ -226,7 +226,7 @@ class _StyleReader:
                                   f"a preset ({', '.join(sorted(self.known))}), an image path "
                                   f"relative to {self.base}, or none")
             if not is_image(path):
-                raise ConfigError(f"{where}: style '{name}' is not a readable image")
+                raise ConfigError(f"{where}: style '{name}' {NOT_AN_IMAGE}")
             self._images[name] = path.resolve()
         return self._images[name]
 

@@ -30,7 +30,7 @@ import platformdirs
 
 from . import tomlspec
 from .errors import ConfigError, VstpipeError
-from .images import is_image
+from .images import NOT_AN_IMAGE, is_image
 from .tensors import MIN_SIDE
 
 KEYS = ("name", "description", "style", "alpha", "preserve_color", "model", "max_side",
@@ -95,7 +95,7 @@ def weighted_styles(value: Any, base: Path, where: str, key: str = "style"
         if not path.is_file():
             raise ConfigError(f"{where}: style image '{name}' not found (looked for {path})")
         if not is_image(path):
-            raise ConfigError(f"{where}: style '{name}' is not a readable image")
+            raise ConfigError(f"{where}: style '{name}' {NOT_AN_IMAGE}")
         pairs.append((path, weight))
     total = sum(w for _, w in pairs)
     if total <= 0:
