@@ -30,7 +30,7 @@ from fakes import random_state, save_random_weights
 from PIL import Image
 from typer.testing import CliRunner
 
-from vstpipe import images, keyframes, models, pipeline, presets, rawio, tomlspec, weights
+from vstpipe import images, keyframes, media, models, pipeline, presets, rawio, tomlspec, weights
 from vstpipe.cli import app
 from vstpipe.errors import ConfigError, LayoutError, MediaError, ModelError, OptionError
 from vstpipe.keyframes import Timeline
@@ -324,6 +324,23 @@ def test_filter_refuses_a_huge_size_before_reading_stdin(style_png, vstpipe_home
     assert result.output.strip().splitlines() == [
         ("vstpipe: error: --size 100000x100000: frames are limited to 16384 pixels a side and "
          "35389440 pixels in all (8192x4320)")]
+
+
+def test_render_output_size_is_bounded_before_a_model_is_loaded(tmp_path, style_png,
+                                                                 vstpipe_home):
+    media.check_encode_options(media.EncodeOptions(size=(8192, 4320)))  # DCI 8K is fine
+    for size in ((16385, 16), (8192, 8192)):
+        with pytest.raises(OptionError, match=r"^output size \d+x\d+: frames are limited to "
+                                              r"16384 pixels a side and 35389440"):
+            media.check_encode_options(media.EncodeOptions(size=size))
+    src = make_clip(tmp_path / "in.mp4")
+    result = runner.invoke(app, ["render", str(src), "--out",
+                                 str(tmp_path / "o.mp4"), "--style", str(style_png),
+                                 "--size", "100000x100000", "--offline"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "vstpipe: error: output size 100000x100000: frames are limited to 16384 pixels a side "
+        "and 35389440 pixels in all (8192x4320)"]
 
 
 # --- 4h: keyframe numbers and counts ---------------------------------------------------------

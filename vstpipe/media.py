@@ -60,6 +60,11 @@ class Frame:
     time_base: Fraction  # of that pts
 
 
+# Frames a user can ask for (render --size, filter --size) are bounded before any buffer exists.
+MAX_FRAME_SIDE: Final = 16384  # pixels, either side
+MAX_FRAME_PIXELS: Final = 8192 * 4320  # DCI 8K; a gbrpf32le frame of it is 425 MB
+
+
 @dataclass(frozen=True)
 class VideoInfo:
     """What the rest of the pipeline needs to know about an input video."""
@@ -129,6 +134,10 @@ def check_encode_options(options: EncodeOptions) -> None:
         and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)
     ):
         raise OptionError(f"size must be (width, height) in positive pixels, got {size!r}")
+    if size is not None and (max(size) > MAX_FRAME_SIDE or size[0] * size[1] > MAX_FRAME_PIXELS):
+        raise OptionError(f"output size {size[0]}x{size[1]}: frames are limited to "
+                          f"{MAX_FRAME_SIDE} pixels a side and {MAX_FRAME_PIXELS} pixels in all "
+                          f"(8192x4320)")
 
 
 def _find_encoder(name: str) -> av.Codec | None:

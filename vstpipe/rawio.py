@@ -19,7 +19,7 @@ from typing import BinaryIO, Final, Self
 import numpy as np
 
 from .errors import MediaError, OptionError, OutputError
-from .media import Frame
+from .media import MAX_FRAME_PIXELS, MAX_FRAME_SIDE, Frame
 
 
 @dataclass(frozen=True)
@@ -68,8 +68,6 @@ def pix_format(name: str, flag: str = "--pix-fmt") -> PixFormat:
     return PIX_FMTS[name]
 
 
-MAX_FRAME_SIDE: Final = 16384  # pixels, either side
-MAX_FRAME_PIXELS: Final = 8192 * 4320  # DCI 8K; a gbrpf32le frame of it is 425 MB
 
 
 def parse_size(text: str) -> tuple[int, int]:
