@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -113,6 +114,7 @@ def test_stdout_redirected_onto_an_input_is_refused(tmp_path):
     style.write_bytes(b"x")
     with open(style, "ab") as dst, pytest.raises(OutputError, match="s.png"):
         atomic.check_stream_apart(dst.fileno(), [style], what="standard output")
+    atomic.check_stream_apart(io.BytesIO(), [io.BytesIO(), style], what="standard output")
     read_end, write_end = os.pipe()
     try:
         atomic.check_stream_apart(write_end, [read_end, style], what="standard output")

@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import Final, Self
+from typing import IO, Final, Self
 
 from vstpipe.errors import OutputError
 
@@ -71,27 +71,33 @@ def check_target(out: Path, inputs: Iterable[Path] = (), *, overwrite: bool = Fa
         raise OutputError(f"{out}: directory {parent} is not writable")
 
 
-def check_stream_apart(out_fd: int, inputs: Iterable[int | Path], *, what: str) -> None:
-    """OutputError if the file behind ``out_fd`` is one of ``inputs`` (descriptors or paths).
+def check_stream_apart(out: int | IO[bytes], inputs: Iterable[int | IO[bytes] | Path], *,
+                       what: str) -> None:
+    """OutputError if the file behind ``out`` is one of ``inputs`` (descriptors, streams, paths).
 
     For commands that write to a stream (stdout) redirected to a file: writing into the very
-    file being read (``1<> in.raw``) would eat the input as it goes.
+    file being read (``1<> in.raw``) would eat the input as it goes. Streams without a file
+    descriptor (in-memory, as in tests) cannot be files and pass.
     """
     try:
-        out = os.fstat(out_fd)
-    except OSError:
+        out_st = os.fstat(_fd(out))
+    except (OSError, ValueError):  # io.UnsupportedOperation is both
         return
-    if not stat.S_ISREG(out.st_mode):
+    if not stat.S_ISREG(out_st.st_mode):
         return  # pipes, terminals, sockets: nothing to clobber
     for item in inputs:
         try:
-            st = os.fstat(item) if isinstance(item, int) else os.stat(item)
-        except OSError:
+            st = os.stat(item) if isinstance(item, Path) else os.fstat(_fd(item))
+        except (OSError, ValueError):
             continue
-        if (st.st_dev, st.st_ino) == (out.st_dev, out.st_ino):
-            name = "standard input" if isinstance(item, int) else str(item)
+        if (st.st_dev, st.st_ino) == (out_st.st_dev, out_st.st_ino):
+            name = str(item) if isinstance(item, Path) else "standard input"
             raise OutputError(f"{what} is the same file as {name}, an input of this command; "
                               f"redirect it to another file")
+
+
+def _fd(stream: int | IO[bytes]) -> int:
+    return stream if isinstance(stream, int) else stream.fileno()
 
 
 def sweep_stale(target: Path) -> list[Path]:

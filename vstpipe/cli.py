@@ -308,8 +308,7 @@ def filter_cmd(
             raise OptionError("stdin and stdout must be pipes or files of raw frames, not a "
                               "terminal (see the README for the ffmpeg pipeline)")
         atomic.check_stream_apart(
-            sys.stdout.fileno(),
-            [sys.stdin.fileno(), *choice.styles, *([keyframes] if keyframes else [])],
+            sys.stdout, [sys.stdin, *choice.styles, *([keyframes] if keyframes else [])],
             what="standard output")
         net = _load_net(model_name, offline)
         src, dst = sys.stdin.buffer, sys.stdout.buffer
