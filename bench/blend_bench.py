@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from fakes import random_state
 
-from vstpipe import models
+from vstpipe import model
 from vstpipe.images import load_style
 from vstpipe.keyframes import Keyframe, Timeline
 from vstpipe.pipeline import StyleBank, frame_looks
@@ -68,8 +68,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=12)
     args = ap.parse_args()
     size, rounds = ((64, 48), 3) if args.smoke else ((640, 272), args.rounds)
-    net = models.build("adain-vgg19", {r: random_state("adain-vgg19", r, i)
-                                       for i, r in enumerate(("encoder", "decoder"))})
+    net = model.build("adain-vgg19", {r: random_state("adain-vgg19", r, i)
+                                      for i, r in enumerate(("encoder", "decoder"))})
     stylizer = Stylizer(net, torch.device("cpu"), torch.bfloat16)
     x = torch.rand(1, 3, size[1], size[0])
     with tempfile.TemporaryDirectory() as tmp:

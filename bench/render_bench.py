@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from clips import make_clip
 from fakes import random_state
 
-from vstpipe import models, pipeline
+from vstpipe import model, pipeline
 from vstpipe.images import load_style
 from vstpipe.keyframes import Timeline
 from vstpipe.media import open_source
@@ -37,9 +37,9 @@ SHARED = ROOT.parent / "shared" / "media"
 UVC = ROOT.parent / "shared" / "models" / "uvc-ae"
 
 
-def _net(arch: str = "adain-vgg19") -> models.StyleNet:
-    return models.build(arch, {r: random_state(arch, r, i)
-                               for i, r in enumerate(("encoder", "decoder"))})
+def _net(arch: str = "adain-vgg19") -> model.StyleNet:
+    return model.build(arch, {r: random_state(arch, r, i)
+                              for i, r in enumerate(("encoder", "decoder"))})
 
 
 def _style(tmp: Path) -> Path:
@@ -91,13 +91,13 @@ def real_precision_diff(src: Path, style: Path) -> np.ndarray | None:
     if not (UVC / "encoder_single_gpu.pth").exists():
         return None
     states = {r: torch.load(UVC / f, map_location="cpu", weights_only=True)
-              for r, f in models.ARCHS["uvc-lab"].files.items()}
+              for r, f in model.ARCHS["uvc-lab"].files.items()}
     frames = _decoded(src, 4)
     h, w = frames[0].rgb.shape[:2]
     styles = [load_style(style, 512)]
     levels = []
     for dtype in (torch.float32, torch.bfloat16):
-        stylizer = Stylizer(models.build("uvc-lab", states), torch.device("cpu"), dtype)
+        stylizer = Stylizer(model.build("uvc-lab", states), torch.device("cpu"), dtype)
         x = to_tensor(frames, network_size(w, h, None), stylizer.device)
         bank = pipeline.StyleBank.encode(stylizer, styles)
         levels.append(to_levels(stylizer(x, *bank.target(torch.ones(1)))))

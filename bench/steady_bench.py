@@ -117,11 +117,11 @@ def main() -> None:
             from clips import make_clip
             from fakes import random_state
 
-            from vstpipe import models
+            from vstpipe import model
             print("smoke: generated clip, random adain-vgg19 weights" if args.smoke else
                   f"{UVC} is missing: smoke run on a generated clip with random weights")
-            net = models.build("adain-vgg19", {r: random_state("adain-vgg19", r, i)
-                                               for i, r in enumerate(("encoder", "decoder"))})
+            net = model.build("adain-vgg19", {r: random_state("adain-vgg19", r, i)
+                                              for i, r in enumerate(("encoder", "decoder"))})
             clips = [make_clip(tmp / "clip.mp4", frames=6, size=(64, 48))]
             style = _random_style(tmp)
             max_side = 64

@@ -22,7 +22,7 @@ import torch
 from vstpipe import looks, ofx, presets, weights
 from vstpipe.images import load_style
 from vstpipe.media import Frame
-from vstpipe.models import StyleNet
+from vstpipe.model import StyleNet
 from vstpipe.ofx import OUTPUT, SOURCE
 from vstpipe.pipeline import ComputeOptions, LookOptions, RenderOptions, Session
 from vstpipe.steady import STEADY_FLOW_BLEND, STEADY_SMOOTHING

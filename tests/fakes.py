@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from vstpipe import models
+from vstpipe import model
 
 
 def random_state(arch: str, role: str, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -17,7 +17,7 @@ def random_state(arch: str, role: str, seed: int = 0) -> dict[str, torch.Tensor]
     which would let tests pass on a constant picture.
     """
     gen = torch.Generator().manual_seed(seed)
-    module = models.published_module(arch, role)
+    module = model.published_module(arch, role)
     state = {}
     for key, value in module.state_dict().items():
         if key.endswith(("running_var", "normalize.std")):  # must stay positive
@@ -41,9 +41,9 @@ def _centre_output(arch: str, state: dict[str, torch.Tensor], gen: torch.Generat
     than to a picture clamped to black or white in some channel."""
     weight, bias = list(state)[-2:]
     state[weight] *= 0.4
-    module = models.published_module(arch, "decoder")
+    module = model.published_module(arch, "decoder")
     module.load_state_dict(state)
-    channels = models.ARCHS[arch].channels
+    channels = model.ARCHS[arch].channels
     with torch.no_grad():
         out = module(torch.randn(2, channels, 8, 8, generator=gen).abs())
     target = 0.5 if arch == "adain-vgg19" else 0.0  # RGB [0, 1] or tanh Lab [-1, 1]
@@ -66,7 +66,7 @@ def save_random_weights(arch: str, folder: Path, seed: int = 0) -> dict[str, Pat
     """Write both published files of ``arch`` into ``folder``; returns role -> path."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for i, (role, name) in enumerate(models.ARCHS[arch].files.items()):
+    for i, (role, name) in enumerate(model.ARCHS[arch].files.items()):
         paths[role] = folder / name
         torch.save(random_state(arch, role, seed + i), paths[role])
     return paths

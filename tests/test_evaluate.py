@@ -14,7 +14,7 @@ import torch
 from clips import make_clip
 from fakes import random_state
 
-from vstpipe import models
+from vstpipe import model
 from vstpipe.errors import MediaError, OptionError
 from vstpipe.evaluate import (
     EvalOptions,
@@ -72,10 +72,10 @@ def _write_lossless(path: Path, frames: list[np.ndarray]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def net() -> models.StyleNet:
+def net() -> model.StyleNet:
     states = {role: random_state("adain-vgg19", role, seed=i)
               for i, role in enumerate(("encoder", "decoder"))}
-    return models.build("adain-vgg19", states)
+    return model.build("adain-vgg19", states)
 
 
 # --- occlusion_mask ---------------------------------------------------------------------------
@@ -254,7 +254,7 @@ def test_report_json_has_the_documented_keys_and_no_nan(tmp_path: Path):
 # --- style distance ---------------------------------------------------------------------------
 
 
-def test_style_distance_is_zero_for_the_style_itself(style_png: Path, net: models.StyleNet):
+def test_style_distance_is_zero_for_the_style_itself(style_png: Path, net: model.StyleNet):
     opts = EvalOptions(style_size=64, max_side=None, style_every=1)
     style = load_style(style_png, 64)[0].permute(1, 2, 0).numpy()
     own = np.round(style * 255).astype(np.uint8)
@@ -264,7 +264,7 @@ def test_style_distance_is_zero_for_the_style_itself(style_png: Path, net: model
 
 
 def test_evaluate_reports_the_style_distance(tmp_path: Path, style_png: Path,
-                                             net: models.StyleNet):
+                                             net: model.StyleNet):
     video = make_clip(tmp_path / "clip.mp4", size=SIZE, frames=12)
     opts = EvalOptions(long_gap=4, style_every=5, style_size=64)
     report = evaluate(video, video, opts, style=style_png, net=net)
@@ -306,7 +306,7 @@ def test_missing_opencv_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch,
         evaluate(tmp_path / "missing.mp4", tmp_path / "missing.mp4", OPTS)
 
 
-def test_style_stats_run_without_gradients(style_png: Path, net: models.StyleNet):
+def test_style_stats_run_without_gradients(style_png: Path, net: model.StyleNet):
     # The meter must not build autograd graphs: that would grow memory per frame.
     opts = EvalOptions(style_size=32, max_side=None, style_every=1)
     with torch.enable_grad():

@@ -30,7 +30,7 @@ from fakes import random_state, save_random_weights
 from PIL import Image
 from typer.testing import CliRunner
 
-from vstpipe import images, keyframes, media, models, pipeline, presets, rawio, tomlspec, weights
+from vstpipe import images, keyframes, media, model, pipeline, presets, rawio, tomlspec, weights
 from vstpipe.cli import app
 from vstpipe.errors import ConfigError, LayoutError, MediaError, ModelError, OptionError
 from vstpipe.keyframes import Timeline
@@ -157,7 +157,7 @@ def test_a_model_that_outputs_nan_stops_the_render_before_anything_is_written(tm
     # Finite weights whose sums overflow: inf after the first conv, inf - inf = NaN after the
     # next. Weight checks cannot see this; only the output can.
     states["decoder"]["1.weight"].fill_(1e38)
-    net = models.build("adain-vgg19", states)
+    net = model.build("adain-vgg19", states)
     src = make_clip(tmp_path / "in.mp4", frames=6)
     out = tmp_path / "out.mp4"
     before = _listing(tmp_path)

@@ -4,19 +4,19 @@ import torch
 from conftest import MEDIA, UVC_DIR, needs_media, needs_uvc
 from fakes import random_state
 
-from vstpipe import models, ops
+from vstpipe import model, ops
 from vstpipe.errors import LayoutError
 from vstpipe.stylize import Stylizer
 
 
-def _net(arch: str) -> models.StyleNet:
-    return models.build(arch, {r: random_state(arch, r, i)
-                               for i, r in enumerate(("encoder", "decoder"))})
+def _net(arch: str) -> model.StyleNet:
+    return model.build(arch, {r: random_state(arch, r, i)
+                              for i, r in enumerate(("encoder", "decoder"))})
 
 
 def test_adain_layouts_match_the_published_files():
-    enc = models.published_layout("adain-vgg19", "encoder")
-    dec = models.published_layout("adain-vgg19", "decoder")
+    enc = model.published_layout("adain-vgg19", "encoder")
+    dec = model.published_layout("adain-vgg19", "decoder")
     assert next(iter(enc)) == "0.weight" and list(enc)[-1] == "51.bias" and len(enc) == 34  # 17 convs
     assert enc["0.weight"] == (3, 3, 1, 1) and enc["29.weight"] == (512, 256, 3, 3)
     assert next(iter(dec)) == "1.weight" and list(dec)[-1] == "28.bias" and len(dec) == 18
@@ -24,8 +24,8 @@ def test_adain_layouts_match_the_published_files():
 
 
 def test_uvc_layouts_match_the_published_files():
-    enc = models.published_layout("uvc-lab", "encoder")
-    dec = models.published_layout("uvc-lab", "decoder")
+    enc = model.published_layout("uvc-lab", "encoder")
+    dec = model.published_layout("uvc-lab", "decoder")
     assert enc["downsample.1.weight"] == (256, 256, 1, 1) and enc["conv1.weight"] == (3, 3, 1, 1)
     assert dec["upsample.1.weight"] == (256, 256, 1, 1) and dec["conv11.weight"] == (3, 64, 3, 3)
 
@@ -40,7 +40,7 @@ def test_layout_mismatch_names_the_first_difference(mutate, needle):
     mutate(state)
     with pytest.raises(LayoutError, match=r"^w\.pth: " + ".*" + needle.replace("[", r"\[")
                        .replace("]", r"\]")):
-        models.check_layout("adain-vgg19", "encoder", state, "w.pth")
+        model.check_layout("adain-vgg19", "encoder", state, "w.pth")
 
 
 @pytest.mark.parametrize("arch, channels", [("adain-vgg19", 512), ("uvc-lab", 256)])
@@ -68,10 +68,10 @@ def test_alpha_zero_is_decoder_of_encoder(arch: str):
         torch.testing.assert_close(full, net.decode(ops.adain_stats(feat, style.mean, style.std)))
 
 
-def _real_uvc() -> models.StyleNet:
+def _real_uvc() -> model.StyleNet:
     states = {r: torch.load(UVC_DIR / f, map_location="cpu", weights_only=True)
-              for r, f in models.ARCHS["uvc-lab"].files.items()}
-    return models.build("uvc-lab", states)
+              for r, f in model.ARCHS["uvc-lab"].files.items()}
+    return model.build("uvc-lab", states)
 
 
 @needs_uvc

@@ -10,7 +10,7 @@ import pytest
 import torch
 from fakes import random_state
 
-from vstpipe import models, presets, preview
+from vstpipe import model, presets, preview
 from vstpipe.errors import ConfigError
 
 
@@ -21,9 +21,9 @@ def user_presets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
-def _net() -> models.StyleNet:
-    return models.build("adain-vgg19", {r: random_state("adain-vgg19", r, i)
-                                        for i, r in enumerate(("encoder", "decoder"))})
+def _net() -> model.StyleNet:
+    return model.build("adain-vgg19", {r: random_state("adain-vgg19", r, i)
+                                       for i, r in enumerate(("encoder", "decoder"))})
 
 
 def test_at_least_six_shipped_presets_with_vangogh():

@@ -327,9 +327,9 @@ def test_train_command_takes_a_config_file_and_flags_win(tmp_path, uvc_dir, data
 def test_tracker_features_follow_uvc_preprocessing():
     import cv2
 
-    from vstpipe import models
+    from vstpipe import model
 
-    tracker = models.UVCTracker().eval()
+    tracker = model.UVCTracker().eval()
     seen = {}
     tracker.gray_encoder.register_forward_pre_hook(lambda m, args: seen.setdefault("x", args[0]))
     rgb = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)

@@ -18,7 +18,7 @@ import torch
 from conftest import UVC_DIR, needs_uvc
 from fakes import random_state, save_random_weights
 
-from vstpipe import models, weights
+from vstpipe import model, weights
 from vstpipe.errors import ChecksumError, DownloadError, LayoutError, ModelError, OptionError
 from vstpipe.weights import FileSpec, ModelSpec
 
@@ -126,8 +126,8 @@ def _served_spec(server: _Server, files: dict[str, Path], *, prefix: str = "/w/"
 def test_registry_names_urls_and_published_file_names() -> None:
     assert list(weights.REGISTRY) == ["adain-vgg19", "uvc-lab", "uvc-tracker"]
     for name, ms in weights.REGISTRY.items():
-        assert ms.name == name and ms.arch in models.ARCHS and ms.licence == "MIT"
-        assert {f.role: f.name for f in ms.files} == dict(models.ARCHS[ms.arch].files)
+        assert ms.name == name and ms.arch in model.ARCHS and ms.licence == "MIT"
+        assert {f.role: f.name for f in ms.files} == dict(model.ARCHS[ms.arch].files)
         for f in ms.files:
             assert f.url.startswith("https://") and f.url.endswith("/" + f.name)
             assert f.sha256 is None or len(f.sha256) == 64
@@ -465,7 +465,7 @@ def test_resolve_directory_detects_the_arch(uvc_random: dict[str, Path],
     adain = weights.resolve(str(adain_random["encoder"].parent), offline=True)
     assert (adain.arch, adain.paths) == ("adain-vgg19", adain_random)
     net = weights.load(uvc)
-    assert isinstance(net, models.StyleNet) and net.arch.name == "uvc-lab"
+    assert isinstance(net, model.StyleNet) and net.arch.name == "uvc-lab"
 
 
 def test_resolve_directory_errors_list_what_was_expected(tmp_path: Path,
@@ -494,7 +494,7 @@ def test_resolve_model_json_reuses_a_registry_encoder(tmp_path: Path,
     assert resolved.paths == {
         "encoder": weights.model_dir("uvc-lab") / "encoder_single_gpu.pth",
         "decoder": finetune / "decoder.pth"}
-    assert isinstance(weights.load(resolved), models.StyleNet)
+    assert isinstance(weights.load(resolved), model.StyleNet)
 
 
 @pytest.mark.parametrize(("content", "message"), [
@@ -524,7 +524,7 @@ def test_real_uvc_weights_import_verify_and_load() -> None:
     results = weights.verify("uvc-lab")
     assert [r.ok for r in results] == [True, True], [r.message for r in results]
     net = weights.load(weights.resolve("uvc-lab", offline=True))
-    assert isinstance(net, models.StyleNet)
+    assert isinstance(net, model.StyleNet)
     with torch.no_grad():
         out = net.decode(net.encode(torch.rand(1, 3, 32, 32)))
     assert out.shape == (1, 3, 32, 32) and torch.isfinite(out).all()

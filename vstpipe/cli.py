@@ -37,7 +37,7 @@ from . import (
 from .errors import ModelError, OptionError, VstpipeError
 from .looks import LookChoice
 from .media import EncodeOptions, probe
-from .models import StyleNet
+from .model import StyleNet
 from .pipeline import (
     ComputeOptions,
     FilterReport,

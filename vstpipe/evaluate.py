@@ -65,7 +65,7 @@ from .errors import MediaError, OptionError
 from .flow import MIN_FLOW_SIDE, DisFlow, cv2_module, occlusion_mask, to_gray8, warp
 from .images import load_style
 from .media import Frame, Source, open_source
-from .models import StyleNet
+from .model import StyleNet
 
 _MIN_MAX_SIDE = 16
 

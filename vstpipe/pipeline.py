@@ -25,7 +25,7 @@ from .media import (
     open_source,
     probe,
 )
-from .models import StyleNet
+from .model import StyleNet
 from .rawio import RawOptions
 from .steady import Steadier, SteadyOptions
 from .stylize import BF16_TOLERANCE, Stylizer, pick_cpu_precision, resolve_device, resolve_precision

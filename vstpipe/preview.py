@@ -15,7 +15,7 @@ from .errors import MediaError
 from .images import load_rgb, load_style
 from .keyframes import Timeline
 from .media import Frame, open_source
-from .models import StyleNet
+from .model import StyleNet
 from .pipeline import StyleBank, frame_looks
 from .presets import Preset
 from .stylize import Stylizer

@@ -11,7 +11,7 @@ import torch
 
 from . import ops
 from .errors import OptionError
-from .models import StyleNet
+from .model import StyleNet
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")

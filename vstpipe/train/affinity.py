@@ -1,6 +1,6 @@
 """Affinity backends: the networks whose features give the inter-frame affinities of eq. 8.
 
-``uvc`` is the paper's estimator, UVC's tracker (models.UVCTracker): raw dot products of its
+``uvc`` is the paper's estimator, UVC's tracker (model.UVCTracker): raw dot products of its
 512-channel stride-8 features, softmax down each column, no temperature (UVC's own settings).
 ``encoder`` needs no extra weights: the frozen style encoder's features at one of its style
 layers (default the AdaIN layer, 1/8 resolution), L2-normalised, with temperature 0.05 so the
@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from .. import models, weights
+from .. import model, weights
 from ..errors import ModelError, OptionError
 from .losses import AffinitySettings
 
@@ -50,7 +50,7 @@ class Backend(nn.Module):
 
 
 class _EncoderTap(nn.Module):
-    def __init__(self, net: models.StyleNet, layer: int) -> None:
+    def __init__(self, net: model.StyleNet, layer: int) -> None:
         super().__init__()
         self.net, self.layer = net, layer
 
@@ -80,7 +80,7 @@ def validate(choice: AffinityChoice) -> None:
         raise OptionError(f"--affinity-chunk {choice.chunk}: use 1 or more columns")
 
 
-def build(choice: AffinityChoice, style_net: models.StyleNet, *, offline: bool) -> Backend:
+def build(choice: AffinityChoice, style_net: model.StyleNet, *, offline: bool) -> Backend:
     """The backend ``choice`` names; for ``uvc`` the tracker weights must be installed."""
     validate(choice)
     if choice.backend == "encoder":
@@ -94,6 +94,6 @@ def build(choice: AffinityChoice, style_net: models.StyleNet, *, offline: bool) 
                          "`vstpipe models pull uvc-tracker` or `vstpipe models import "
                          "uvc-tracker checkpoint_latest.pth.tar`, or train with "
                          "`--affinity encoder`") from None
-    tracker = models.UVCTracker()
+    tracker = model.UVCTracker()
     tracker.load_state_dict(state)
     return Backend("uvc", tracker, _settings(UVC_SETTINGS, choice))

@@ -30,7 +30,7 @@ import torch.distributed as dist
 from safetensors.torch import save_file
 from torch.nn.parallel import DistributedDataParallel
 
-from .. import models, ops, weights
+from .. import model, ops, weights
 from ..errors import OptionError
 from ..stylize import resolve_device
 from . import affinity, losses
@@ -101,7 +101,7 @@ class _Data:
                 torch.stack(styles))
 
 
-def _terms(net: models.StyleNet, backend: affinity.Backend | None, opts: TrainOptions,
+def _terms(net: model.StyleNet, backend: affinity.Backend | None, opts: TrainOptions,
            content: torch.Tensor, second: torch.Tensor | None, style: torch.Tensor
            ) -> dict[str, torch.Tensor]:
     """The loss terms of one batch (eq. 1, 7, 8, temporal); ``second`` only for video."""
@@ -156,12 +156,12 @@ def _encoder_from(resolved: weights.ResolvedModel) -> str | None:
     return None
 
 
-def _write_model(opts: TrainOptions, resolved: weights.ResolvedModel, net: models.StyleNet,
+def _write_model(opts: TrainOptions, resolved: weights.ResolvedModel, net: model.StyleNet,
                  step: int, terms: dict[str, float], run: dict[str, Any]) -> None:
     """OUT as a model directory: decoder.safetensors + model.json (encoder by reference)."""
     out = opts.out
     tmp = out / f".{DECODER}.tmp"
-    save_file({k: v.float().cpu().contiguous() for k, v in models.decoder_state(net).items()},
+    save_file({k: v.float().cpu().contiguous() for k, v in model.decoder_state(net).items()},
               str(tmp))
     os.replace(tmp, out / DECODER)
     files = {"decoder": DECODER}

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from . import color
-from .errors import LayoutError
+from .. import color
+from ..errors import LayoutError
 
 # --- adain-vgg19 ------------------------------------------------------------------------------
 

@@ -37,8 +37,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file as _load_safetensors
 
-from . import __version__, models
-from .errors import ChecksumError, DownloadError, ModelError, OptionError
+from .. import __version__
+from .. import model as models
+from ..errors import ChecksumError, DownloadError, ModelError, OptionError
 
 ProgressFn = Callable[[str, int, int | None], None]  # (file name, bytes so far, total or None)
 
