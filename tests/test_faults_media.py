@@ -326,7 +326,7 @@ def test_a_stream_the_muxer_refuses_only_at_the_end_is_refused_before_frame_one(
         tmp_path, monkeypatch):
     # The mov muxer takes a copied tmcd track at the header and fails only when the file
     # is finished. Treated as an ordinary data stream, the rehearsal must catch it.
-    monkeypatch.setattr(media, "_is_timecode", lambda stream: False, raising=False)
+    monkeypatch.setattr(media.probing, "_is_timecode", lambda stream: False, raising=False)
     src = clips.make_clip(tmp_path / "in.mov", frames=4, video_tags={"timecode": "01:00:00:00"})
     out = tmp_path / "out.mov"
     with open_source(src) as source, pytest.raises(MediaError) as err:

@@ -354,10 +354,10 @@ def test_second_ctrl_c_during_close_still_releases_the_input(tmp_path, monkeypat
     items = source.items()
     next(items)
     assert _handles_on(src) == 1
-    _ctrl_c_during_next_join(monkeypatch, source._thread)
+    _ctrl_c_during_next_join(monkeypatch, source._worker.thread)
     with pytest.raises(KeyboardInterrupt):
         source.close()
-    assert not source._thread.is_alive()
+    assert not source._worker.thread.is_alive()
     assert _handles_on(src) == 0, "the input file is still open"
     source.close()  # a second close is a no-op
     items.close()
@@ -376,7 +376,8 @@ def test_one_reformatter_per_source_and_per_sink(tmp_path, monkeypatch):
             return self.real.reformat(frame, **kwargs)
 
     made: list[Recording] = []
-    monkeypatch.setattr(media, "VideoReformatter", Recording)
+    monkeypatch.setattr(media.decode, "VideoReformatter", Recording)
+    monkeypatch.setattr(media.encode, "VideoReformatter", Recording)
     src = clips.make_clip(tmp_path / "in.mp4", frames=6)
     _pass_through(src, tmp_path / "out.mp4")
     assert [r.calls for r in made] == [6, 6]  # the Source's, then the Sink's
@@ -388,11 +389,11 @@ def test_leaving_early_stops_the_decode_thread(tmp_path):
         for n, _ in enumerate(source.items()):
             if n == 2:
                 break
-        assert not source._thread.is_alive()
+        assert not source._worker.thread.is_alive()
     with pytest.raises(KeyboardInterrupt), open_source(src, queue_size=2) as source:
         for _ in source.items():
             raise KeyboardInterrupt
-    assert not source._thread.is_alive()
+    assert not source._worker.thread.is_alive()
 
 
 # ---------------------------------------------------------------------------
@@ -671,10 +672,10 @@ def test_second_ctrl_c_during_sink_join_leaves_no_temp(tmp_path, monkeypatch, fi
         for n, item in enumerate(source.items()):
             sink.write(item)
             if n == 3:
-                _ctrl_c_during_next_join(monkeypatch, sink._thread)
+                _ctrl_c_during_next_join(monkeypatch, sink._worker.thread)
                 if first_ctrl_c:
                     raise KeyboardInterrupt
-    assert not sink._thread.is_alive()
+    assert not sink._worker.thread.is_alive()
     assert not out.exists() and _leftovers(tmp_path) == []
 
 

@@ -1,5 +1,6 @@
 """Raw video frames over pipes: the pixel formats `vstpipe filter` speaks, a threaded reader
-that cuts a byte stream into Frames, and a threaded writer that turns Frames back into bytes.
+that cuts a byte stream into Frames, and a threaded writer that turns Frames back into bytes
+(both media.workers threads, like the decode and encode threads of ``render``).
 
 The byte layouts are FFmpeg's (``-f rawvideo -pix_fmt NAME``), so ffmpeg can decode into the
 filter and encode out of it. Both threads spend their time in blocking pipe I/O, which releases
@@ -8,8 +9,6 @@ the GIL, so reading, the network and writing overlap as they do in ``render``.
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -20,6 +19,7 @@ import numpy as np
 
 from .errors import MediaError, OptionError, OutputError
 from .media import MAX_FRAME_PIXELS, MAX_FRAME_SIDE, Frame
+from .media.workers import END, Consumer, Producer
 
 
 @dataclass(frozen=True)
@@ -128,21 +128,6 @@ def check(raw: RawOptions) -> None:
         raise OptionError(f"frame time {raw.frame_time}: use a positive --fps or --timebase")
 
 
-_END: Final = object()  # queue sentinel: no more items
-_POLL_S: Final = 0.1  # how often a blocked queue operation checks whether to give up
-
-
-def _put(q: queue.Queue, item: object, stop: threading.Event) -> bool:
-    """Put unless ``stop`` is set first; a bounded queue with a dead consumer must not hang."""
-    while not stop.is_set():
-        try:
-            q.put(item, timeout=_POLL_S)
-            return True
-        except queue.Full:
-            continue
-    return False
-
-
 def _read_exactly(stream: BinaryIO, buf: bytearray) -> int:
     """Fill ``buf`` from ``stream``; fewer bytes only at end of stream. Pipes return short
     reads whenever the writer has not caught up, so one read is never enough."""
@@ -165,48 +150,41 @@ class RawReader:
 
     def __init__(self, stream: BinaryIO, raw: RawOptions, queue_size: int = 8) -> None:
         self._stream, self._raw, self._fmt = stream, raw, raw.input
-        self._queue: queue.Queue = queue.Queue(maxsize=max(1, queue_size))
-        self._stop = threading.Event()
-        self._error: BaseException | None = None
-        # Daemon: a thread blocked reading a pipe nobody writes to must not keep the process
-        # alive once the caller has stopped (e.g. the output pipe was closed).
-        self._thread = threading.Thread(target=self._run, name="vstpipe-raw-reader",
-                                        daemon=True)
+        # A daemon thread: one blocked reading a pipe nobody writes to must not keep the
+        # process alive once the caller has stopped (e.g. the output pipe was closed).
+        self._worker = Producer(self._run, name="vstpipe-raw-reader",
+                                queue_size=max(1, queue_size))
 
     def __enter__(self) -> Self:
-        self._thread.start()
+        self._worker.start()
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self._stop.set()
+        self._worker.stop.set()  # no join: the thread may be blocked reading the pipe
 
     def _run(self) -> None:
         size, need = self._raw.size, self._fmt.frame_bytes(self._raw.size)
         index = 0
         try:
-            while not self._stop.is_set():
+            while not self._worker.stop.is_set():
                 buf = bytearray(need)
                 got = _read_exactly(self._stream, buf)
                 if got < need:
                     if got:
                         w, h = size
-                        self._error = MediaError(
+                        raise MediaError(
                             f"input ended {got} bytes into frame {index}; a {w}x{h} "
                             f"{self._fmt.name} frame is {need} bytes (check --size and "
                             f"--pix-fmt); the {index} complete frames before it were written")
-                    break
+                    return
                 pts, time_base = self._timing(index)
-                if not _put(self._queue, Frame(self._fmt.to_rgb(buf, size), pts, time_base),
-                            self._stop):
+                if not self._worker.put(Frame(self._fmt.to_rgb(buf, size), pts, time_base)):
                     return
                 index += 1
         except OSError as err:
-            self._error = MediaError(f"reading the input failed after {index} frames: "
-                                     f"{err.strerror or err}")
-        except BaseException as err:  # noqa: BLE001 - re-raised on the consumer's thread
-            self._error = err
-        _put(self._queue, _END, self._stop)
+            raise MediaError(f"reading the input failed after {index} frames: "
+                             f"{err.strerror or err}") from None
 
     def _timing(self, index: int) -> tuple[int | None, Fraction]:
         if self._raw.frame_time is None:
@@ -214,16 +192,12 @@ class RawReader:
         return index, self._raw.frame_time
 
     def frames(self) -> Iterator[Frame]:
-        while True:
-            item = self._queue.get()
-            if item is _END:
-                return
-            yield item
+        yield from self._worker.results()
 
     def check_end(self) -> None:
         """Raise what ended the stream early (a partial frame, a read error), if anything."""
-        if self._error is not None:
-            raise self._error
+        if self._worker.error is not None:
+            raise self._worker.error
 
 
 class RawWriter:
@@ -235,13 +209,10 @@ class RawWriter:
 
     def __init__(self, stream: BinaryIO, fmt: PixFormat, queue_size: int = 2) -> None:
         self._stream, self._fmt = stream, fmt
-        self._queue: queue.Queue = queue.Queue(maxsize=max(1, queue_size))
-        self._stop = threading.Event()  # set when the thread will take no more items
-        self._error: BaseException | None = None
         self._closed = False
         self.frames_written = 0
-        self._thread = threading.Thread(target=self._run, name="vstpipe-raw-writer",
-                                        daemon=True)
+        self._worker = Consumer(self._run, name="vstpipe-raw-writer",
+                                queue_size=max(1, queue_size))
 
     @property
     def closed(self) -> bool:
@@ -249,44 +220,38 @@ class RawWriter:
         return self._closed
 
     def __enter__(self) -> Self:
-        self._thread.start()
+        self._worker.start()
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         if exc_type is not None:  # failing anyway: do not wait on a pipe that may be stuck
-            self._stop.set()
+            self._worker.stop.set()
             return
-        _put(self._queue, _END, self._stop)
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
+        self._worker.put(END)
+        # A plain join: no FFmpeg state to protect here, and a Ctrl-C must not wait for a
+        # pipe that may never drain.
+        self._worker.thread.join()
+        if self._worker.error is not None:
+            raise self._worker.error
 
     def write(self, frames: list[Frame]) -> None:
         """Queue frames for writing; blocks while the queue is full (bounded memory).
 
         Raises what stopped the writer (other than a closed output) as soon as it is known.
         """
-        if self._error is not None:
-            raise self._error
-        _put(self._queue, frames, self._stop)
+        self._worker.send(frames)  # False once the output is closed: nothing to raise then
 
     def _run(self) -> None:
         try:
-            while True:
-                item = self._queue.get()
-                if item is _END:
-                    self._stream.flush()
-                    return
-                for frame in item:
+            for frames in self._worker.requests():
+                for frame in frames:
                     self._stream.write(self._fmt.to_bytes(frame.rgb))
                     self.frames_written += 1
+            if not self._worker.stop.is_set():  # END, not a caller that gave up: flush
+                self._stream.flush()
         except BrokenPipeError:
             self._closed = True
         except OSError as err:
-            self._error = OutputError(f"writing the output failed after {self.frames_written} "
-                                      f"frames: {err.strerror or err}")
-        except BaseException as err:  # noqa: BLE001 - re-raised on the caller's thread
-            self._error = err
-        finally:
-            self._stop.set()
+            raise OutputError(f"writing the output failed after {self.frames_written} "
+                              f"frames: {err.strerror or err}") from None

@@ -1,0 +1,608 @@
+"""Encoding: the encode options and their checks, the output rules, and the Sink.
+
+:class:`Sink` encodes Frames on a worker thread, remuxes the packets a Source copies
+unchanged, and claims the target with its temporary file only when everything succeeded
+(atomic.TempOutput: never over a file that appeared there meanwhile). The thread spends
+nearly all its time inside FFmpeg calls that PyAV runs without the GIL, so it overlaps
+with the caller's torch work. What the output keeps besides the video is carry.py's.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+from typing import Final, Self
+
+import av
+import av.error
+import numpy as np
+from av.codec.codec import UnknownCodecError
+from av.codec.context import Flags
+from av.container import OutputContainer
+from av.stream import Stream
+from av.video.reformatter import ColorRange, VideoReformatter
+from av.video.stream import VideoStream
+
+from vstpipe import atomic
+from vstpipe.errors import MediaError, OptionError, OutputError
+
+from .carry import MUXER_TAGS, VIDEO_TAGS, plan_output, stream_tags
+from .color import bit_depth_of, output_color
+from .decode import Source
+from .frames import MAX_FRAME_PIXELS, MAX_FRAME_SIDE, Frame
+from .probing import ffmpeg_reason, stream_label
+from .workers import END, Consumer
+
+# One logger for the whole package, named as before the split: notices are filtered by it.
+_log = logging.getLogger("vstpipe.media")
+
+
+# Encoders we know to work end to end, shown when the user names one that does not
+# exist; any other FFmpeg video encoder is accepted as well.
+_KNOWN_ENCODERS: Final = ("libx264", "libx265", "prores", "ffv1", "mpeg4", "libvpx-vp9",
+                          "libsvtav1")
+# "prores" in FFmpeg is the fast prores_aw encoder; prores_ks is the one that honours
+# profiles and quality settings, so the friendly name maps to it.
+_ENCODER_ALIASES: Final = {"prores": "prores_ks"}
+_CRF_ENCODERS: Final = frozenset({"libx264", "libx265"})
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """How the output video stream is encoded (checked by check_encode_options)."""
+
+    codec: str = "libx264"  # any FFmpeg video encoder; "prores" means prores_ks
+    crf: int = 18  # for x264/x265
+    pix_fmt: str | None = None  # None: derived from the source (see _pick_pix_fmt)
+    size: tuple[int, int] | None = None  # output (W, H); None = same as input
+
+
+def check_encode_options(options: EncodeOptions) -> None:
+    """OptionError naming the bad value and the valid ones; open_sink calls it first.
+
+    A plain function rather than __post_init__ so building options never raises: the
+    CLI constructs them before it starts turning library errors into one-line messages.
+    """
+    codec = _encoder(options.codec)
+    crf = options.crf
+    if isinstance(crf, bool) or not isinstance(crf, int) or not 0 <= crf <= 51:
+        raise OptionError(f"crf must be an integer from 0 to 51, got {crf!r}")
+    if options.pix_fmt is not None:
+        try:
+            av.VideoFormat(options.pix_fmt)
+        except ValueError:
+            raise OptionError(f"unknown pixel format {options.pix_fmt!r}") from None
+        supported = _encoder_pix_fmts(codec)
+        if supported and options.pix_fmt not in supported:
+            raise OptionError(f"encoder {codec.name} cannot encode pixel format "
+                              f"{options.pix_fmt!r}; valid: {', '.join(supported)}")
+    size = options.size
+    if size is not None and not (
+        isinstance(size, tuple) and len(size) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)
+    ):
+        raise OptionError(f"size must be (width, height) in positive pixels, got {size!r}")
+    if size is not None and (max(size) > MAX_FRAME_SIDE or size[0] * size[1] > MAX_FRAME_PIXELS):
+        raise OptionError(f"output size {size[0]}x{size[1]}: frames are limited to "
+                          f"{MAX_FRAME_SIDE} pixels a side and {MAX_FRAME_PIXELS} pixels in all "
+                          f"(8192x4320)")
+
+
+def _find_encoder(name: str) -> av.Codec | None:
+    """The FFmpeg encoder behind a user-facing codec name; None if this FFmpeg lacks it."""
+    try:
+        return av.Codec(_ENCODER_ALIASES.get(name, name), "w")
+    except UnknownCodecError:
+        return None
+
+
+def _encoder(name: str) -> av.Codec:
+    """The FFmpeg video encoder for a user-facing codec name, or OptionError."""
+    codec = _find_encoder(name)
+    if codec is not None and codec.type == "video":
+        return codec
+    # Built only on failure: it instantiates every known encoder.
+    choices = ", ".join(n for n in _KNOWN_ENCODERS if _find_encoder(n) is not None)
+    if codec is None:
+        raise OptionError(f"unknown video codec {name!r}; valid choices: {choices} "
+                          f"(or any FFmpeg video encoder)")
+    raise OptionError(f"codec {name!r} is not a video encoder; valid choices: {choices}")
+
+
+def _encoder_pix_fmts(codec: av.Codec) -> list[str]:
+    # Some encoders (e.g. wrappers negotiating at open time) list no formats. Hardware
+    # surface formats (cuda, vaapi ...) have no components and cannot take our frames.
+    return [f.name for f in codec.video_formats or () if f.components]
+
+
+@dataclass(frozen=True)
+class _Copy:
+    """A packet to remux and the output stream it belongs to."""
+
+    packet: av.Packet
+    stream: Stream
+
+
+# Muxer per output suffix, set explicitly because the temp file ends in ".part".
+_MUXERS: Final = {
+    ".mp4": "mp4",
+    ".m4v": "mp4",
+    ".mov": "mov",
+    ".mkv": "matroska",
+    ".webm": "webm",
+    ".avi": "avi",
+}
+
+
+def check_output_path(src: Path, out: Path, overwrite: bool) -> None:
+    """OutputError if writing ``out`` would clobber the input or an unrequested file.
+
+    The early, friendly check; the Sink claims ``out`` atomically at the end as well
+    (atomic.TempOutput.commit), so a file that appears there meanwhile is never replaced.
+    """
+    src, out = Path(src), Path(out)
+    if (out.exists() and src.exists() and os.path.samefile(src, out)) or \
+            out.resolve() == src.resolve():
+        raise OutputError(f"{out}: is the input file itself; choose another output path")
+    atomic.check_target(out, overwrite=overwrite)
+
+
+def _muxer_for(out: Path) -> str:
+    fmt = _MUXERS.get(out.suffix.lower())
+    if fmt is None:
+        raise OutputError(f"{out}: unsupported output extension {out.suffix or '(none)'!r}; "
+                          f"valid: {', '.join(_MUXERS)}")
+    return fmt
+
+
+def _pick_pix_fmt(codec: av.Codec, bit_depth: int, width: int, height: int) -> str:
+    """Default output pixel format: the source depth, subsampled as far as the size allows.
+
+    Our preferences come first, then anything else the encoder takes, closest depth
+    first; the first whose chroma subsampling fits ``width`` x ``height`` wins.
+    """
+    deep = bit_depth > 8
+    if codec.name == "prores_ks":
+        preferred = ["yuv422p10le", "yuv444p10le"]  # ProRes is 10-bit 4:2:2 or 4:4:4
+    elif deep:
+        preferred = ["yuv420p10le", "yuv444p10le", "yuv422p10le", "gbrp10le", "yuv420p16le"]
+    else:
+        preferred = ["yuv420p", "yuv444p"]
+    preferred = list(dict.fromkeys([*preferred, "yuv420p", "yuv444p"]))
+    supported = _encoder_pix_fmts(codec)
+    if supported:
+        depth = 10 if deep else 8
+        others = sorted((n for n in supported if n not in preferred),
+                        key=lambda n: abs(bit_depth_of(n) - depth))
+        candidates = [n for n in preferred if n in supported] + others
+    else:
+        candidates = preferred  # the encoder negotiates at open time; try the usual
+    for name in candidates:
+        if _fits_size(name, width, height):
+            return name
+    return candidates[0]  # nothing fits: Sink's size check names the way out
+
+
+def _needs_even_size(pix_fmt: str) -> tuple[bool, bool]:
+    """Whether chroma subsampling requires an even (width, height)."""
+    fmt = av.VideoFormat(pix_fmt, 16, 16)
+    chroma = [c for c in fmt.components if c.is_chroma]
+    if not chroma:
+        return False, False
+    return chroma[0].width < 16, chroma[0].height < 16
+
+
+def _fits_size(pix_fmt: str, width: int, height: int) -> bool:
+    even_w, even_h = _needs_even_size(pix_fmt)
+    return not (even_w and width % 2) and not (even_h and height % 2)
+
+
+def _size_hint(codec: av.Codec, width: int, height: int) -> str:
+    """What to do instead when the pixel format cannot hold an odd size, for ``codec``."""
+    supported = _encoder_pix_fmts(codec)
+    fits = [n for n in supported if _fits_size(n, width, height)]
+    if fits:
+        return f"{codec.name} accepts {', '.join(fits)} at that size"
+    if supported:
+        return f"{codec.name} has no pixel format for it; choose an even --size or --codec ffv1"
+    return "choose an even --size or a 4:4:4 pixel format"
+
+
+def _output_sar(sar: Fraction | None, src: tuple[int, int],
+                out: tuple[int, int]) -> Fraction | None:
+    """The SAR that shows an ``out``-sized picture at ``src``'s display aspect ratio."""
+    if out == src:
+        return sar
+    # DAR = W * SAR / H must not change. A file that states no SAR has square pixels,
+    # and resizing it to another shape still must not stretch the picture.
+    scaled = (sar or Fraction(1)) * Fraction(src[0] * out[1], src[1] * out[0])
+    if sar is None and scaled == 1:
+        return None
+    # H.264/HEVC store each term in 16 bits (x264 would halve both until they fit);
+    # odd sizes can exceed that, so take the closest ratio that fits instead.
+    if scaled >= 1:
+        return 1 / (1 / scaled).limit_denominator(0xFFFF)
+    return scaled.limit_denominator(0xFFFF)
+
+
+# Matroska takes its display size from a field PyAV cannot set, so there only the
+# video bitstream keeps a non-square SAR; these encoders write it there (checked).
+_SAR_IN_BITSTREAM: Final = frozenset({"libx264", "libx265", "mpeg4"})
+
+
+class Sink:
+    """Encodes Frames and remuxes packets into a locked temp file beside ``out``; claims ``out``
+    at the end (atomic.TempOutput), so nothing appears there unless everything succeeded.
+
+    Everything the output cannot keep is decided before frame one: a refusal (a stream the
+    muxer rejects, AVI losing frame times, sync or rotation) raises; anything dropped with
+    the output still sound (cover art, attachments, chapters, timecode, HDR metadata,
+    interlacing, colour range, alpha in a container or encoder without room for it) is
+    named in one warning.
+    """
+
+    def __init__(self, out: Path, source: Source, options: EncodeOptions, overwrite: bool) -> None:
+        self.out = Path(out)
+        check_encode_options(options)
+        check_output_path(source.info.path, self.out, overwrite)
+        fmt = _muxer_for(self.out)
+        info = source.info
+        codec = _encoder(options.codec)
+        width, height = options.size or (info.width, info.height)
+        pix_fmt = options.pix_fmt or _pick_pix_fmt(codec, info.bit_depth, width, height)
+        if not _fits_size(pix_fmt, width, height):
+            raise OptionError(f"{self.out}: pixel format {pix_fmt} needs an even width and "
+                              f"height, got {width}x{height}; "
+                              f"{_size_hint(codec, width, height)}")
+        self._width, self._height = width, height
+        self._color = output_color(info, pix_fmt)
+        self.pix_fmt: str = pix_fmt  # what the encoder receives
+        # Callers hand uint16 frames when this is > 8, so the extra precision reaches the file.
+        self.bit_depth: int = bit_depth_of(pix_fmt)
+        self._source_path = info.path
+        rate = info.average_rate or Fraction(25)
+        # Matroska cannot start a track before 0 unless told to write negative block
+        # times (which its format allows); otherwise AAC priming (first audio pts < 0)
+        # makes the muxer shift every stream, and video pts would no longer match.
+        # AVI has no start times at all: every stream plays from its first packet, so a
+        # shift would only move the video (whole frames at a time) against the audio.
+        container_opts = {"avoid_negative_ts": "disabled"} \
+            if fmt in ("matroska", "webm", "avi") else {}
+        full_range = self._color.color_range == ColorRange.JPEG and self._color.colorspace != 0
+        plan = plan_output(source, fmt, codec.name, self.out, full_range, container_opts)
+        self._plan = plan
+        # Same time base as the input so every input pts maps 1:1 onto an output pts, which
+        # keeps variable frame rates; AVI counts frames at its constant rate instead.
+        self._time_base = info.time_base if plan.avi_origin is None else 1 / rate
+        # A frame without pts gets the previous one plus one nominal frame duration.
+        self._pts_step = max(1, round(1 / (rate * self._time_base)))
+        self._last_pts: int | None = None
+        self._frames_written = 0
+        self._reformatter = VideoReformatter()  # used by the encode thread only
+
+        # Locked, uniquely named, within the name limit; sweeps a killed run's leftovers.
+        self._tmp = atomic.TempOutput(self.out, overwrite=overwrite)
+        self._container_open = False
+        try:
+            self._container: OutputContainer = av.open(str(self._tmp.path), "w", format=fmt,
+                                                       options=container_opts)
+        except (av.error.FFmpegError, OSError) as err:
+            self._tmp.discard()
+            raise OutputError(f"{self.out}: cannot open for writing "
+                              f"({ffmpeg_reason(err)})") from None
+        self._container_open = True
+        try:
+            self._video = self._add_video(codec, options, source, rate)
+            self._copy_map = self._add_copies(source, fmt)
+            for name, mimetype, data in plan.covers:
+                self._container.add_attachment(name, mimetype, data)
+            if plan.chapters:
+                self._container.set_chapters(list(plan.chapters))
+            self._container.metadata.update(
+                {k: v for k, v in source.metadata.items() if k.lower() not in MUXER_TAGS})
+            self._start(fmt)
+        except BaseException:
+            self._discard()
+            raise
+        if plan.dropped:
+            # One line, before frame one, naming all of it.
+            _log.warning("%s: not kept in %s: %s", self.out,
+                         _kept_where(fmt, codec.name), "; ".join(plan.dropped))
+
+        self._worker = Consumer(self._run, name="vstpipe-encode", queue_size=8)
+        self._worker.start()
+        self._done = False
+
+    # -- setup --------------------------------------------------------------
+
+    def _add_video(self, codec: av.Codec, options: EncodeOptions, source: Source,
+                   rate: Fraction) -> VideoStream:
+        container = self._container
+        encoder_opts: dict[str, str] = {}
+        if codec.name in _CRF_ENCODERS:
+            encoder_opts["crf"] = str(options.crf)
+        plan = self._plan
+        if codec.name == "libx265":
+            # x265 logs to stderr otherwise.
+            encoder_opts["x265-params"] = ":".join(
+                p for p in ("log-level=error", plan.encoder_params) if p)
+        elif plan.encoder_params:
+            encoder_opts["x264-params"] = plan.encoder_params
+        try:
+            stream = container.add_stream(codec.name, rate=rate, options=encoder_opts)
+        except ValueError:
+            fits = [ext for ext, muxer in _MUXERS.items()
+                    if codec.name in _supported_codecs(muxer)]
+            raise OptionError(f"{self.out}: a {container.format.name} file cannot hold "
+                              f"{options.codec} video; use one of {', '.join(fits) or '?'}"
+                              ) from None
+        ctx = stream.codec_context
+        ctx.width, ctx.height = self._width, self._height
+        ctx.pix_fmt = self.pix_fmt
+        ctx.time_base = self._time_base  # see __init__
+        stream.time_base = self._time_base
+        ctx.thread_type = "AUTO"
+        if container.format.name == "avi":
+            # AVI stores decode order only, with no presentation timestamps, so reordered
+            # (B) frames come back with scrambled pts. mp4/mov/mkv keep pts, so B-frames
+            # stay on there.
+            ctx.max_b_frames = 0
+        if plan.field_order:
+            ctx.field_order = plan.field_order
+            if plan.interlaced_coding:
+                ctx.flags |= Flags.interlaced_dct | Flags.interlaced_me
+        ctx.colorspace = self._color.colorspace
+        ctx.color_range = self._color.color_range
+        ctx.color_primaries = self._color.color_primaries
+        ctx.color_trc = self._color.color_trc
+        if source.display_matrix is not None:
+            # The raw matrix (not just the angle) so flips survive too.
+            stream.set_display_matrix(source.display_matrix)
+        info = source.info
+        sar = _output_sar(info.sample_aspect_ratio, (info.width, info.height),
+                          (self._width, self._height))
+        if sar is not None:
+            ctx.sample_aspect_ratio = sar
+            if (sar != 1 and container.format.name in ("matroska", "webm")
+                    and codec.name not in _SAR_IN_BITSTREAM):
+                _log.warning("%s: %s cannot store the %s pixel aspect ratio in a %s file; "
+                             "it will play with square pixels (use .mp4/.mov or libx264)",
+                             self.out, codec.name, sar, container.format.name)
+        tags = stream_tags(source.video_metadata)
+        stream.metadata.update({k: tags[k] for k in VIDEO_TAGS if k in tags})
+        if plan.timecode:
+            # mov/mp4 turn this tag into a tmcd track; Matroska keeps it as TIMECODE.
+            stream.metadata["timecode"] = plan.timecode
+        stream.disposition = source.video_disposition
+        return stream
+
+    def _add_copies(self, source: Source, fmt: str) -> dict[int, Stream]:
+        mapping: dict[int, Stream] = {}
+        for stream in self._plan.copies:
+            try:
+                out = self._container.add_stream_from_template(stream)
+            except ValueError:
+                raise MediaError(f"{source.info.path}: stream #{stream.index} "
+                                 f"({stream_label(stream)}) cannot be copied into a "
+                                 f"{fmt} file ({self.out.name}); choose another container"
+                                 ) from None
+            # The template carries codec parameters only; language, title and flags
+            # such as default/forced/commentary are what players pick tracks by.
+            out.metadata.update(stream_tags(stream.metadata))
+            out.disposition = stream.disposition
+            mapping[stream.index] = out
+        return mapping
+
+    def _start(self, fmt: str) -> None:
+        # Open the encoder and write the header now, so bad settings or streams the
+        # muxer rejects fail before any decoding work is spent.
+        try:
+            self._video.codec_context.open()
+        except av.error.FFmpegError as err:
+            raise OptionError(
+                f"{self.out}: encoder {self._video.codec_context.name} rejected "
+                f"{self._width}x{self._height} {self.pix_fmt} at time base "
+                f"{self._time_base} ({ffmpeg_reason(err)})") from None
+        try:
+            self._container.start_encoding()
+        except av.error.FFmpegError as err:
+            streams = ", ".join(stream_label(s) for s in self._container.streams)
+            raise MediaError(f"{self.out}: the {fmt} muxer rejected the streams [{streams}] "
+                             f"({ffmpeg_reason(err)})") from None
+
+    # -- caller side --------------------------------------------------------
+
+    def write(self, frame: Frame) -> None:
+        """Queue one RGB frame for encoding; blocks when the encoder is behind."""
+        rgb = frame.rgb
+        expected = (self._height, self._width, 3)
+        # Contract checks on the caller's data, not on user input: a mismatch is a bug
+        # upstream (e.g. a resize that was skipped), so it is a ValueError.
+        if rgb.shape != expected or rgb.dtype not in (np.uint8, np.uint16):
+            raise ValueError(f"{self.out}: frame must be uint8/uint16 of shape {expected}, "
+                             f"got {rgb.dtype} {rgb.shape}")
+        self._enqueue(frame)
+
+    def copy(self, packet: av.Packet) -> None:
+        """Queue one packet from Source.items() for remuxing unchanged."""
+        # Resolve the output stream here, while the Source (which owns packet.stream) is
+        # certainly open; the worker might otherwise touch a freed input stream.
+        index = packet.stream.index if packet.stream else None
+        if index in self._plan.skipped:
+            return  # named in the notice before frame one
+        out_stream = self._copy_map.get(index) if index is not None else None
+        if out_stream is None:
+            raise ValueError(f"{self.out}: packet does not belong to a copied input stream")
+        self._enqueue(_Copy(packet, out_stream))
+
+    def _enqueue(self, item: object) -> None:
+        if self._done:
+            raise RuntimeError("Sink is closed")
+        self._worker.send(item)  # raises what stopped the encode thread
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def close(self) -> None:
+        """Flush the encoder, finish the file and claim ``out`` with it.
+
+        OutputError, with ``out`` left as it is, if a file appeared there meanwhile (another
+        render to the same path, a user's file) and ``overwrite`` was not given.
+        """
+        if self._done:
+            return
+        try:
+            self._enqueue(END)
+            self._worker.join()
+            if self._worker.error is not None:
+                raise self._worker.error
+            if self._frames_written == 0:
+                raise OutputError(f"{self.out}: no video frames were written; "
+                                  f"nothing was saved")
+            self._container_open = False
+            try:
+                self._container.close()  # writes the trailer (mp4 index)
+            except (av.error.FFmpegError, OSError) as err:
+                raise OutputError(f"{self.out}: could not finish the file "
+                                  f"({ffmpeg_reason(err)})") from None
+            self._tmp.commit()
+            self._done = True
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        """Stop the worker and delete the temporary file; ``out`` is left untouched."""
+        if self._done:
+            return
+        self._done = True
+        self._worker.stop.set()
+        try:
+            self._worker.join()
+        finally:
+            # join re-raises a Ctrl-C that arrived while it waited (a second one, when
+            # the first is why we abort); the temp file must go all the same.
+            self._discard()
+
+    def _discard(self) -> None:
+        try:
+            if self._container_open:
+                self._container_open = False
+                try:
+                    self._container.close()
+                except (av.error.FFmpegError, OSError) as err:
+                    # We are already failing and the file is about to be deleted; the
+                    # original error is the one worth reporting.
+                    _log.debug("%s: ignoring error while closing aborted output: %s",
+                               self._tmp, err)
+        finally:
+            self._tmp.discard()
+
+    # -- worker (encode thread) ---------------------------------------------
+
+    def _run(self) -> None:
+        for item in self._worker.requests():
+            if isinstance(item, Frame):
+                self._encode(item)
+            else:
+                self._mux(item)
+        if not self._worker.stop.is_set():  # END from close(), not abort(): finish the file
+            self._flush()
+
+    def _encode(self, frame: Frame) -> None:
+        pts = self._output_pts(frame)
+        rgb_format = "rgb48le" if frame.rgb.dtype == np.uint16 else "rgb24"
+        vframe = av.VideoFrame.from_ndarray(frame.rgb, format=rgb_format)
+        color = self._color
+        vframe = self._reformatter.reformat(
+            vframe,
+            format=self.pix_fmt,
+            dst_colorspace=color.sws_matrix,
+            dst_color_range=color.sws_range,
+        )
+        # Tag exactly as the codec context says, so the encoder sees one consistent story.
+        vframe.colorspace = color.colorspace
+        vframe.color_range = color.color_range
+        vframe.pts = pts
+        vframe.time_base = self._time_base
+        try:
+            packets = self._video.encode(vframe)
+        except av.error.FFmpegError as err:
+            raise OutputError(f"{self.out}: encoding failed at pts {pts} "
+                              f"({ffmpeg_reason(err)})") from None
+        self._mux_many(packets)
+        self._frames_written += 1
+
+    def _output_pts(self, frame: Frame) -> int:
+        origin = self._plan.avi_origin
+        if frame.pts is None:
+            pts = 0 if self._last_pts is None else self._last_pts + self._pts_step
+        elif origin is not None:
+            # AVI: the frame's slot on the constant-rate grid, the first frame in slot 0
+            # (_check_avi made sure every frame sits on it).
+            pts = round((frame.pts * frame.time_base - origin) / self._time_base)
+        elif frame.time_base == self._time_base:
+            pts = frame.pts
+        else:
+            pts = round(frame.pts * frame.time_base / self._time_base)
+        if self._last_pts is not None and pts <= self._last_pts:
+            # Encoders and muxers demand strictly increasing pts; reordering or
+            # inventing timestamps would silently change the video's timing.
+            raise MediaError(f"{self._source_path}: frame pts {pts} does not follow "
+                             f"{self._last_pts}; timestamps must increase")
+        self._last_pts = pts
+        return pts
+
+    def _mux(self, item: _Copy) -> None:
+        packet = item.packet
+        # Keep packet.time_base (the input stream's): PyAV rescales to the output
+        # stream's time base only if the muxer chose a different one.
+        packet.stream = item.stream
+        self._mux_many([packet], what=f"stream #{item.stream.index}")
+
+    def _mux_many(self, packets: list[av.Packet], what: str = "video") -> None:
+        try:
+            for packet in packets:
+                self._container.mux_one(packet)
+        except av.error.FFmpegError as err:
+            raise OutputError(f"{self.out}: writing {what} failed "
+                              f"({ffmpeg_reason(err)})") from None
+
+    def _flush(self) -> None:
+        try:
+            packets = self._video.encode(None)
+        except av.error.FFmpegError as err:
+            raise OutputError(f"{self.out}: flushing the encoder failed "
+                              f"({ffmpeg_reason(err)})") from None
+        self._mux_many(packets)
+
+
+def _kept_where(fmt: str, codec: str) -> str:
+    """Names the output in the notice of dropped parts: "this Matroska output (libx264)"."""
+    name = {"matroska": "Matroska", "webm": "WebM", "avi": "AVI"}.get(fmt, fmt)
+    return f"this {name} output ({codec})"
+
+
+def _supported_codecs(muxer: str) -> set[str]:
+    # Nothing is written: PyAV only creates the file when the header is written.
+    container = av.open(os.devnull, "w", format=muxer)
+    try:
+        return container.supported_codecs
+    finally:
+        container.close()
+
+
+def open_sink(out: Path, source: Source, options: EncodeOptions, overwrite: bool = False) -> Sink:
+    """Prepare ``out`` for writing; nothing appears at ``out`` until the sink closes cleanly."""
+    return Sink(out, source, options, overwrite)
