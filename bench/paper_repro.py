@@ -49,7 +49,8 @@ def _vstpipe(*args: str) -> str:
 def build_davis(work: Path, held_out: str) -> tuple[Path, Path]:
     """DAVIS folder of the training clips' shots, and a content folder for the image stage."""
     from vstpipe.media import Frame, open_source
-    from vstpipe.steady import Steadier, SteadyOptions
+    from vstpipe.temporal import TemporalOptions
+    from vstpipe.temporal.cuts import CutDetector
 
     davis, content = work / "davis", work / "content"
     if (davis / "done").exists():
@@ -59,7 +60,7 @@ def build_davis(work: Path, held_out: str) -> tuple[Path, Path]:
         if name == held_out:
             continue
         shot, index = -1, 0
-        cuts = Steadier(SteadyOptions())  # render's cut detection, default threshold
+        cuts = CutDetector.create(TemporalOptions())  # render's cut detection, default threshold
         with open_source(MEDIA / name) as source:
             for item in source.items():
                 if not isinstance(item, Frame):

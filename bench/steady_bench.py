@@ -31,21 +31,21 @@ from vstpipe import pipeline, weights
 from vstpipe.evaluate import EvalOptions, evaluate
 from vstpipe.keyframes import Timeline
 from vstpipe.media import EncodeOptions
-from vstpipe.steady import STEADY_FLOW_BLEND, STEADY_SMOOTHING, SteadyOptions
+from vstpipe.temporal import STEADY, TemporalOptions
 
 MEDIA = ROOT.parent / "shared" / "media"
 UVC = ROOT.parent / "shared" / "models" / "uvc-ae"
 
 
-def _config(name: str) -> SteadyOptions:
+def _config(name: str) -> TemporalOptions:
     """per-frame | smooth-X | flow-X | cuts-off-flow-X | steady (the --steady combination)."""
     if name == "per-frame":
-        return SteadyOptions()
+        return TemporalOptions()
     if name == "steady":
-        return SteadyOptions(smoothing=STEADY_SMOOTHING, flow_blend=STEADY_FLOW_BLEND)
+        return TemporalOptions.of(STEADY)
     parts = dict(part.split("-", 1) for part in name.split("+"))
-    return SteadyOptions(smoothing=float(parts.get("smooth", 0)),
-                         flow_blend=float(parts.get("flow", 0)))
+    return TemporalOptions.of({"smooth_stats": float(parts.get("smooth", 0)),
+                               "flow_blend": float(parts.get("flow", 0))})
 
 
 def _render(clip: Path, out: Path, style: Path, net, name: str, max_side: int, batch: int
@@ -54,7 +54,7 @@ def _render(clip: Path, out: Path, style: Path, net, name: str, max_side: int, b
         look=pipeline.LookOptions(Timeline.constant([style], [], 1.0)),
         compute=pipeline.ComputeOptions(precision="fp32", batch=batch, max_side=max_side),
         encode=EncodeOptions(codec="ffv1", pix_fmt="bgr0"),
-        steady=_config(name), overwrite=True)
+        temporal=_config(name), overwrite=True)
     return pipeline.render(clip, out, net, opts)
 
 

@@ -19,19 +19,37 @@ from typing import Any
 import numpy as np
 import torch
 
-from vstpipe import looks, ofx, presets, weights
+from vstpipe import looks, ofx, presets, temporal, weights
 from vstpipe.images import load_style
 from vstpipe.media import Frame
 from vstpipe.model import StyleNet
 from vstpipe.ofx import OUTPUT, SOURCE
 from vstpipe.pipeline import ComputeOptions, LookOptions, RenderOptions, Session
-from vstpipe.steady import STEADY_FLOW_BLEND, STEADY_SMOOTHING
 from vstpipe.stylize import DEVICES, PRECISIONS
 
 _BITS = {"byte": 8, "short": 16, "half": 32, "float": 32}
 _JUMP = 2.5  # frames: a step further than this (or backwards) is a scrub, not playback
-_SETUP = ("preset", "style", "preserve_color", "style_size", "max_side", "smooth_stats",
-          "flow_blend", "cut_threshold", "steady", "model", "device", "precision")
+_OPEN_END = 1e-3  # an effect parameter's range is closed: it stops this short of an open end
+
+
+def _setup() -> tuple[str, ...]:
+    """The parameters whose change builds a new session (all but alpha)."""
+    return ("preset", "style", "preserve_color", "style_size", "max_side",
+            *(o.name for o in temporal.options()), "steady", "model", "device", "precision")
+
+
+def _temporal_params() -> list[ofx.ParamDef]:
+    """`steady` and one parameter per temporal setting, from their declarations; 0 leaves a
+    setting to the preset (or to `steady`)."""
+    steady = " and ".join(f"{name} {value}" for name, value in temporal.STEADY.items())
+    params = [ofx.boolean("steady", False, hint=f"{steady} where those are 0")]
+    for o in temporal.options():
+        make = ofx.double if o.type is float else ofx.integer
+        high = o.range.high - (_OPEN_END if o.type is float else 1) if o.range.high_open \
+            else o.range.high
+        params.append(make(o.name, o.type(0), min(o.range.low, 0), high, animatable=False,
+                           hint=f"{o.hint}; 0: the preset's"))
+    return params
 
 
 def _preset_names() -> tuple[str, ...]:
@@ -65,14 +83,7 @@ class Stylize(ofx.Effect):
                         "its statistics are taken; 0: the preset's"),
             ofx.integer("max_side", 0, 0, 16384, hint="longest side the network sees; "
                         "0: the preset's, else full size"),
-            ofx.boolean("steady", False, hint=f"smooth_stats {STEADY_SMOOTHING} and "
-                        f"flow_blend {STEADY_FLOW_BLEND} where those are 0"),
-            ofx.double("smooth_stats", 0.0, 0.0, 0.999, animatable=False,
-                       hint="EMA of the content statistics; 0: the preset's"),
-            ofx.double("flow_blend", 0.0, 0.0, 1.0, animatable=False,
-                       hint="share of the flow-warped previous output; 0: the preset's"),
-            ofx.double("cut_threshold", 0.0, 0.0, 1.0, animatable=False,
-                       hint="shot-cut sensitivity; 0: the preset's"),
+            *_temporal_params(),
             ofx.string("model", hint="model name or folder; empty: the preset's"),
             ofx.choice("device", DEVICES),
             ofx.choice("precision", PRECISIONS),
@@ -104,22 +115,20 @@ class Stylize(ofx.Effect):
 
     def _choice(self) -> looks.LookChoice:
         p = self.instance.params.constant_values()
-        steady = p["steady"]
         return looks.LookChoice(
             styles=(Path(p["style"]),) if p["style"] else (),
             preset=None if p["style"] else p["preset"],
             preserve_color={"on": True, "off": False}.get(p["preserve_color"]),
             style_size=p["style_size"] or None,
             max_side=p["max_side"] or None,
-            smooth_stats=p["smooth_stats"] or (STEADY_SMOOTHING if steady else None),
-            flow_blend=p["flow_blend"] or (STEADY_FLOW_BLEND if steady else None),
-            cut_threshold=p["cut_threshold"] or None,
-            model=p["model"] or None)
+            model=p["model"] or None,
+            temporal=temporal.with_steady({o.name: p[o.name] or None
+                                           for o in temporal.options()}, p["steady"]))
 
     def _start(self, size: tuple[int, int]) -> Session:
         """A fresh session for the current parameters (look, styles and model built once)."""
         p = self.instance.params.constant_values()
-        setup = tuple(p[k] for k in _SETUP)
+        setup = tuple(p[k] for k in _setup())
         if setup != self._setup:
             look = looks.resolve(self._choice(), None)
             self._styles = [load_style(path, look.timeline.size_of(i, look.style_size))
@@ -133,7 +142,7 @@ class Stylize(ofx.Effect):
             look=LookOptions(look.timeline, look.preserve_color, look.style_size),
             compute=ComputeOptions(device=p["device"], precision=p["precision"], batch=1,
                                    max_side=look.max_side),
-            steady=look.steady)
+            temporal=look.temporal)
         return Session(self._nets[look.model], opts, self._styles, size)
 
     def _alpha_look(self, time: float) -> LookOptions:
@@ -154,7 +163,7 @@ class Stylize(ofx.Effect):
         depth = image.depth
         rgb = rgba[..., :3] if depth in ("byte", "short") else rgba[..., :3].astype(np.float32)
         size = (image.bounds.width, image.bounds.height)
-        setup = tuple(self.instance.params.value(k, time) for k in _SETUP)
+        setup = tuple(self.instance.params.value(k, time) for k in _setup())
         playing = sequential and self._last is not None and 0 < time - self._last <= _JUMP
         if self._session is None or setup != self._setup or not playing:
             self._session = self._start(size)

@@ -172,11 +172,12 @@ def test_consistency_keys_come_from_the_preset_and_flags_override(tmp_path: Path
     path.write_text(f'style = "{presets.shipped_dir() / "ink.jpg"}"\nsmooth_stats = 0.8\n'
                     'cut_threshold = 0.3\nflow_blend = 1\n')
     look = resolve(LookChoice(preset=str(path)), None)
-    assert (look.steady.smoothing, look.steady.cut_threshold, look.steady.flow_blend) == \
-        (0.8, 0.3, 1.0)
-    look = resolve(LookChoice(preset=str(path), smooth_stats=0.0, flow_blend=0.25), None)
-    assert look.steady.smoothing == 0.0 and look.steady.cut_threshold == 0.3
-    assert look.steady.flow_blend == 0.25
+    assert (look.temporal["smooth_stats"], look.temporal["cut_threshold"],
+            look.temporal["flow_blend"]) == (0.8, 0.3, 1.0)
+    look = resolve(LookChoice(preset=str(path),
+                              temporal={"smooth_stats": 0.0, "flow_blend": 0.25}), None)
+    assert look.temporal["smooth_stats"] == 0.0 and look.temporal["cut_threshold"] == 0.3
+    assert look.temporal["flow_blend"] == 0.25
     path.write_text(f'style = "{presets.shipped_dir() / "ink.jpg"}"\nflow_blend = 1.5\n')
     with pytest.raises(ConfigError, match=r"flow_blend 1.5 is outside \[0, 1\]"):
         presets.load(path)

@@ -1,4 +1,7 @@
-"""Inference-time consistency: smoothed AdaIN statistics and shot-cut resets."""
+"""Inference-time consistency through `vstpipe render`: --steady, its parts, shot-cut resets.
+
+The methods themselves (vstpipe.temporal) have module tests in test_temporal.py.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +17,6 @@ from typer.testing import CliRunner
 
 from vstpipe import ops
 from vstpipe.cli import app
-from vstpipe.steady import Steadier, SteadyOptions, colour_histograms
 
 runner = CliRunner()
 
@@ -54,31 +56,6 @@ def _render(src: Path, out: Path, style: Path, *extra: str) -> list[np.ndarray]:
                                  "--pix-fmt", "bgr0", "--batch", "3", *extra])
     assert result.exit_code == 0, result.output
     return _frames(out)
-
-
-def test_histograms_and_distance():
-    x = torch.rand(2, 3, 40, 50)
-    h = colour_histograms(x)
-    assert h.shape == (2, 48) and torch.allclose(h.sum(1), torch.ones(2))
-    assert ops.histogram_distance(h[0], h[0]) == 0
-    black, white = colour_histograms(torch.zeros(1, 3, 8, 8)), colour_histograms(
-        torch.ones(1, 3, 8, 8))
-    assert ops.histogram_distance(black[0], white[0]) == pytest.approx(1.0)
-
-
-def test_content_stats_are_an_ema_in_frame_order():
-    steadier = Steadier(SteadyOptions(smoothing=0.5, cut_threshold=1.0))
-    frames = torch.rand(1, 3, 16, 16).expand(4, -1, -1, -1)  # same picture: no cut
-    feats = torch.randn(4, 2, 5, 5)
-    mean, _ = steadier.content_stats(feats[:3], steadier.shot_starts(frames[:3], 0))
-    m2, _ = steadier.content_stats(feats[3:], steadier.shot_starts(frames[3:], 3))
-    own, _ = ops.mean_std(feats)
-    expected = own[0]
-    for i in range(1, 4):
-        expected = 0.5 * expected + 0.5 * own[i]
-        got = mean[i] if i < 3 else m2[0]
-        torch.testing.assert_close(got, expected)
-    assert steadier.cuts == []
 
 
 @pytest.mark.parametrize("option", [("--smooth-stats", "0.9"), ("--flow-blend", "0.8"),
@@ -122,28 +99,6 @@ def test_static_scene_renders_to_near_identical_frames(tmp_path, adain_home, sty
     assert per_frame > 2  # the noise does reach the output: the test can fail
     assert steady < 0.5 * per_frame
     assert steadiest < 0.5  # a still shot stays still: every frame repeats the first
-
-
-def test_blending_carries_the_previous_output_along_the_source_flow():
-    # The source pans 3 pixels left per frame; the "stylized" frames are unrelated noise.
-    # With strength 1 every valid pixel must be the previous output moved with the pan.
-    image = _textured(1, (64, 112))
-    shift = 3
-    frames = torch.stack([torch.from_numpy(image[:, t * shift:t * shift + 80]).permute(2, 0, 1)
-                          for t in range(3)]).float() / 255
-    stylized = torch.rand(3, 3, 64, 80)
-    steadier = Steadier(SteadyOptions(flow_blend=1.0, cut_threshold=1.0))
-    out = steadier.blend(frames, stylized, steadier.shot_starts(frames, 0))
-    torch.testing.assert_close(out[0], stylized[0])  # nothing to blend with yet
-    inner = (slice(None), slice(4, -4), slice(4, -4 - shift))  # away from borders and entry
-    moved = out[:-1][..., shift:]  # content at x + shift before is at x now
-    err = (out[1:][..., :-shift] - moved)[(slice(None), *inner)].abs()
-    assert float(err.mean()) < 0.02
-    # Half strength: halfway between the current frame and the moved previous one.
-    half = Steadier(SteadyOptions(flow_blend=0.5, cut_threshold=1.0))
-    out_half = half.blend(frames[:2], stylized[:2], half.shot_starts(frames[:2], 0))
-    expected = 0.5 * stylized[1][..., :-shift] + 0.5 * stylized[0][..., shift:]
-    assert float((out_half[1][..., :-shift] - expected)[inner].abs().mean()) < 0.02
 
 
 def test_guided_blend_is_the_documented_formula():

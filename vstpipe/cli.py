@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import math
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -32,6 +34,7 @@ from . import (
     rawio,
     serve,
     signals,
+    temporal,
     weights,
 )
 from .errors import ModelError, OptionError, VstpipeError
@@ -49,7 +52,6 @@ from .pipeline import (
     render,
 )
 from .progress import downloads, frames
-from .steady import STEADY_FLOW_BLEND, STEADY_SMOOTHING
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Turn videos into paintings without the flicker.")
@@ -145,45 +147,63 @@ _Precision = Annotated[str, typer.Option("--precision", help="auto | fp32 | bf16
 _Batch = Annotated[int, typer.Option("--batch", help="Frames per forward pass.")]
 _MaxSide = Annotated[int | None, typer.Option(
     "--max-side", help="Process at most this many pixels on the longer side, 16..16384.")]
-_SteadyFlag = Annotated[bool, typer.Option(
-    "--steady", help=f"Recommended flicker reduction: --smooth-stats {STEADY_SMOOTHING} "
-                     f"--flow-blend {STEADY_FLOW_BLEND} (explicit flags win).")]
-_SmoothStats = Annotated[float | None, typer.Option(
-    "--smooth-stats",
-    help="Smooth AdaIN content statistics over time, weight of the past in [0, 1).")]
-_FlowBlend = Annotated[float | None, typer.Option(
-    "--flow-blend", help="Blend in the previous output frame warped along the source's "
-                         "optical flow, where the flow is reliable; share in [0, 1].")]
-_CutThreshold = Annotated[float | None, typer.Option(
-    "--cut-threshold", help="Colour-histogram distance that counts as a shot cut (resets "
-                            "smoothing); default 0.2 or the preset's.")]
+
+
+class _TemporalFlags:
+    """A look command plus --steady and one flag per temporal setting, generated from the
+    declarations (vstpipe.temporal) whenever typer builds the command, so a method registered
+    later has its flag too. The command gets them as ``temporal_flags``: the settings given,
+    by name, --steady filling in the unset ones it names."""
+
+    def __init__(self, command: Callable[..., None]) -> None:
+        functools.update_wrapper(self, command)
+        self._command = command
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        own = inspect.signature(self._command, eval_str=True)
+        kept = [p for p in own.parameters.values() if p.name != "temporal_flags"]
+        steady = " ".join(f"{temporal.option(name).flag} {value}"
+                          for name, value in temporal.STEADY.items())
+        flags = [inspect.Parameter("steady", inspect.Parameter.KEYWORD_ONLY, default=False,
+                                   annotation=Annotated[bool, typer.Option(
+                                       "--steady", help=f"Recommended flicker reduction: "
+                                                        f"{steady} (explicit flags win).")])]
+        flags += [inspect.Parameter(o.name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                                    annotation=Annotated[o.type | None,
+                                                         typer.Option(o.flag, help=o.help)])
+                  for o in temporal.options()]
+        return own.replace(parameters=[*kept, *flags])
+
+    def __call__(self, steady: bool, **values: Any) -> None:
+        given = {o.name: values.pop(o.name) for o in temporal.options()}
+        self._command(**values, temporal_flags=temporal.with_steady(given, steady))
 
 
 def _look_choice(style: list[Path] | None, weights_: str | None, preset: str | None,
                  keyframes_file: Path | None, alpha: float | None, preserve_color: bool | None,
-                 style_size: int | None, max_side: int | None, model: str | None, steady: bool,
-                 smooth_stats: float | None, flow_blend: float | None,
-                 cut_threshold: float | None) -> LookChoice:
+                 style_size: int | None, max_side: int | None, model: str | None,
+                 temporal_flags: Mapping[str, float]) -> LookChoice:
     """The look flags of `render` and `filter` as one typed choice (--steady expanded)."""
     return LookChoice(styles=tuple(style or ()), weights=_floats(weights_), preset=preset,
                       keyframes=keyframes_file, alpha=alpha, preserve_color=preserve_color,
                       style_size=style_size, max_side=max_side, model=model,
-                      smooth_stats=STEADY_SMOOTHING if steady and smooth_stats is None
-                      else smooth_stats,
-                      flow_blend=STEADY_FLOW_BLEND if steady and flow_blend is None
-                      else flow_blend, cut_threshold=cut_threshold)
+                      temporal=dict(temporal_flags))
 
 
 def _render_options(choice: LookChoice, fps: Fraction | None, compute: ComputeOptions
                     ) -> tuple[RenderOptions, str]:
     """Resolve the look (its notices go to stderr) into render options, plus its model name."""
+    for name, value in choice.temporal.items():  # messages name the flag, not the setting
+        option = temporal.option(name)
+        option.check(value, option.flag)
     look = looks.resolve(choice, fps)
     for notice in look.notices:
         _say(f"note: {escape(notice)}")
     opts = RenderOptions(
         look=LookOptions(timeline=look.timeline, preserve_color=look.preserve_color,
                          style_size=look.style_size),
-        compute=replace(compute, max_side=look.max_side), steady=look.steady)
+        compute=replace(compute, max_side=look.max_side), temporal=look.temporal)
     return opts, look.model
 
 
@@ -196,6 +216,7 @@ def _load_net(model: str, offline: bool) -> StyleNet:
 
 
 @app.command("render")
+@_TemporalFlags
 def render_cmd(
     src: Annotated[Path, typer.Argument(help="Input video.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output video (written on success).")],
@@ -226,14 +247,12 @@ def render_cmd(
         help="For a truncated (cut) input: render the frames that decode and exit 0 with a "
              "notice naming how many were read of how many the header promised. Without "
              "it, such an input is an error and nothing is written.")] = False,
-    steady: _SteadyFlag = False,
-    smooth_stats: _SmoothStats = None,
-    flow_blend: _FlowBlend = None,
-    cut_threshold: _CutThreshold = None,
+    *,
+    temporal_flags: Mapping[str, float],
 ) -> None:
     """Stylize every frame of SRC into --out, keeping timestamps, audio and tags."""
     choice = _look_choice(style, weights_, preset, keyframes, alpha, preserve_color, style_size,
-                          max_side, model, steady, smooth_stats, flow_blend, cut_threshold)
+                          max_side, model, temporal_flags)
     compute = ComputeOptions(device=device, precision=precision, batch=batch)
     encode = EncodeOptions(codec=codec, crf=crf, pix_fmt=pix_fmt, size=_size(size))
 
@@ -253,6 +272,7 @@ def render_cmd(
 
 
 @app.command("filter")
+@_TemporalFlags
 def filter_cmd(
     size: Annotated[str, typer.Option(
         help="Frame size WxH of the raw frames, in and out (at most 16384 a side and "
@@ -281,17 +301,15 @@ def filter_cmd(
     precision: _Precision = "auto",
     batch: _Batch = 4,
     max_side: _MaxSide = None,
-    steady: _SteadyFlag = False,
-    smooth_stats: _SmoothStats = None,
-    flow_blend: _FlowBlend = None,
-    cut_threshold: _CutThreshold = None,
+    *,
+    temporal_flags: Mapping[str, float],
 ) -> None:
     """Stylize raw frames from stdin to stdout, for ffmpeg pipelines (see the README).
 
     Only frames go to stdout, messages to stderr; a closed stdout ends it with status 0.
     """
     choice = _look_choice(style, weights_, preset, keyframes, alpha, preserve_color, style_size,
-                          max_side, model, steady, smooth_stats, flow_blend, cut_threshold)
+                          max_side, model, temporal_flags)
     compute = ComputeOptions(device=device, precision=precision, batch=batch)
 
     def go() -> FilterReport:
@@ -421,6 +439,8 @@ def presets_show(name: Annotated[str, typer.Argument(help="Preset name or .toml 
     table.add_row("model", preset.model)
     table.add_row("max_side", str(preset.max_side or "full size"))
     table.add_row("style_size", str(preset.style_size))
+    for key, value in preset.temporal.items():
+        table.add_row(key, f"{value:g}")
     table.add_row("file", str(preset.source))
     Console().print(table)
 

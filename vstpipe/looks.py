@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
 from . import keyframes, presets
 from .errors import OptionError
 from .keyframes import Timeline
-from .steady import SteadyOptions
+from .temporal import TemporalOptions
 
 
 @dataclass(frozen=True)
@@ -22,10 +23,8 @@ class LookChoice:
     preserve_color: bool | None = None  # --preserve-color override
     style_size: int | None = None  # --style-size override
     max_side: int | None = None  # --max-side override
-    smooth_stats: float | None = None  # --smooth-stats override (--steady sets it too)
-    flow_blend: float | None = None  # --flow-blend override (--steady sets it too)
-    cut_threshold: float | None = None  # --cut-threshold override
     model: str | None = None  # --model override
+    temporal: Mapping[str, float] = field(default_factory=dict)  # temporal overrides by name
 
 
 @dataclass(frozen=True)
@@ -34,7 +33,7 @@ class Look:
     preserve_color: bool
     style_size: int
     max_side: int | None
-    steady: SteadyOptions
+    temporal: TemporalOptions
     model: str
     notices: tuple[str, ...]  # e.g. a user preset overriding a shipped one
 
@@ -71,11 +70,7 @@ def resolve(choice: LookChoice, fps: Fraction | None) -> Look:
         else choice.preserve_color,
         style_size=base.style_size if choice.style_size is None else choice.style_size,
         max_side=base.max_side if choice.max_side is None else choice.max_side,
-        steady=SteadyOptions(
-            smoothing=base.smooth_stats if choice.smooth_stats is None else choice.smooth_stats,
-            flow_blend=base.flow_blend if choice.flow_blend is None else choice.flow_blend,
-            cut_threshold=base.cut_threshold if choice.cut_threshold is None
-            else choice.cut_threshold),
+        temporal=TemporalOptions.of({**base.temporal, **choice.temporal}),
         model=base.model if choice.model is None else choice.model,
         notices=tuple(notices),
     )

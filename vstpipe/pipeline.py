@@ -12,7 +12,7 @@ from typing import BinaryIO
 import numpy as np
 import torch
 
-from . import ops, presets, rawio, steady
+from . import ops, presets, rawio
 from .errors import MediaError, ModelError, OptionError
 from .images import load_style
 from .keyframes import Timeline
@@ -27,8 +27,9 @@ from .media import (
 )
 from .model import StyleNet
 from .rawio import RawOptions
-from .steady import Steadier, SteadyOptions
 from .stylize import BF16_TOLERANCE, Stylizer, pick_cpu_precision, resolve_device, resolve_precision
+from .temporal import TemporalOptions
+from .temporal.chain import Temporal
 from .tensors import network_size, resize, to_frames, to_tensor
 
 
@@ -52,7 +53,7 @@ class RenderOptions:
     look: LookOptions
     compute: ComputeOptions = field(default_factory=ComputeOptions)
     encode: EncodeOptions = field(default_factory=EncodeOptions)
-    steady: SteadyOptions = field(default_factory=SteadyOptions)  # temporal consistency
+    temporal: TemporalOptions = field(default_factory=TemporalOptions)  # temporal methods
     overwrite: bool = False  # replace an existing output file
     queue_size: int = 8  # decoded frames buffered ahead of the model (bounds memory)
     allow_partial: bool = False  # a cut input renders what decodes (a notice), not an error
@@ -85,7 +86,7 @@ def preflight(src: Path, out: Path, opts: RenderOptions) -> list[torch.Tensor]:
     images, (1, 3, H, W) in [0, 1].
     """
     validate(opts)
-    steady.validate(opts.steady)
+    Temporal.check(opts.temporal)
     check_encode_options(opts.encode)
     check_output_path(src, out, opts.overwrite)
     probe(src)
@@ -132,20 +133,20 @@ class _Engine:
     stylizer: Stylizer
     bank: StyleBank
     precision: str  # what ran, e.g. "bf16 (auto: max 1/255 from fp32 on the first frame)"
-    steadier: Steadier | None = None  # temporal state; None for one-off frames
+    temporal: Temporal | None = None  # temporal state; None for one-off frames
 
     def __call__(self, x: torch.Tensor, look: LookOptions, seconds: Sequence[Fraction],
                  first_index: int = 0) -> torch.Tensor:
         weights, alpha = frame_looks(look.timeline, seconds)
         mean, std = self.bank.target(weights)
-        steadier = self.steadier if self.steadier and self.steadier.active else None
-        if steadier is None:
+        temporal = self.temporal if self.temporal and self.temporal.active else None
+        if temporal is None:
             y = self.stylizer(x, mean, std, alpha.to(x.device), look.preserve_color)
         else:
-            starts = steadier.shot_starts(x, first_index)
+            starts = temporal.shot_starts(x, first_index)
             y = self.stylizer(x, mean, std, alpha.to(x.device), look.preserve_color,
-                              lambda feat: steadier.content_stats(feat, starts))
-            y = steadier.blend(x, y, starts)
+                              temporal.stats_hook(starts))
+            y = temporal.blend(x, y, starts)
         self._check_finite(y, first_index)
         return y
 
@@ -164,11 +165,11 @@ class _Engine:
 
 def _engine(net: StyleNet, device: torch.device, dtype: torch.dtype | None,
             styles: list[torch.Tensor], look: LookOptions, first: torch.Tensor,
-            first_time: Fraction, steadier: Steadier) -> _Engine:
+            first_time: Fraction, temporal: Temporal) -> _Engine:
     """Build the stylizer; for `auto` on the CPU, measure bf16 against fp32 on ``first``."""
     if dtype is not None:
         stylizer = Stylizer(net, device, dtype)
-        return _Engine(stylizer, StyleBank.encode(stylizer, styles), _NAMES[dtype], steadier)
+        return _Engine(stylizer, StyleBank.encode(stylizer, styles), _NAMES[dtype], temporal)
 
     banks: dict[torch.dtype, StyleBank] = {}
 
@@ -181,7 +182,7 @@ def _engine(net: StyleNet, device: torch.device, dtype: torch.dtype | None,
                    f"{_NAMES[stylizer.dtype]} (auto: on the first frame bf16 was "
                    f"{measured.speedup:.1f}x as fast as fp32 and differed by up to "
                    f"{measured.diff}/255; bf16 is used when faster and within "
-                   f"{BF16_TOLERANCE}/255)", steadier)
+                   f"{BF16_TOLERANCE}/255)", temporal)
 
 
 _NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
@@ -207,7 +208,7 @@ class Session:
 
     The per-batch step of :func:`render`, usable on frames from anywhere (``vstpipe filter``
     feeds it raw frames from a pipe). Batches must arrive in presentation order: the first
-    frame's time is keyframe time 0, and the Steadier carries state from batch to batch.
+    frame's time is keyframe time 0, and its temporal methods carry state from batch to batch.
     The engine (and, for ``auto`` precision on the CPU, the bf16/fp32 trial) is built lazily
     on the first batch, so constructing a session costs nothing.
     """
@@ -250,7 +251,7 @@ class Session:
         try:
             if self._engine is None:
                 self._engine = _engine(self._net, self._device, self._dtype, self._styles, look,
-                                       x[:1], seconds[0], Steadier(self._opts.steady))
+                                       x[:1], seconds[0], Temporal(self._opts.temporal))
             y = self._engine(x, look, seconds, self._done)
         except torch.OutOfMemoryError:
             w, h = self._net_size
@@ -311,7 +312,7 @@ class FilterReport:
 def filter_preflight(opts: RenderOptions, raw: RawOptions) -> list[torch.Tensor]:
     """Every check of ``filter`` that needs no model; returns the style images."""
     validate(opts)
-    steady.validate(opts.steady)
+    Temporal.check(opts.temporal)
     rawio.check(raw)
     if raw.frame_time is None and not opts.look.timeline.is_constant():
         raise OptionError("--keyframes needs --fps or --timebase: raw frames carry no "

@@ -12,33 +12,39 @@ A preset file::
     max_side = 1024                        # processing size: longer side the network sees
                                            # (16..16384)
     style_size = 512                       # shorter side of the style images (64..2048)
-    smooth_stats = 0.9                     # temporal smoothing of AdaIN statistics (0 = off)
-    flow_blend = 0.8                       # flow-guided blending with the previous frame (0 = off)
-    cut_threshold = 0.2                    # shot-cut sensitivity (resets temporal state)
+    smooth_stats = 0.9                     # temporal settings: one key per option that
+    flow_blend = 0.8                       # vstpipe.temporal declares (statistics smoothing,
+    cut_threshold = 0.2                    # flow-guided blending, shot-cut sensitivity)
 """
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 
-from . import tomlspec
+from . import temporal, tomlspec
 from .errors import ConfigError, VstpipeError
 from .images import NOT_AN_IMAGE, is_image
+from .temporal import TemporalOptions
 from .tensors import MIN_SIDE
 
-KEYS = ("name", "description", "style", "alpha", "preserve_color", "model", "max_side",
-        "style_size", "smooth_stats", "flow_blend", "cut_threshold")
+_KEYS = ("name", "description", "style", "alpha", "preserve_color", "model", "max_side",
+         "style_size")  # and one per temporal setting: keys()
 # The valid sizes of a look, whether a preset or a flag sets them (check_size). A style image
 # of 2048 squared is images.MAX_STYLE_PIXELS; no video frame is 16384 pixels wide.
 SIZES = {"style_size": (64, 2048), "max_side": (MIN_SIDE, 16384)}
 MAX_STYLES = 64  # distinct style images in one look: each is held in memory and encoded once
+
+
+def keys() -> tuple[str, ...]:
+    """Every key a preset file may have: the look's, then the temporal settings'."""
+    return (*_KEYS, *(o.name for o in temporal.options()))
 
 
 def check_size(key: str, value: int, name: str, error: type[VstpipeError]) -> None:
@@ -59,9 +65,7 @@ class Preset:
     preserve_color: bool = False  # keep the source colours
     model: str = "adain-vgg19"  # registry name or weights directory
     max_side: int | None = None  # longer side the network sees; None: full size
-    smooth_stats: float = 0.0  # EMA weight of the past for AdaIN content statistics; 0 = off
-    flow_blend: float = 0.0  # share of the flow-warped previous output kept; 0 = off
-    cut_threshold: float = 0.2  # colour-histogram distance that starts a new shot
+    temporal: TemporalOptions = field(default_factory=TemporalOptions)  # by setting name
     style_size: int = 512  # shorter side of the style images
     source: Path | None = None  # the TOML file it came from
     shipped: bool = False  # ships with vstpipe (False: the user's own)
@@ -107,7 +111,7 @@ def load(path: Path, shipped: bool = False) -> Preset:
     """Parse one preset file; every error names the file and the key."""
     where = str(path)
     data = tomlspec.load(path)
-    tomlspec.check_keys(data, KEYS, where, required=("style",))
+    tomlspec.check_keys(data, keys(), where, required=("style",))
     alpha = float(tomlspec.get(data, "alpha", (int, float), where, 1.0))
     if not 0.0 <= alpha <= 1.0:
         raise ConfigError(f"{where}: alpha {alpha} is outside [0, 1]")
@@ -129,13 +133,21 @@ def load(path: Path, shipped: bool = False) -> Preset:
         preserve_color=tomlspec.get(data, "preserve_color", bool, where, False),
         model=tomlspec.get(data, "model", str, where, "adain-vgg19"),
         max_side=max_side,
-        smooth_stats=_in_range(data, "smooth_stats", 0.0, where, 0.0, 1.0, "[0, 1)"),
-        flow_blend=_in_range(data, "flow_blend", 0.0, where, 0.0, 1.0, "[0, 1]"),
-        cut_threshold=_in_range(data, "cut_threshold", 0.2, where, 0.0, 1.0, "(0, 1]"),
+        temporal=_temporal(data, where),
         style_size=style_size,
         source=path,
         shipped=shipped,
     )
+
+
+def _temporal(data: dict[str, Any], where: str) -> TemporalOptions:
+    """The file's temporal settings, each checked against its declaration."""
+    values = {}
+    for option in temporal.options():
+        kind = (int, float) if option.type is float else int  # TOML may write 1 for 1.0
+        value = tomlspec.get(data, option.name, kind, where, option.default)
+        values[option.name] = option.check(value, f"{where}: {option.name}", ConfigError)
+    return TemporalOptions.of(values)
 
 
 def _user_presets() -> tuple[list[Preset], dict[str, ConfigError]]:
@@ -148,16 +160,6 @@ def _user_presets() -> tuple[list[Preset], dict[str, ConfigError]]:
         except ConfigError as exc:  # one broken file must not take every command down
             broken[path.stem] = exc
     return good, broken
-
-
-def _in_range(data: dict[str, Any], key: str, default: float, where: str, low: float,
-              high: float, shown: str) -> float:
-    value = float(tomlspec.get(data, key, (int, float), where, default))
-    ok = (low <= value if shown[0] == "[" else low < value) and \
-        (value <= high if shown[-1] == "]" else value < high)
-    if not ok:
-        raise ConfigError(f"{where}: {key} {value} is outside {shown}")
-    return value
 
 
 def available() -> tuple[dict[str, Preset], list[str]]:

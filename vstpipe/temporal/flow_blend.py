@@ -1,0 +1,67 @@
+"""Flow-guided blending: the previous output, carried along the source's optical flow.
+
+The previous output frame, warped onto the current one along the optical flow of the *source*
+frames, replaces a share ``flow_blend`` of the current output wherever the flow is trustworthy
+(the occlusion test of flow.py), so textures stay put on the surfaces they belong to. The state
+is one previous frame (grey source and output) at the network's size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Self
+
+import numpy as np
+import torch
+
+from .. import ops
+from ..flow import DisFlow, occlusion_mask, to_gray8, warp
+from .base import Option, Range, Settings, TemporalMethod
+
+
+def _hwc(x: torch.Tensor) -> np.ndarray:
+    """(B, 3, H, W) tensor -> (B, H, W, 3) float32 numpy on the CPU."""
+    return x.detach().float().permute(0, 2, 3, 1).cpu().numpy()
+
+
+class FlowBlend(TemporalMethod):
+    name = "flow_blend"
+    options = (
+        Option("flow_blend", float, Range(0.0, 1.0), 0.0,
+               help="Blend in the previous output frame warped along the source's optical "
+                    "flow, where the flow is reliable; share in [0, 1].",
+               hint="share of the flow-warped previous output"),
+    )
+
+    def __init__(self, strength: float) -> None:
+        self.strength = strength  # share of the warped previous output kept, in (0, 1]
+        self._flow = DisFlow()  # needs OpenCV: fails here, before any file is opened
+        self.reset()
+
+    @classmethod
+    def create(cls, settings: Settings) -> Self | None:
+        strength = settings["flow_blend"]
+        return cls(strength) if strength > 0 else None
+
+    def reset(self) -> None:
+        self._gray: np.ndarray | None = None  # previous source frame, uint8 luma
+        self._out: np.ndarray | None = None  # previous output frame, (H, W, 3) float32
+
+    def blend(self, source: torch.Tensor, stylized: torch.Tensor, shot_starts: Sequence[bool]
+              ) -> torch.Tensor:
+        """``stylized`` (B, 3, H, W) blended with the previous outputs, in [0, 1], on its device.
+
+        The flow comes from ``source`` (B, 3, H, W) in [0, 1] of the same size; a frame that
+        starts a shot is left as it is."""
+        sources, outputs = _hwc(source), np.clip(_hwc(stylized), 0.0, 1.0)
+        for i, start in enumerate(shot_starts):
+            if start:
+                self.reset()
+            gray = to_gray8(sources[i])
+            if self._gray is not None and self._out is not None:
+                forward, backward = self._flow.pair(gray, self._gray)
+                valid = occlusion_mask(forward, backward)[..., None].astype(np.float32)
+                outputs[i] = ops.guided_blend(outputs[i], warp(self._out, forward), valid,
+                                              self.strength)
+            self._gray, self._out = gray, outputs[i]
+        return torch.from_numpy(outputs).permute(0, 3, 1, 2).to(stylized.device)
