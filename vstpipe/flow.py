@@ -1,9 +1,10 @@
 """Optical flow on source frames: DIS flow, the occlusion test, and warping along a flow.
 
 Shared by the consistency metric (evaluate.py) and flow-guided blending in render
-(steady.py). Conventions: a flow is (H, W, 2) float32 (dx, dy) in pixels. ``forward`` lives on
-the grid of frame t and points into a reference frame r, so pixel x of t shows what r shows at
-x + forward(x); it is the flow that warps r onto t: warp(r)(x) = r(x + forward(x)).
+(temporal/flow_blend.py). Conventions: a flow is (H, W, 2) float32 (dx, dy) in pixels.
+``forward`` lives on the grid of frame t and points into a reference frame r, so pixel x of t
+shows what r shows at x + forward(x); it is the flow that warps r onto t:
+warp(r)(x) = r(x + forward(x)).
 
 The occlusion test is the one of Sundaram et al. 2010 / Ruder et al. 2016 that Lai et al.
 (ECCV 2018) use, with squared magnitudes |.|^2 = u^2 + v^2 and b_w(x) = b(x + f(x)):
