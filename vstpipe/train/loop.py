@@ -30,7 +30,7 @@ import torch.distributed as dist
 from safetensors.torch import save_file
 from torch.nn.parallel import DistributedDataParallel
 
-from .. import model, ops, weights
+from .. import atomic, model, ops, weights
 from ..errors import OptionError
 from ..stylize import resolve_device
 from . import affinity, losses
@@ -131,9 +131,10 @@ def _terms(net: model.StyleNet, backend: affinity.Backend | None, opts: TrainOpt
 
 
 def _save_atomic(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    # Replaces the previous checkpoint only once the new one is whole.
+    with atomic.TempOutput(path, overwrite=True) as tmp:
+        torch.save(obj, tmp.path)
+        tmp.commit()
 
 
 def _rng_states(data: _Data, ranks: _Dist) -> list[dict[str, Any]]:
@@ -160,10 +161,10 @@ def _write_model(opts: TrainOptions, resolved: weights.ResolvedModel, net: model
                  step: int, terms: dict[str, float], run: dict[str, Any]) -> None:
     """OUT as a model directory: decoder.safetensors + model.json (encoder by reference)."""
     out = opts.out
-    tmp = out / f".{DECODER}.tmp"
-    save_file({k: v.float().cpu().contiguous() for k, v in model.decoder_state(net).items()},
-              str(tmp))
-    os.replace(tmp, out / DECODER)
+    with atomic.TempOutput(out / DECODER, overwrite=True) as tmp:
+        save_file({k: v.float().cpu().contiguous() for k, v in model.decoder_state(net).items()},
+                  str(tmp.path))
+        tmp.commit()
     files = {"decoder": DECODER}
     spec: dict[str, Any] = {"arch": resolved.arch}
     if (source := _encoder_from(resolved)) is not None:
