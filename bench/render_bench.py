@@ -91,7 +91,7 @@ def real_precision_diff(src: Path, style: Path) -> np.ndarray | None:
     if not (UVC / "encoder_single_gpu.pth").exists():
         return None
     states = {r: torch.load(UVC / f, map_location="cpu", weights_only=True)
-              for r, f in model.ARCHS["uvc-lab"].files.items()}
+              for r, f in model.FAMILIES["uvc-lab"].files.items()}
     frames = _decoded(src, 4)
     h, w = frames[0].rgb.shape[:2]
     styles = [load_style(style, 512)]

@@ -43,7 +43,7 @@ def _centre_output(arch: str, state: dict[str, torch.Tensor], gen: torch.Generat
     state[weight] *= 0.4
     module = model.published_module(arch, "decoder")
     module.load_state_dict(state)
-    channels = model.ARCHS[arch].channels
+    channels = model.FAMILIES[arch].channels
     with torch.no_grad():
         out = module(torch.randn(2, channels, 8, 8, generator=gen).abs())
     target = 0.5 if arch == "adain-vgg19" else 0.0  # RGB [0, 1] or tanh Lab [-1, 1]
@@ -66,7 +66,7 @@ def save_random_weights(arch: str, folder: Path, seed: int = 0) -> dict[str, Pat
     """Write both published files of ``arch`` into ``folder``; returns role -> path."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for i, (role, name) in enumerate(model.ARCHS[arch].files.items()):
+    for i, (role, name) in enumerate(model.FAMILIES[arch].files.items()):
         paths[role] = folder / name
         torch.save(random_state(arch, role, seed + i), paths[role])
     return paths

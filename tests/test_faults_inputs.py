@@ -444,7 +444,7 @@ def no_loader(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the file reached the loader")
     monkeypatch.setattr(torch, "load", refuse)
-    monkeypatch.setattr(weights, "_load_safetensors", refuse)
+    monkeypatch.setattr("vstpipe.weights.safety._load_safetensors", refuse)
 
 
 def test_a_zip_bomb_weight_file_is_refused_before_torch_reads_it(tmp_path, no_loader):
@@ -525,14 +525,14 @@ def test_sigterm_during_models_import_leaves_no_temp_file(tmp_path, vstpipe_home
     script = textwrap.dedent(f"""
         import runpy, sys, time
         from pathlib import Path
-        from vstpipe import weights
-        copy = weights._copy_hashing
+        from vstpipe.weights import store
+        copy = store.copy_hashing
         def held(src, dst):
             result = copy(src, dst)
             Path({str(ready)!r}).write_text(str(dst))
             time.sleep(60)
             return result
-        weights._copy_hashing = held
+        store.copy_hashing = held
         sys.argv = ["vstpipe", "models", "import", "adain-vgg19", "--unverified",
                     {str(files["encoder"])!r}, {str(files["decoder"])!r}]
         runpy.run_module("vstpipe", run_name="__main__")

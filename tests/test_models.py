@@ -70,7 +70,7 @@ def test_alpha_zero_is_decoder_of_encoder(arch: str):
 
 def _real_uvc() -> model.StyleNet:
     states = {r: torch.load(UVC_DIR / f, map_location="cpu", weights_only=True)
-              for r, f in model.ARCHS["uvc-lab"].files.items()}
+              for r, f in model.FAMILIES["uvc-lab"].files.items()}
     return model.build("uvc-lab", states)
 
 

@@ -20,7 +20,7 @@ from fakes import random_state, save_random_weights
 
 from vstpipe import model, weights
 from vstpipe.errors import ChecksumError, DownloadError, LayoutError, ModelError, OptionError
-from vstpipe.weights import FileSpec, ModelSpec
+from vstpipe.weights import FileSpec, ModelSpec, fetch
 
 
 @pytest.fixture(autouse=True)
@@ -126,8 +126,8 @@ def _served_spec(server: _Server, files: dict[str, Path], *, prefix: str = "/w/"
 def test_registry_names_urls_and_published_file_names() -> None:
     assert list(weights.REGISTRY) == ["adain-vgg19", "uvc-lab", "uvc-tracker"]
     for name, ms in weights.REGISTRY.items():
-        assert ms.name == name and ms.arch in model.ARCHS and ms.licence == "MIT"
-        assert {f.role: f.name for f in ms.files} == dict(model.ARCHS[ms.arch].files)
+        assert ms.name == name and ms.arch in model.FAMILIES and ms.licence == "MIT"
+        assert {f.role: f.name for f in ms.files} == dict(model.FAMILIES[ms.arch].files)
         for f in ms.files:
             assert f.url.startswith("https://") and f.url.endswith("/" + f.name)
             assert f.sha256 is None or len(f.sha256) == 64
@@ -450,7 +450,7 @@ def test_resolve_pulls_when_online(monkeypatch: pytest.MonkeyPatch,
         weights.import_files(name, list(uvc_random.values()), model=_unpublished(name))
         return weights.model_dir(name)
 
-    monkeypatch.setattr(weights, "pull", fake_pull)
+    monkeypatch.setattr(fetch, "pull", fake_pull)
     resolved = weights.resolve("uvc-lab", offline=False)
     assert pulled == ["uvc-lab"] and resolved.arch == "uvc-lab"
     assert resolved.paths["decoder"] == weights.model_dir("uvc-lab") / "decoder_single_gpu.pth"

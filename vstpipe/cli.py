@@ -139,7 +139,7 @@ _PreserveColor = Annotated[bool | None, typer.Option(
 _StyleSize = Annotated[int | None, typer.Option(
     "--style-size", help="Shorter side of style images, 64..2048 (default 512).")]
 _Model = Annotated[str | None, typer.Option(
-    "--model", help="Registry name or a directory of weights (default adain-vgg19).")]
+    "--model", help=f"Registry name or a directory of weights (default {weights.DEFAULT_MODEL}).")]
 _NoDownload = Annotated[bool, typer.Option(
     "--offline", help="Never download (also VSTPIPE_OFFLINE=1).")]
 _DeviceName = Annotated[str, typer.Option("--device", help="auto | cpu | cuda")]
@@ -536,7 +536,8 @@ def eval_cmd(
         help="Evaluate at most this many pixels on the longer side.")] = 480,
     style: Annotated[Path | None, typer.Option(
         help="Style image: also report the style-strength figure.")] = None,
-    model: Annotated[str, typer.Option(help="Encoder for the style figure.")] = "adain-vgg19",
+    model: Annotated[str, typer.Option(
+        help="Encoder for the style figure.")] = weights.DEFAULT_MODEL,
     offline: Annotated[bool, typer.Option(
         "--offline", help="Never download (also VSTPIPE_OFFLINE=1).")] = False,
 ) -> None:

@@ -37,6 +37,7 @@ import numpy as np
 from . import presets, tomlspec
 from .errors import ConfigError, OptionError
 from .images import NOT_AN_IMAGE, is_image
+from .weights import DEFAULT_MODEL
 
 EASES = ("linear", "smooth", "hold")
 KEYFRAME_KEYS = ("at", "style", "alpha", "ease")
@@ -211,7 +212,7 @@ class _StyleReader:
         preset = self.known[name]
         note = (f"preset '{name}' is used for its styles and alpha; its model and "
                 "preserve_color come from the command line")
-        if (preset.preserve_color or preset.model != "adain-vgg19") and not any(
+        if (preset.preserve_color or preset.model != DEFAULT_MODEL) and not any(
                 n.endswith(note) for n in self.notices):
             self.notices.append(f"{where}: {note}")
         return preset

@@ -33,6 +33,7 @@ from .errors import ConfigError, VstpipeError
 from .images import NOT_AN_IMAGE, is_image
 from .temporal import TemporalOptions
 from .tensors import MIN_SIDE
+from .weights import DEFAULT_MODEL
 
 _KEYS = ("name", "description", "style", "alpha", "preserve_color", "model", "max_side",
          "style_size")  # and one per temporal setting: keys()
@@ -63,7 +64,7 @@ class Preset:
     styles: tuple[tuple[Path, float], ...]  # (image, weight > 0), weights summing to 1
     alpha: float = 1.0  # strength in [0, 1]
     preserve_color: bool = False  # keep the source colours
-    model: str = "adain-vgg19"  # registry name or weights directory
+    model: str = DEFAULT_MODEL  # registry name or weights directory
     max_side: int | None = None  # longer side the network sees; None: full size
     temporal: TemporalOptions = field(default_factory=TemporalOptions)  # by setting name
     style_size: int = 512  # shorter side of the style images
@@ -131,7 +132,7 @@ def load(path: Path, shipped: bool = False) -> Preset:
         styles=weighted_styles(data["style"], path.parent, where),
         alpha=alpha,
         preserve_color=tomlspec.get(data, "preserve_color", bool, where, False),
-        model=tomlspec.get(data, "model", str, where, "adain-vgg19"),
+        model=tomlspec.get(data, "model", str, where, DEFAULT_MODEL),
         max_side=max_side,
         temporal=_temporal(data, where),
         style_size=style_size,

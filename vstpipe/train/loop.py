@@ -33,6 +33,7 @@ from torch.nn.parallel import DistributedDataParallel
 from .. import atomic, model, ops, weights
 from ..errors import OptionError
 from ..stylize import resolve_device
+from ..weights import modeljson
 from . import affinity, losses
 from .data import Sampler, davis_sequences, image_files
 from .options import TrainOptions, describe, uses_affinity
@@ -146,45 +147,30 @@ def _rng_states(data: _Data, ranks: _Dist) -> list[dict[str, Any]]:
     return states
 
 
-def _encoder_from(resolved: weights.ResolvedModel) -> str | None:
-    """The registry model whose encoder ``resolved`` uses, if any (also through a model.json)."""
-    if resolved.name in weights.REGISTRY:
-        return resolved.name
-    spec = Path(resolved.name) / weights.MODEL_JSON
-    if spec.is_file():
-        source = json.loads(spec.read_text(encoding="utf-8")).get("encoder_from")
-        return source if source in weights.REGISTRY else None
-    return None
-
-
 def _write_model(opts: TrainOptions, resolved: weights.ResolvedModel, net: model.StyleNet,
                  step: int, terms: dict[str, float], run: dict[str, Any]) -> None:
     """OUT as a model directory: decoder.safetensors + model.json (encoder by reference)."""
     out = opts.out
     with atomic.TempOutput(out / DECODER, overwrite=True) as tmp:
-        save_file({k: v.float().cpu().contiguous() for k, v in model.decoder_state(net).items()},
+        save_file({k: v.float().cpu().contiguous() for k, v in net.decoder_state().items()},
                   str(tmp.path))
         tmp.commit()
-    files = {"decoder": DECODER}
-    spec: dict[str, Any] = {"arch": resolved.arch}
-    if (source := _encoder_from(resolved)) is not None:
-        spec["encoder_from"] = source
+    files: dict[str, str] = {"decoder": DECODER}
+    sources: dict[str, str] = {}
+    if "encoder" in resolved.sources:  # a registry model's encoder: referenced by name
+        sources["encoder"] = resolved.sources["encoder"]
     else:  # a directory: carry the encoder file along so OUT stands on its own
         encoder = resolved.paths["encoder"]
         if encoder.resolve().parent != out.resolve():
             shutil.copyfile(encoder, out / encoder.name)
         files["encoder"] = encoder.name
-    spec["files"] = files
-    spec["description"] = (f"{resolved.arch} decoder trained by vstpipe "
-                           f"{'finetune' if opts.stage == 'video' else 'train'} from "
-                           f"{resolved.name}")
-    spec["training"] = {"stage": opts.stage, "base_model": resolved.name,
-                        "base_encoder": str(resolved.paths["encoder"]),
-                        "steps": step, "final_terms": terms, **run,
-                        "options": describe(opts)}
-    tmp_json = out / ".model.json.tmp"
-    tmp_json.write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp_json, out / weights.MODEL_JSON)
+    description = (f"{resolved.arch} decoder trained by vstpipe "
+                   f"{'finetune' if opts.stage == 'video' else 'train'} from {resolved.name}")
+    training = {"stage": opts.stage, "base_model": resolved.name,
+                "base_encoder": str(resolved.paths["encoder"]),
+                "steps": step, "final_terms": terms, **run, "options": describe(opts)}
+    modeljson.write(out, modeljson.dump(arch=resolved.arch, files=files, sources=sources,
+                                        description=description, training=training))
 
 
 def _reinit(decoder: torch.nn.Module, seed: int) -> None:
