@@ -1,0 +1,113 @@
+"""Helpers for the media tests: run clips through Source and Sink, and inspect the results."""
+
+from __future__ import annotations
+
+import os
+import threading
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import clips
+import numpy as np
+import pytest
+
+from vstpipe.media import EncodeOptions, Frame, Sink, open_sink, open_source
+
+
+def decoded_items(path: Path) -> tuple[list[Frame], list[tuple[str, bytes]]]:
+    """Decoded frames, and (stream type, payload) of every copied packet."""
+    frames, packets = [], []
+    with open_source(path) as source:
+        for item in source.items():
+            if isinstance(item, Frame):
+                frames.append(item)
+            else:
+                # Read the stream now: a packet's stream dies with the input container.
+                packets.append((item.stream.type, bytes(item)))
+    return frames, packets
+
+
+def pass_through(src: Path, out: Path, options: EncodeOptions | None = None,
+                  overwrite: bool = False) -> tuple[list[Frame], Sink]:
+    """Source -> Sink with frames unchanged; returns the frames written and the sink."""
+    written = []
+    options = options or EncodeOptions()
+    with open_source(src) as source, open_sink(out, source, options, overwrite) as sink:
+        for item in source.items():
+            if isinstance(item, Frame):
+                sink.write(item)
+                written.append(item)
+            else:
+                sink.copy(item)
+    return written, sink
+
+
+def video_times(path: Path) -> list[Fraction]:
+    pts, time_base = clips.video_pts(path)
+    return [p * time_base for p in pts]
+
+
+def mean_abs(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a.astype(np.float64) - b.astype(np.float64)).mean())
+
+
+def worst_diff(a: np.ndarray, b: np.ndarray) -> str:
+    """Where two images differ most, for assertion messages."""
+    diff = np.abs(a.astype(np.int64) - b.astype(np.int64))
+    at = np.unravel_index(diff.argmax(), diff.shape)
+    return f"max diff {diff.max()} at {at}: {a[at]} vs {b[at]}"
+
+
+def leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name.endswith(".part"))
+
+
+def one_line_naming(err: pytest.ExceptionInfo[BaseException], path: Path) -> None:
+    message = str(err.value)
+    assert "\n" not in message, message
+    assert path.name in message, message
+
+
+def ctrl_c_during_next_join(monkeypatch: pytest.MonkeyPatch, thread: threading.Thread) -> None:
+    """Make one join() of ``thread`` raise KeyboardInterrupt, as a Ctrl-C arriving then."""
+    real_join = thread.join
+    fired = []
+
+    def join(timeout: float | None = None) -> None:
+        real_join(timeout)
+        if not fired:
+            fired.append(True)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(thread, "join", join)
+
+
+def handles_on(path: Path) -> int:
+    """How many of this process's file descriptors are open on ``path`` (Linux /proc)."""
+    fds = Path("/proc/self/fd")
+    if not fds.is_dir():
+        pytest.skip("needs /proc to see open files")
+    target = str(path.resolve())
+    count = 0
+    for fd in fds.iterdir():
+        try:
+            if os.readlink(fd) == target:
+                count += 1
+        except OSError:  # the fd listdir itself used, already closed
+            pass
+    return count
+
+
+def stream_sar(path: Path) -> Fraction | None:
+    """The video stream's sample aspect ratio as plain PyAV reads it (None/0: unstated)."""
+    with av.open(str(path)) as container:
+        return container.streams.video[0].sample_aspect_ratio or None
+
+
+def lower_tags(tags: dict[str, str]) -> dict[str, str]:
+    # Matroska keeps tag names upper-case; the mov demuxer reports a track title as "name".
+    lower = {k.lower(): v for k, v in tags.items()}
+    if "name" in lower:
+        lower.setdefault("title", lower.pop("name"))
+    return lower
