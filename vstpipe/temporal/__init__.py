@@ -68,9 +68,9 @@ class TemporalOptions(Mapping[str, float]):
     def __post_init__(self) -> None:
         given = dict(self.values)
         full = tuple((o.name, o.check(given.pop(o.name, o.default), o.name)) for o in options())
-        if given:
-            option(next(iter(given)))  # names the unknown setting and the known ones
-        object.__setattr__(self, "values", full)  # normalised once, so equal settings compare equal
+        for unknown in given:
+            option(unknown)  # raises, naming it and the known settings
+        object.__setattr__(self, "values", full)  # normalised once: equal settings compare equal
 
     @classmethod
     def of(cls, values: Mapping[str, Any]) -> TemporalOptions:

@@ -3,7 +3,7 @@
 Per batch, in order: ``shot_starts`` (cut detection, once, shared by every method), then the
 statistics hooks inside the stylizer (``stats_hook``), then the blend steps on its output
 (``blend``), each in registry order. A cut resets every method: each hook gets ``shot_starts``.
-Nothing runs, not even cut detection, when no method is on.
+When no method is on (``active`` is False) the pipeline calls none of it, not even cut detection.
 """
 
 from __future__ import annotations
