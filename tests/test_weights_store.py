@@ -1,0 +1,69 @@
+"""weights.store: the cache's places, git blob ids, status and verify, on random weights in
+the published layouts (tests/fakes.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import platformdirs
+import pytest
+from fakes import save_random_weights
+from weightstools import unpublished
+
+from vstpipe import weights
+
+
+@pytest.fixture(autouse=True)
+def _isolated(vstpipe_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    # a proxy from the environment would swallow requests meant for the local test server
+    monkeypatch.setenv("no_proxy", "*")
+    return vstpipe_home
+
+
+@pytest.fixture(scope="module")
+def uvc_random(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return save_random_weights("uvc-lab", tmp_path_factory.mktemp("uvc"))
+
+
+def test_git_blob_id_matches_git_hash_object(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    path = tmp_path / "blob.bin"
+    path.write_bytes(bytes(range(256)) * 1000)
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    expected = subprocess.run(["git", "hash-object", str(path)], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    assert weights.git_blob_sha1(path) == expected
+
+
+def test_home_honours_vstpipe_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VSTPIPE_HOME", str(tmp_path / "cache"))
+    assert weights.home() == tmp_path / "cache"
+    assert weights.model_dir("uvc-lab") == tmp_path / "cache" / "models" / "uvc-lab"
+    monkeypatch.delenv("VSTPIPE_HOME")
+    assert weights.home() == Path(platformdirs.user_cache_dir("vstpipe"))
+
+
+def test_status_of_an_empty_cache() -> None:
+    statuses = weights.list_models()
+    assert [(s.name, s.installed, s.size) for s in statuses] == \
+        [("adain-vgg19", False, 0), ("uvc-lab", False, 0), ("uvc-tracker", False, 0)]
+
+
+def test_verify_detects_changed_and_missing_files(uvc_random: dict[str, Path],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(weights.REGISTRY, "uvc-lab", unpublished("uvc-lab"))
+    weights.import_files("uvc-lab", list(uvc_random.values()))
+    assert [(r.file, r.ok) for r in weights.verify()] == \
+        [("encoder_single_gpu.pth", True), ("decoder_single_gpu.pth", True)]
+
+    encoder = weights.model_dir("uvc-lab") / "encoder_single_gpu.pth"
+    data = bytearray(encoder.read_bytes())
+    data[-100] ^= 0xFF
+    encoder.write_bytes(bytes(data))
+    (weights.model_dir("uvc-lab") / "decoder_single_gpu.pth").unlink()
+    enc, dec = weights.verify("uvc-lab")
+    assert not enc.ok and "changed since it was installed" in enc.message
+    assert not dec.ok and "missing" in dec.message and "vstpipe models import" in dec.message
