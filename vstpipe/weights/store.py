@@ -23,7 +23,8 @@ from typing import Any
 
 import platformdirs
 
-from ..errors import ChecksumError, ModelError
+from .. import atomic
+from ..errors import ChecksumError, ModelError, OutputError
 from .registry import REGISTRY, FileSpec, ModelSpec, spec
 from .safety import one_line
 
@@ -159,8 +160,8 @@ def check_cache(folder: Path, ms: ModelSpec, names: Sequence[str]) -> None:
     if restamped:
         try:
             record(folder, ms, restamped)
-        except OSError:  # a read-only cache: the files matched, the next load re-hashes them
-            pass
+        except (OSError, OutputError):
+            pass  # a read-only cache: the files matched, the next load re-hashes them
 
 
 # --- files on disk --------------------------------------------------------------------------
@@ -169,15 +170,13 @@ def check_cache(folder: Path, ms: ModelSpec, names: Sequence[str]) -> None:
 @contextlib.contextmanager
 def staging(folder: Path, final_name: str) -> Iterator[Path]:
     """A hidden temp file next to ``final_name``; removed on exit unless ``claim`` moved it,
-    so any exception (KeyboardInterrupt included) leaves nothing behind."""
-    # The name is cut so that a long source name cannot push the temp name past NAME_MAX.
-    fd, name = tempfile.mkstemp(dir=folder, prefix=f".{final_name[:64]}.", suffix=".part")
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-    finally:
-        tmp.unlink(missing_ok=True)
+    so any exception (KeyboardInterrupt included) leaves nothing behind.
+
+    An atomic.TempOutput: named within NAME_MAX however long ``final_name`` is, and locked, so
+    a later run removes the temp file of one that was killed.
+    """
+    with atomic.TempOutput(folder / final_name, overwrite=True) as tmp:
+        yield tmp.path
 
 
 def claim(tmp: Path, target: Path) -> None:
@@ -202,9 +201,9 @@ def staging_dir(target: Path) -> Iterator[Path]:
 def replace_file(folder: Path, name: str, data: bytes) -> None:
     """Write ``folder / name`` through a synced temp file, so readers see the old or the new
     file, never a part of one."""
-    with staging(folder, name) as tmp:
-        _write_synced(tmp, data)
-        claim(tmp, folder / name)
+    with atomic.TempOutput(folder / name, overwrite=True) as tmp:
+        _write_synced(tmp.path, data)
+        tmp.commit()
 
 
 def _write_synced(path: Path, data: bytes) -> None:
