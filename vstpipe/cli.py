@@ -39,17 +39,18 @@ from . import (
 )
 from .errors import ModelError, OptionError, VstpipeError
 from .looks import LookChoice
-from .media import EncodeOptions, probe
+from .media import EncodeOptions, open_source
 from .model import StyleNet
 from .pipeline import (
     ComputeOptions,
     FilterReport,
     LookOptions,
     RenderOptions,
+    check_job,
     filter_preflight,
     filter_raw,
-    preflight,
-    render,
+    load_styles,
+    render_source,
 )
 from .progress import downloads, frames
 
@@ -257,14 +258,17 @@ def render_cmd(
     encode = EncodeOptions(codec=codec, crf=crf, pix_fmt=pix_fmt, size=_size(size))
 
     def go() -> None:
-        info = probe(src)
-        opts, model_name = _render_options(
-            choice, Fraction(info.average_rate) if info.average_rate else None, compute)
-        opts = replace(opts, encode=encode, overwrite=overwrite, allow_partial=allow_partial)
-        preflight(src, out, opts)  # a typo must not cost a 100 MB download
-        net = _load_net(model_name, offline)
-        with frames(src.name) as on_frames:
-            report = render(src, out, net, opts, progress=on_frames)
+        # Opened once: its description sets keyframe frame numbers, and it is then decoded.
+        with open_source(src, allow_partial=allow_partial) as source:
+            info = source.info
+            opts, model_name = _render_options(
+                choice, Fraction(info.average_rate) if info.average_rate else None, compute)
+            opts = replace(opts, encode=encode, overwrite=overwrite, allow_partial=allow_partial)
+            check_job(src, out, opts)  # a typo must not cost a 100 MB download
+            styles = load_styles(opts)
+            net = _load_net(model_name, offline)
+            with frames(src.name) as on_frames:
+                report = render_source(source, out, net, opts, styles, progress=on_frames)
         _say(f"wrote {escape(str(out))} ({report.frames} frames, "
              f"{report.frames / max(report.seconds, 1e-9):.2f} fps, {report.precision})")
 
@@ -321,7 +325,7 @@ def filter_cmd(
                                out_pix_fmt=out_pix_fmt, frame_time=frame_time)
         opts, model_name = _render_options(choice, 1 / frame_time if frame_time else None,
                                            compute)
-        filter_preflight(opts, raw)  # a typo must not cost a 100 MB download
+        styles = filter_preflight(opts, raw)  # a typo must not cost a 100 MB download
         if sys.stdin.isatty() or sys.stdout.isatty():
             raise OptionError("stdin and stdout must be pipes or files of raw frames, not a "
                               "terminal (see the README for the ffmpeg pipeline)")
@@ -332,9 +336,9 @@ def filter_cmd(
         src, dst = sys.stdin.buffer, sys.stdout.buffer
         try:
             if quiet:
-                return filter_raw(src, dst, net, opts, raw)
+                return filter_raw(src, dst, net, opts, raw, styles)
             with frames("filter") as on_frames:
-                return filter_raw(src, dst, net, opts, raw, progress=on_frames)
+                return filter_raw(src, dst, net, opts, raw, styles, progress=on_frames)
         except KeyboardInterrupt as interrupt:  # unlike render's, this output is already out
             _say(f"vstpipe: interrupted ({interrupt or 'SIGINT'})")
             raise typer.Exit(signals.exit_code(interrupt)) from None

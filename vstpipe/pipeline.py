@@ -3,27 +3,29 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 import torch
 
-from . import ops, presets, rawio
+from . import driver, ops, presets, rawio
+from .driver import Progress
 from .errors import MediaError, ModelError, OptionError
 from .images import load_style
 from .keyframes import Timeline
 from .media import (
     EncodeOptions,
     Frame,
+    Source,
     check_encode_options,
     check_output_path,
     open_sink,
     open_source,
-    probe,
 )
 from .model import StyleNet
 from .rawio import RawOptions
@@ -66,9 +68,6 @@ class RenderReport:
     precision: str  # the precision that ran, and why when it was chosen automatically
 
 
-Progress = Callable[[int, int | None], None]  # (frames done, frames expected or None)
-
-
 def validate(opts: RenderOptions) -> None:
     """Reject impossible option values before any file is opened."""
     look, comp = opts.look, opts.compute
@@ -79,18 +78,17 @@ def validate(opts: RenderOptions) -> None:
         presets.check_size("max_side", comp.max_side, "--max-side", OptionError)
 
 
-def preflight(src: Path, out: Path, opts: RenderOptions) -> list[torch.Tensor]:
-    """Every check that needs no model: options, output path, input file, style images.
+def check_job(src: Path, out: Path, opts: RenderOptions) -> None:
+    """Every check of a render that reads no file: options and the output path.
 
-    Run before a model is downloaded or loaded, so a typo costs nothing. Returns the style
-    images, (1, 3, H, W) in [0, 1].
+    Run before a model is downloaded or loaded, so a typo costs nothing; the input is
+    checked by opening it (:func:`~vstpipe.media.open_source`) and the style images by
+    :func:`load_styles`, each once.
     """
     validate(opts)
     Temporal.check(opts.temporal)
     check_encode_options(opts.encode)
     check_output_path(src, out, opts.overwrite)
-    probe(src)
-    return load_styles(opts)
 
 
 def load_styles(opts: RenderOptions) -> list[torch.Tensor]:
@@ -268,36 +266,30 @@ def render(src: Path, out: Path, net: StyleNet, opts: RenderOptions,
            progress: Progress | None = None) -> RenderReport:
     """Stylize every frame of ``src`` into ``out``; audio/subtitles/data are copied as packets.
 
-    Frames stream through bounded queues (decode thread -> this thread -> encode thread), so
-    memory does not grow with the length of the video. ``out`` appears only on success.
+    The input is opened once and each style image read once; ``out`` appears only on success.
     """
-    styles = preflight(src, out, opts)
-    start = time.perf_counter()
+    check_job(src, out, opts)
     with open_source(src, queue_size=opts.queue_size,
                      allow_partial=opts.allow_partial) as source:
-        info = source.info
-        session = Session(net, opts, styles, (info.width, info.height))
-        out_size = opts.encode.size or (info.width, info.height)
-        with open_sink(out, source, opts.encode, overwrite=opts.overwrite) as sink:
-            depth = 16 if sink.bit_depth > 8 else 8
+        return render_source(source, out, net, opts, load_styles(opts), progress)
 
-            def flush(batch: list[Frame]) -> None:
-                for frame in session.process(batch, out_size, depth):
-                    sink.write(frame)
-                if progress:
-                    progress(session.frames_done, info.frames)
 
-            pending: list[Frame] = []
-            for item in source.items():
-                if not isinstance(item, Frame):
-                    sink.copy(item)
-                    continue
-                pending.append(item)
-                if len(pending) == opts.compute.batch:
-                    flush(pending)
-                    pending = []
-            if pending:
-                flush(pending)
+def render_source(source: Source, out: Path, net: StyleNet, opts: RenderOptions,
+                  styles: list[torch.Tensor], progress: Progress | None = None) -> RenderReport:
+    """:func:`render` from an opened, not yet read ``source`` with the look's ``styles``
+    (from :func:`load_styles`), after :func:`check_job`.
+
+    Frames stream through bounded queues (decode thread -> this thread -> encode thread), so
+    memory does not grow with the length of the video.
+    """
+    start = time.perf_counter()
+    info = source.info
+    session = Session(net, opts, styles, (info.width, info.height))
+    out_size = opts.encode.size or (info.width, info.height)
+    with open_sink(out, source, opts.encode, overwrite=opts.overwrite) as sink:
+        depth = 16 if sink.bit_depth > 8 else 8
+        driver.run(source, partial(session.process, out_size=out_size, depth=depth), sink,
+                   opts.compute.batch, progress, info.frames)
     return RenderReport(session.frames_done, time.perf_counter() - start, session.precision)
 
 
@@ -321,36 +313,22 @@ def filter_preflight(opts: RenderOptions, raw: RawOptions) -> list[torch.Tensor]
 
 
 def filter_raw(src: BinaryIO, dst: BinaryIO, net: StyleNet, opts: RenderOptions,
-               raw: RawOptions, progress: Progress | None = None) -> FilterReport:
-    """Stylize raw frames read from ``src`` into raw frames on ``dst`` (``vstpipe filter``).
+               raw: RawOptions, styles: list[torch.Tensor],
+               progress: Progress | None = None) -> FilterReport:
+    """Stylize raw frames read from ``src`` into raw frames on ``dst`` (``vstpipe filter``);
+    ``styles`` come from :func:`filter_preflight`, which checked the options.
 
-    The same Session as ``render``, so the same frames at the same times give the same
-    pixels. Reading, stylizing and writing overlap through bounded queues; memory does not
-    grow with the stream. A stream ending inside a frame raises MediaError, but only after
+    The same Session and driver as ``render``, so the same frames at the same times give the
+    same pixels. Reading, stylizing and writing overlap through bounded queues; memory does
+    not grow with the stream. A stream ending inside a frame raises MediaError, but only after
     every complete frame before it was written.
     """
-    styles = filter_preflight(opts, raw)
     session = Session(net, opts, styles, raw.size)
-    depth = raw.output.depth
     start = time.perf_counter()
     with rawio.RawReader(src, raw, opts.queue_size) as reader, \
             rawio.RawWriter(dst, raw.output) as writer:
-
-        def flush(batch: list[Frame]) -> None:
-            writer.write(session.process(batch, raw.size, depth))
-            if progress:
-                progress(session.frames_done, None)
-
-        pending: list[Frame] = []
-        for frame in reader.frames():
-            pending.append(frame)
-            if len(pending) == opts.compute.batch:
-                flush(pending)
-                pending = []
-                if writer.closed:
-                    break
-        if pending and not writer.closed:
-            flush(pending)
+        driver.run(reader, partial(session.process, out_size=raw.size, depth=raw.output.depth),
+                   writer, opts.compute.batch, progress)
     if not writer.closed:
         reader.check_end()
     return FilterReport(writer.frames_written, time.perf_counter() - start, session.precision,

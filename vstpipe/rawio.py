@@ -191,7 +191,8 @@ class RawReader:
             return None, Fraction(1)  # no pts: the time base describes nothing
         return index, self._raw.frame_time
 
-    def frames(self) -> Iterator[Frame]:
+    def items(self) -> Iterator[Frame]:
+        """The frames, in order (a FrameSource: a raw stream has nothing else to copy)."""
         yield from self._worker.results()
 
     def check_end(self) -> None:
@@ -207,7 +208,7 @@ class RawWriter:
     writer stops, :attr:`closed` turns true and the caller stops sending.
     """
 
-    def __init__(self, stream: BinaryIO, fmt: PixFormat, queue_size: int = 2) -> None:
+    def __init__(self, stream: BinaryIO, fmt: PixFormat, queue_size: int = 8) -> None:
         self._stream, self._fmt = stream, fmt
         self._closed = False
         self.frames_written = 0
@@ -235,19 +236,22 @@ class RawWriter:
         if self._worker.error is not None:
             raise self._worker.error
 
-    def write(self, frames: list[Frame]) -> None:
-        """Queue frames for writing; blocks while the queue is full (bounded memory).
+    def write(self, frame: Frame) -> None:
+        """Queue one frame for writing; blocks while the queue is full (bounded memory).
 
         Raises what stopped the writer (other than a closed output) as soon as it is known.
         """
-        self._worker.send(frames)  # False once the output is closed: nothing to raise then
+        self._worker.send(frame)  # False once the output is closed: nothing to raise then
+
+    def copy(self, packet: object) -> None:
+        """Part of the FrameSink protocol; a raw pipe carries frames only, so this is a bug."""
+        raise ValueError("a raw frame pipe carries video frames only, not packets")
 
     def _run(self) -> None:
         try:
-            for frames in self._worker.requests():
-                for frame in frames:
-                    self._stream.write(self._fmt.to_bytes(frame.rgb))
-                    self.frames_written += 1
+            for frame in self._worker.requests():
+                self._stream.write(self._fmt.to_bytes(frame.rgb))
+                self.frames_written += 1
             if not self._worker.stop.is_set():  # END, not a caller that gave up: flush
                 self._stream.flush()
         except BrokenPipeError:

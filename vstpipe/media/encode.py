@@ -416,6 +416,12 @@ class Sink:
 
     # -- caller side --------------------------------------------------------
 
+    @property
+    def closed(self) -> bool:
+        """True once closed or aborted (the driver's FrameSink protocol; a file never closes
+        early under its writer, unlike a pipe whose reader went away)."""
+        return self._done
+
     def write(self, frame: Frame) -> None:
         """Queue one RGB frame for encoding; blocks when the encoder is behind."""
         rgb = frame.rgb
