@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import ofx
-from .errors import EffectError, OptionError, VstpipeError
+from . import driver, ofx
+from .errors import EffectError, MediaError, OptionError, VstpipeError
 from .media import (
     EncodeOptions,
     Frame,
@@ -29,7 +29,6 @@ from .media import (
     check_output_path,
     open_sink,
     open_source,
-    probe,
 )
 from .ofx import OUTPUT, SOURCE, Image, Rect
 
@@ -267,12 +266,31 @@ def image_to_rgb(image: Image, deep: bool) -> np.ndarray:
     return np.ascontiguousarray(ofx.from_unit(ofx.to_unit(rgb), "short" if deep else "byte"))
 
 
-def frame_time(frame: Frame, first_pts: int, rate: Fraction | None, index: int) -> float:
-    """OpenFX time (frames) from the frame's pts: (pts - first) * time_base * rate."""
-    if frame.pts is None or rate is None:
-        return float(index)
+def frame_time(frame: Frame, first_pts: int, rate: Fraction) -> float:
+    """OpenFX time (frames) from the frame's pts: (pts - first) * time_base * rate; never
+    from the frame's place in the stream, so variable frame rates keep their times."""
+    if frame.pts is None:
+        raise MediaError("a decoded frame has no timestamp; the OpenFX host takes time from "
+                         "pts")
     t = (frame.pts - first_pts) * Fraction(frame.time_base) * rate
     return float(round(t, 6))
+
+
+class _HostStep:
+    """The driver's step for an effect: one frame in, the effect's Output frame out."""
+
+    def __init__(self, host: Host, depth: str, deep: bool, rate: Fraction) -> None:
+        self.host, self.depth, self.deep, self.rate = host, depth, deep, rate
+        self.first_pts: int | None = None  # the first frame's pts: OpenFX time 0
+
+    def __call__(self, batch: list[Frame]) -> list[Frame]:
+        (frame,) = batch
+        if self.first_pts is None:
+            self.first_pts = frame.pts
+        t = frame_time(frame, self.first_pts or 0, self.rate)
+        self.host.add_source(t, frame_to_image(frame.rgb, self.depth))
+        image = self.host.render(t)
+        return [Frame(image_to_rgb(image, self.deep), frame.pts, frame.time_base)]
 
 
 @dataclass(frozen=True)
@@ -290,35 +308,27 @@ def render_video(effect: type[ofx.Effect], src: Path, out: Path, params: ofx.Par
     encode = encode or EncodeOptions()
     check_encode_options(encode)
     check_output_path(src, out, overwrite)
-    info = probe(src)
-    if encode.size and encode.size != (info.width, info.height):
-        raise OptionError("--size: the OFX host renders at the source size")
-    desc = ofx.describe(effect, opts.context)
-    depth = pick_depth(desc.depths, opts.depth, info.bit_depth)
-    start, done = clock.perf_counter(), 0
-    last = float(info.frames - 1) if info.frames else float("inf")
-    host = Host(effect, params, opts, (info.width, info.height),
-                float(info.average_rate or 0), (0.0, last), depth)
-    try:
-        with open_source(src) as source, open_sink(out, source, encode, overwrite) as sink:
-            deep = sink.bit_depth > 8
-            host.begin()
-            first_pts: int | None = None
-            for item in source.items():
-                if not isinstance(item, Frame):
-                    sink.copy(item)
-                    continue
-                first_pts = item.pts if first_pts is None else first_pts
-                t = frame_time(item, first_pts or 0, info.average_rate, done)
-                host.add_source(t, frame_to_image(item.rgb, depth))
-                image = host.render(t)
-                sink.write(Frame(image_to_rgb(image, deep), item.pts, item.time_base))
-                done += 1
-                if progress:
-                    progress(done, info.frames)
-            host.end()
-    finally:
-        host.destroy()
+    with open_source(src) as source:  # opened once: its description sizes the host
+        info = source.info
+        if encode.size and encode.size != (info.width, info.height):
+            raise OptionError("--size: the OFX host renders at the source size")
+        if info.average_rate is None:
+            raise MediaError(f"{src}: the video states no frame rate; the OpenFX host counts "
+                             "time in frames")
+        desc = ofx.describe(effect, opts.context)
+        depth = pick_depth(desc.depths, opts.depth, info.bit_depth)
+        start = clock.perf_counter()
+        last = float(info.frames - 1) if info.frames else float("inf")
+        host = Host(effect, params, opts, (info.width, info.height),
+                    float(info.average_rate), (0.0, last), depth)
+        try:
+            with open_sink(out, source, encode, overwrite) as sink:
+                host.begin()
+                step = _HostStep(host, depth, sink.bit_depth > 8, info.average_rate)
+                done = driver.run(source, step, sink, 1, progress, info.frames)
+                host.end()
+        finally:
+            host.destroy()
     return HostReport(done, clock.perf_counter() - start, depth)
 
 
