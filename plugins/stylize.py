@@ -24,7 +24,7 @@ from vstpipe.images import load_style
 from vstpipe.media import Frame
 from vstpipe.model import StyleNet
 from vstpipe.ofx import OUTPUT, SOURCE
-from vstpipe.pipeline import ComputeOptions, LookOptions, RenderOptions, Session
+from vstpipe.pipeline import ComputeOptions, LookOptions, RenderOptions, Session, session_for
 from vstpipe.stylize import DEVICES, PRECISIONS
 
 _BITS = {"byte": 8, "short": 16, "half": 32, "float": 32}
@@ -143,7 +143,7 @@ class Stylize(ofx.Effect):
             compute=ComputeOptions(device=p["device"], precision=p["precision"], batch=1,
                                    max_side=look.max_side),
             temporal=look.temporal)
-        return Session(self._nets[look.model], opts, self._styles, size)
+        return session_for(self._nets[look.model], opts, size, self._styles)
 
     def _alpha_look(self, time: float) -> LookOptions:
         """The look at ``time``: the host's (possibly animated) alpha on the look's strength."""

@@ -262,6 +262,16 @@ class Session:
         return to_frames(y, batch, out_size, depth)
 
 
+def session_for(net: StyleNet, opts: RenderOptions, frame_size: tuple[int, int],
+                styles: list[torch.Tensor] | None = None) -> Session:
+    """The one way to a Session for frames of ``frame_size`` (W, H): render, filter, the
+    stylize effect and preview all come here. ``styles`` are the look's images from
+    :func:`load_styles` when a caller already read them (to check them before loading a
+    model); otherwise they are read here, once.
+    """
+    return Session(net, opts, load_styles(opts) if styles is None else styles, frame_size)
+
+
 def render(src: Path, out: Path, net: StyleNet, opts: RenderOptions,
            progress: Progress | None = None) -> RenderReport:
     """Stylize every frame of ``src`` into ``out``; audio/subtitles/data are copied as packets.
@@ -284,7 +294,7 @@ def render_source(source: Source, out: Path, net: StyleNet, opts: RenderOptions,
     """
     start = time.perf_counter()
     info = source.info
-    session = Session(net, opts, styles, (info.width, info.height))
+    session = session_for(net, opts, (info.width, info.height), styles)
     out_size = opts.encode.size or (info.width, info.height)
     with open_sink(out, source, opts.encode, overwrite=opts.overwrite) as sink:
         depth = 16 if sink.bit_depth > 8 else 8
@@ -323,7 +333,7 @@ def filter_raw(src: BinaryIO, dst: BinaryIO, net: StyleNet, opts: RenderOptions,
     not grow with the stream. A stream ending inside a frame raises MediaError, but only after
     every complete frame before it was written.
     """
-    session = Session(net, opts, styles, raw.size)
+    session = session_for(net, opts, raw.size, styles)
     start = time.perf_counter()
     with rawio.RawReader(src, raw, opts.queue_size) as reader, \
             rawio.RawWriter(dst, raw.output) as writer:

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
 from . import atomic
 from .errors import MediaError
-from .images import load_rgb, load_style
+from .images import load_rgb
 from .keyframes import Timeline
 from .media import Frame, open_source
 from .model import StyleNet
-from .pipeline import StyleBank, frame_looks
+from .pipeline import ComputeOptions, LookOptions, RenderOptions, session_for
 from .presets import Preset
-from .stylize import Stylizer
-from .tensors import network_size, resize
+from .tensors import network_size
 
 LABEL_H = 28  # pixels of caption under each tile
 
@@ -43,16 +42,16 @@ def first_frame(path: Path) -> np.ndarray:
 def render_tile(net: StyleNet, rgb: np.ndarray, preset: Preset, tile: int) -> np.ndarray:
     """One frame under one preset, at most ``tile`` pixels on its longer side, uint8."""
     h, w = rgb.shape[:2]
-    size = network_size(w, h, min(tile, preset.max_side or tile))
-    x = resize(torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None].float() / 255, size)
-    stylizer = Stylizer(net, torch.device("cpu"), torch.float32)
     timeline = Timeline.constant([p for p, _ in preset.styles], [w for _, w in preset.styles],
                                  preset.alpha)
-    bank = StyleBank.encode(stylizer, [load_style(p, preset.style_size) for p, _ in
-                                       preset.styles])
-    weights, alpha = frame_looks(timeline, [0.0])
-    y = stylizer(x, *bank.target(weights), alpha, preset.preserve_color)
-    return (y[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    opts = RenderOptions(
+        look=LookOptions(timeline, preset.preserve_color, preset.style_size),
+        compute=ComputeOptions(device="cpu", precision="fp32", batch=1,
+                               max_side=min(tile, preset.max_side or tile)))
+    size = network_size(w, h, opts.compute.max_side)  # the session's network size
+    session = session_for(net, opts, (w, h))
+    (frame,) = session.process([Frame(rgb, 0, Fraction(1))], size, 8)
+    return frame.rgb
 
 
 def contact_sheet(rgb: np.ndarray, presets: Sequence[Preset],
