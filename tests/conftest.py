@@ -61,3 +61,26 @@ def adain_home(vstpipe_home: Path, tmp_path: Path) -> Path:
                                       *map(str, files.values())])
     assert result.exit_code == 0, result.output
     return vstpipe_home
+
+
+@pytest.fixture
+def offline_home(vstpipe_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty model cache, and no proxy to swallow requests meant for a local test server."""
+    monkeypatch.setenv("no_proxy", "*")
+    return vstpipe_home
+
+
+@pytest.fixture(scope="module")
+def uvc_random(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Random uvc-lab weights in the published layout, once per test module."""
+    from fakes import save_random_weights
+
+    return save_random_weights("uvc-lab", tmp_path_factory.mktemp("uvc"))
+
+
+@pytest.fixture(scope="module")
+def adain_random(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Random adain-vgg19 weights in the published layout, once per test module."""
+    from fakes import save_random_weights
+
+    return save_random_weights("adain-vgg19", tmp_path_factory.mktemp("adain"))

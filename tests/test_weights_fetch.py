@@ -10,24 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fakes import save_random_weights
 from weightstools import Server, cache_files, served_spec, sha256_of
 
 from vstpipe import weights
 from vstpipe.errors import ChecksumError, DownloadError, LayoutError, OptionError
 from vstpipe.weights import FileSpec
 
+pytestmark = pytest.mark.usefixtures("offline_home")  # conftest.py
 
-@pytest.fixture(autouse=True)
-def _isolated(vstpipe_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    # a proxy from the environment would swallow requests meant for the local test server
-    monkeypatch.setenv("no_proxy", "*")
-    return vstpipe_home
-
-
-@pytest.fixture(scope="module")
-def uvc_random(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return save_random_weights("uvc-lab", tmp_path_factory.mktemp("uvc"))
 
 
 @pytest.fixture

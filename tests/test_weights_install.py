@@ -9,28 +9,15 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import UVC_DIR, needs_uvc
-from fakes import random_state, save_random_weights
+from fakes import random_state
 from weightstools import cache_files, sha256_of, unpublished
 
 from vstpipe import model, weights
 from vstpipe.errors import ChecksumError, LayoutError, ModelError
 
-
-@pytest.fixture(autouse=True)
-def _isolated(vstpipe_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    # a proxy from the environment would swallow requests meant for the local test server
-    monkeypatch.setenv("no_proxy", "*")
-    return vstpipe_home
+pytestmark = pytest.mark.usefixtures("offline_home")  # conftest.py
 
 
-@pytest.fixture(scope="module")
-def uvc_random(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return save_random_weights("uvc-lab", tmp_path_factory.mktemp("uvc"))
-
-
-@pytest.fixture(scope="module")
-def adain_random(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return save_random_weights("adain-vgg19", tmp_path_factory.mktemp("adain"))
 
 
 def test_tracker_checkpoint_import_checks_the_git_blob_id(tmp_path: Path,

@@ -8,24 +8,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from fakes import random_state, save_random_weights
+from fakes import random_state
 from weightstools import unpublished
 
 from vstpipe import model, weights
 from vstpipe.errors import ModelError
 from vstpipe.weights import modeljson
 
+pytestmark = pytest.mark.usefixtures("offline_home")  # conftest.py
 
-@pytest.fixture(autouse=True)
-def _isolated(vstpipe_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    # a proxy from the environment would swallow requests meant for the local test server
-    monkeypatch.setenv("no_proxy", "*")
-    return vstpipe_home
-
-
-@pytest.fixture(scope="module")
-def uvc_random(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return save_random_weights("uvc-lab", tmp_path_factory.mktemp("uvc"))
 
 
 def test_resolve_model_json_reuses_a_registry_encoder(tmp_path: Path,

@@ -3,19 +3,12 @@ unknown names list the valid ones."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from vstpipe import model, weights
 from vstpipe.errors import ModelError
 
-
-@pytest.fixture(autouse=True)
-def _isolated(vstpipe_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    # a proxy from the environment would swallow requests meant for the local test server
-    monkeypatch.setenv("no_proxy", "*")
-    return vstpipe_home
+pytestmark = pytest.mark.usefixtures("offline_home")  # conftest.py
 
 
 def test_registry_names_urls_and_published_file_names() -> None:

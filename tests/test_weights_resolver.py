@@ -6,29 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fakes import save_random_weights
 from weightstools import unpublished
 
 from vstpipe import model, weights
 from vstpipe.errors import ModelError
 from vstpipe.weights import fetch
 
-
-@pytest.fixture(autouse=True)
-def _isolated(vstpipe_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    # a proxy from the environment would swallow requests meant for the local test server
-    monkeypatch.setenv("no_proxy", "*")
-    return vstpipe_home
+pytestmark = pytest.mark.usefixtures("offline_home")  # conftest.py
 
 
-@pytest.fixture(scope="module")
-def uvc_random(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return save_random_weights("uvc-lab", tmp_path_factory.mktemp("uvc"))
-
-
-@pytest.fixture(scope="module")
-def adain_random(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return save_random_weights("adain-vgg19", tmp_path_factory.mktemp("adain"))
 
 
 def test_resolve_offline_not_installed_names_pull_and_import() -> None:

@@ -11,12 +11,7 @@ from weightstools import cache_files
 from vstpipe import weights
 from vstpipe.errors import ModelError
 
-
-@pytest.fixture(autouse=True)
-def _isolated(vstpipe_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    # a proxy from the environment would swallow requests meant for the local test server
-    monkeypatch.setenv("no_proxy", "*")
-    return vstpipe_home
+pytestmark = pytest.mark.usefixtures("offline_home")  # conftest.py
 
 
 _UNPICKLED: list[str] = []

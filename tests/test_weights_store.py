@@ -7,22 +7,12 @@ from pathlib import Path
 
 import platformdirs
 import pytest
-from fakes import save_random_weights
 from weightstools import unpublished
 
 from vstpipe import weights
 
+pytestmark = pytest.mark.usefixtures("offline_home")  # conftest.py
 
-@pytest.fixture(autouse=True)
-def _isolated(vstpipe_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    # a proxy from the environment would swallow requests meant for the local test server
-    monkeypatch.setenv("no_proxy", "*")
-    return vstpipe_home
-
-
-@pytest.fixture(scope="module")
-def uvc_random(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return save_random_weights("uvc-lab", tmp_path_factory.mktemp("uvc"))
 
 
 def test_git_blob_id_matches_git_hash_object(tmp_path: Path) -> None:
