@@ -29,9 +29,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 from clips import make_clip
 from fakes import save_random_weights
 
-from vstpipe import effects, ofx, ofx_host, pipeline, weights
+from vstpipe import effects, ofx, ofx_host, pipeline
 from vstpipe.keyframes import Timeline
 from vstpipe.media import EncodeOptions
+from vstpipe.sessions import Sessions
+from vstpipe.spec import Compute, Job, Look
 
 MEDIA = ROOT.parent / "shared" / "media"
 UVC = ROOT.parent / "shared" / "models" / "uvc-ae"
@@ -48,14 +50,10 @@ def _run(name: str, clip: Path, out: Path, model: str, style: Path, max_side: in
     """Render ``clip`` with configuration ``name``; returns seconds."""
     start = time.perf_counter()
     if name.startswith("render"):
-        opts = pipeline.RenderOptions(
-            look=pipeline.LookOptions(Timeline.constant([style], [], 1.0)),
-            compute=pipeline.ComputeOptions(device="cpu", precision="fp32",
-                                            batch=int(name.rsplit(" ", 1)[1]),
-                                            max_side=max_side),
-            encode=LOSSLESS, overwrite=True)
-        net = weights.load(weights.resolve(model, offline=True))
-        pipeline.render(clip, out, net, opts)
+        job = Job(Look(Timeline.constant([style], [], 1.0)),
+                  Compute(device="cpu", precision="fp32", batch=int(name.rsplit(" ", 1)[1]),
+                          max_side=max_side), model=model, encode=LOSSLESS)
+        pipeline.render(clip, out, job, Sessions(offline=True), overwrite=True)
     else:
         stylize = effects.load_catalog().get("stylize")
         params = ofx.ParamSet(ofx.describe(stylize, "filter").params)

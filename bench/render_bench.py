@@ -30,6 +30,8 @@ from vstpipe import model, pipeline
 from vstpipe.images import load_style
 from vstpipe.keyframes import Timeline
 from vstpipe.media import open_source
+from vstpipe.sessions import Sessions
+from vstpipe.spec import Compute, Job, Look
 from vstpipe.stylize import Stylizer, to_levels
 from vstpipe.tensors import network_size, to_frames, to_tensor
 
@@ -106,12 +108,10 @@ def real_precision_diff(src: Path, style: Path) -> np.ndarray | None:
 
 def e2e_fps(src: Path, style: Path, precision: str, batch: int, out: Path,
             max_side: int | None = None) -> float:
-    opts = pipeline.RenderOptions(
-        look=pipeline.LookOptions(timeline=Timeline.constant([style])),
-        compute=pipeline.ComputeOptions(device="cpu", precision=precision, batch=batch,
-                                        max_side=max_side),
-        overwrite=True)
-    report = pipeline.render(src, out, _net(), opts)
+    job = Job(Look(Timeline.constant([style])),
+              Compute(device="cpu", precision=precision, batch=batch, max_side=max_side),
+              model="uvc-lab")
+    report = pipeline.render(src, out, job, Sessions(nets={"uvc-lab": _net()}), overwrite=True)
     return report.frames / report.seconds
 
 

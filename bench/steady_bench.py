@@ -31,6 +31,8 @@ from vstpipe import pipeline, weights
 from vstpipe.evaluate import EvalOptions, evaluate
 from vstpipe.keyframes import Timeline
 from vstpipe.media import EncodeOptions
+from vstpipe.sessions import Sessions
+from vstpipe.spec import Compute, Job, Look
 from vstpipe.temporal import STEADY, TemporalOptions
 
 MEDIA = ROOT.parent / "shared" / "media"
@@ -50,12 +52,10 @@ def _config(name: str) -> TemporalOptions:
 
 def _render(clip: Path, out: Path, style: Path, net, name: str, max_side: int, batch: int
             ) -> pipeline.RenderReport:
-    opts = pipeline.RenderOptions(
-        look=pipeline.LookOptions(Timeline.constant([style], [], 1.0)),
-        compute=pipeline.ComputeOptions(precision="fp32", batch=batch, max_side=max_side),
-        encode=EncodeOptions(codec="ffv1", pix_fmt="bgr0"),
-        temporal=_config(name), overwrite=True)
-    return pipeline.render(clip, out, net, opts)
+    job = Job(Look(Timeline.constant([style], [], 1.0)),
+              Compute(precision="fp32", batch=batch, max_side=max_side),
+              _config(name), model=net.name, encode=EncodeOptions(codec="ffv1", pix_fmt="bgr0"))
+    return pipeline.render(clip, out, job, Sessions(nets={net.name: net}), overwrite=True)
 
 
 def throughput(clip: Path, style: Path, net, configs: list[str], max_side: int, batch: int,

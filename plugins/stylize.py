@@ -17,15 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from vstpipe import looks, ofx, presets, temporal, weights
-from vstpipe.images import load_style
+from vstpipe import jobs, ofx, presets, temporal
 from vstpipe.media import Frame
-from vstpipe.model import StyleNet
 from vstpipe.ofx import OUTPUT, SOURCE
-from vstpipe.pipeline import ComputeOptions, LookOptions, RenderOptions, Session, session_for
-from vstpipe.stylize import DEVICES, PRECISIONS
+from vstpipe.pipeline import Session
+from vstpipe.sessions import Sessions
+from vstpipe.spec import DEVICES, PRECISIONS, Job, Look
 
 _BITS = {"byte": 8, "short": 16, "half": 32, "float": 32}
 _JUMP = 2.5  # frames: a step further than this (or backwards) is a scrub, not playback
@@ -93,9 +91,8 @@ class Stylize(ofx.Effect):
     def __init__(self, instance: ofx.Instance) -> None:
         super().__init__(instance)
         self._setup: tuple[Any, ...] | None = None
-        self._look: looks.Look | None = None
-        self._styles: list[torch.Tensor] = []  # the look's style images, read once per setup
-        self._nets: dict[str, StyleNet] = {}
+        self._job: Job | None = None  # the job of the parameters in _setup
+        self._sessions = Sessions()  # networks and style images, each loaded once
         self._session: Session | None = None
         self._last: float | None = None  # time of the frame the session saw last
         self._frame: tuple[tuple[Any, ...], np.ndarray] | None = None  # (key, stylized frame)
@@ -110,12 +107,13 @@ class Stylize(ofx.Effect):
         self._frame = None
 
     def destroy(self) -> None:
-        self._nets.clear()
+        self._sessions.clear()
         self._session = self._frame = None
 
-    def _choice(self) -> looks.LookChoice:
+    def _request(self) -> jobs.Request:
+        """The job the parameters ask for, named as the job spec names its settings."""
         p = self.instance.params.constant_values()
-        return looks.LookChoice(
+        return jobs.Request(
             styles=(Path(p["style"]),) if p["style"] else (),
             preset=None if p["style"] else p["preset"],
             preserve_color={"on": True, "off": False}.get(p["preserve_color"]),
@@ -123,37 +121,26 @@ class Stylize(ofx.Effect):
             max_side=p["max_side"] or None,
             model=p["model"] or None,
             temporal=temporal.with_steady({o.name: p[o.name] or None
-                                           for o in temporal.options()}, p["steady"]))
+                                           for o in temporal.options()}, p["steady"]),
+            device=p["device"], precision=p["precision"], batch=1)
 
     def _start(self, size: tuple[int, int]) -> Session:
-        """A fresh session for the current parameters (look, styles and model built once)."""
+        """A fresh session for the current parameters (network and styles loaded once)."""
         p = self.instance.params.constant_values()
         setup = tuple(p[k] for k in _setup())
         if setup != self._setup:
-            look = looks.resolve(self._choice(), None)
-            self._styles = [load_style(path, look.timeline.size_of(i, look.style_size))
-                            for i, path in enumerate(look.timeline.styles)]
-            self._look, self._setup = look, setup
-        look = self._look
-        if look.model not in self._nets:
-            resolved = weights.resolve(look.model, offline=weights.offline_from_env())
-            self._nets[look.model] = weights.load(resolved)
-        opts = RenderOptions(
-            look=LookOptions(look.timeline, look.preserve_color, look.style_size),
-            compute=ComputeOptions(device=p["device"], precision=p["precision"], batch=1,
-                                   max_side=look.max_side),
-            temporal=look.temporal)
-        return session_for(self._nets[look.model], opts, size, self._styles)
+            self._job, self._setup = jobs.resolve(self._request()), setup
+        return self._sessions.session(self._job, size)
 
-    def _alpha_look(self, time: float) -> LookOptions:
+    def _alpha_look(self, time: float) -> Look:
         """The look at ``time``: the host's (possibly animated) alpha on the look's strength."""
-        look = self._look
+        look = self._job.look
         alpha = self.instance.params.value("alpha", time)
         if not self.instance.params.value("style", time):
             alpha *= look.timeline.keyframes[0].alpha
         timeline = replace(look.timeline, keyframes=tuple(
             replace(k, alpha=alpha) for k in look.timeline.keyframes))
-        return LookOptions(timeline, look.preserve_color, look.style_size)
+        return replace(look, timeline=timeline)
 
     def _stylize(self, time: float, sequential: bool) -> np.ndarray:
         """The whole stylized frame at ``time``, (H, W, 4) bottom-up at the Output's depth."""

@@ -308,7 +308,7 @@ def test_missing_opencv_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch,
 
 def test_style_stats_run_without_gradients(style_png: Path, net: model.StyleNet):
     # The meter must not build autograd graphs: that would grow memory per frame.
-    opts = EvalOptions(style_size=32, max_side=None, style_every=1)
+    opts = EvalOptions(style_size=64, max_side=None, style_every=1)
     with torch.enable_grad():
         assert math.isfinite(style_distance(_shifted(1), style_png, net, opts))
 

@@ -30,10 +30,23 @@ from fakes import random_state, save_random_weights
 from PIL import Image
 from typer.testing import CliRunner
 
-from vstpipe import images, keyframes, media, model, pipeline, presets, rawio, tomlspec, weights
+from vstpipe import (
+    images,
+    keyframes,
+    media,
+    model,
+    pipeline,
+    presets,
+    rawio,
+    spec,
+    tomlspec,
+    weights,
+)
 from vstpipe.cli import app
 from vstpipe.errors import ConfigError, LayoutError, MediaError, ModelError, OptionError
 from vstpipe.keyframes import Timeline
+from vstpipe.sessions import Sessions
+from vstpipe.spec import Compute, Job, Look
 
 runner = CliRunner()
 
@@ -143,7 +156,7 @@ def test_keyframe_blend_weights_that_overflow_are_refused_naming_the_keyframe(tm
 @pytest.mark.parametrize("values", [(1e308, 1e308), (float("nan"), 1.0), (float("inf"), 1.0),
                                     (-1.0, 1.0), (0.0, 0.0)])
 def test_weights_flag_out_of_range_is_refused(values):
-    with pytest.raises(OptionError, match=r"^--weights .*at most 1e\+06") as err:
+    with pytest.raises(OptionError, match=r"^weights .*at most 1e\+06") as err:
         Timeline.constant([Path("a.png"), Path("b.png")], values)
     _one_line(err)
 
@@ -161,12 +174,11 @@ def test_a_model_that_outputs_nan_stops_the_render_before_anything_is_written(tm
     src = make_clip(tmp_path / "in.mp4", frames=6)
     out = tmp_path / "out.mp4"
     before = _listing(tmp_path)
-    opts = pipeline.RenderOptions(
-        look=pipeline.LookOptions(Timeline.constant([style_png])),
-        compute=pipeline.ComputeOptions(device="cpu", precision="fp32", batch=2))
+    job = Job(Look(Timeline.constant([style_png])),
+              Compute(device="cpu", precision="fp32", batch=2))
     with pytest.raises(ModelError, match=r"model 'adain-vgg19' gave NaN/Inf pixels for frames "
                                          r"0\.\.1 in fp32") as err:
-        pipeline.render(src, out, net, opts)
+        pipeline.render(src, out, job, Sessions(nets={job.model: net}))
     _one_line(err)
     assert _listing(tmp_path) == before  # no output, no temp file
 
@@ -282,17 +294,19 @@ def test_huge_declared_image_dimensions_are_refused_from_the_header(tmp_path, si
 
 
 @pytest.mark.parametrize("style_size, max_side, message", [
-    (10**6, None, "--style-size 1000000 is too large; use 64..2048"),
-    (8, None, "--style-size 8 is too small; use 64..2048"),
-    (512, 10**9, "--max-side 1000000000 is too large; use 16..16384"),
+    (10**6, None, "style_size 1000000 is too large; use 64..2048"),
+    (8, None, "style_size 8 is too small; use 64..2048"),
+    (512, 10**9, "max_side 1000000000 is too large; use 16..16384"),
 ])
-def test_style_size_and_max_side_flags_are_bounded(style_size, max_side, message):
-    opts = pipeline.RenderOptions(
-        look=pipeline.LookOptions(Timeline.constant([Path("s.png")]), style_size=style_size),
-        compute=pipeline.ComputeOptions(max_side=max_side))
+def test_style_size_and_max_side_settings_are_bounded(style_size, max_side, message):
+    """The job spec checks them when it is built, naming the setting; the CLI names its flag."""
     with pytest.raises(OptionError) as err:
-        pipeline.validate(opts)
+        Job(Look(Timeline.constant([Path("s.png")]), style_size=style_size),
+            Compute(max_side=max_side))
     assert _one_line(err) == message
+    flag = "--" + message.split()[0].replace("_", "-")
+    assert err.value.named(lambda s: "--" + s.replace("_", "-")) == \
+        flag + message[message.index(" "):]
 
 
 @pytest.mark.parametrize("key, value", [("style_size", 100000), ("max_side", 10**7)])
@@ -311,7 +325,7 @@ def test_preset_sizes_are_bounded_naming_file_and_key(tmp_path, png, key, value)
 @pytest.mark.parametrize("size", [(16385, 16), (16, 16385), (8192, 8192), (10**6, 10**6)])
 def test_raw_frame_size_is_bounded_before_any_buffer(size):
     raw = rawio.RawOptions(size=size)
-    with pytest.raises(OptionError, match=r"^--size \d+x\d+: frames are limited to 16384 pixels "
+    with pytest.raises(OptionError, match=r"^size \d+x\d+: frames are limited to 16384 pixels "
                                           r"a side and 35389440 pixels") as err:
         rawio.check(raw)
     _one_line(err)
@@ -330,7 +344,7 @@ def test_render_output_size_is_bounded_before_a_model_is_loaded(tmp_path, style_
                                                                  vstpipe_home):
     media.check_encode_options(media.EncodeOptions(size=(8192, 4320)))  # DCI 8K is fine
     for size in ((16385, 16), (8192, 8192)):
-        with pytest.raises(OptionError, match=r"^output size \d+x\d+: frames are limited to "
+        with pytest.raises(OptionError, match=r"^size \d+x\d+: frames are limited to "
                                               r"16384 pixels a side and 35389440"):
             media.check_encode_options(media.EncodeOptions(size=size))
     src = make_clip(tmp_path / "in.mp4")
@@ -339,7 +353,7 @@ def test_render_output_size_is_bounded_before_a_model_is_loaded(tmp_path, style_
                                  "--size", "100000x100000", "--offline"])
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
-        "vstpipe: error: output size 100000x100000: frames are limited to 16384 pixels a side "
+        "vstpipe: error: --size 100000x100000: frames are limited to 16384 pixels a side "
         "and 35389440 pixels in all (8192x4320)"]
 
 
@@ -411,10 +425,10 @@ def test_keyframe_count_and_style_images_are_bounded(tmp_path, png, monkeypatch)
     path = tmp_path / "show.toml"
     path.write_text('[[keyframe]]\nat = 0\nstyle = { "a.png" = 1, "b.png" = 1 }\n'
                     '[[keyframe]]\nat = 1\nstyle = "c.png"\n')
-    monkeypatch.setattr(presets, "MAX_STYLES", 2)  # the shipped presets blend up to 2
+    monkeypatch.setattr(spec, "MAX_STYLES", 2)  # the shipped presets blend up to 2
     with pytest.raises(ConfigError, match=r"#2: more than 2 distinct style images"):
         keyframes.load(path)
-    with pytest.raises(OptionError, match=r"^--style given 3 times; a look blends at most 2"):
+    with pytest.raises(OptionError, match=r"^style given 3 times; a look blends at most 2"):
         Timeline.constant([tmp_path / n for n in ("a.png", "b.png", "c.png")])
     preset = tmp_path / "look.toml"
     preset.write_text('style = { "a.png" = 1, "b.png" = 1, "c.png" = 1 }\n')

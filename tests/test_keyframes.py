@@ -96,8 +96,9 @@ def test_constant_timeline_from_flags(images):
     w, a = timeline.at(123.0)
     np.testing.assert_allclose(w, [0.75, 0.25])
     assert a == pytest.approx(0.4)
-    with pytest.raises(OptionError, match="--alpha 2"):
+    with pytest.raises(OptionError, match=r"^alpha 2.0 is outside \[0, 1\]$") as err:
         Timeline.constant([images["red"]], (), 2.0)
+    assert err.value.named(lambda s: f"--{s}") == "--alpha 2.0 is outside [0, 1]"
 
 
 GOOD_ROW = 'at = {at}\nstyle = "red.png"'

@@ -12,6 +12,8 @@ from fakes import random_state
 
 from vstpipe import model, presets, preview
 from vstpipe.errors import ConfigError
+from vstpipe.jobs import Request, resolve
+from vstpipe.sessions import Sessions
 
 
 @pytest.fixture(autouse=True)
@@ -48,7 +50,7 @@ def test_every_shipped_preset_renders_a_small_frame():
     rgb = (np.random.default_rng(0).random((40, 56, 3)) * 255).astype(np.uint8)
     outputs = {}
     for preset in presets.available()[0].values():
-        tile = preview.render_tile(net, rgb, preset, 48)
+        tile = preview.render_tile(Sessions(nets={preset.model: net}), rgb, preset, 48)
         assert tile.shape == (32, 48, 3) and tile.dtype == np.uint8  # longer side 48, x8
         assert tile.std() > 1  # a picture, not a flat colour
         outputs[preset.name] = tile
@@ -106,7 +108,8 @@ def test_contact_sheet_has_a_labelled_tile_per_preset():
     net = _net()
     rgb = (np.random.default_rng(1).random((48, 64, 3)) * 255).astype(np.uint8)
     chosen = [p for p in presets.available()[0].values()][:3]
-    sheet = preview.contact_sheet(rgb, chosen, lambda _: net, tile=64)
+    sheet = preview.contact_sheet(rgb, chosen, Sessions(nets={net.name: net}), tile=64,
+                                  model=net.name)
     # original + 3 tiles in one row of 4, each 64x48 with a caption strip under it
     assert sheet.size == (4 * 64, 48 + preview.LABEL_H)
     arr = np.asarray(sheet)
@@ -166,16 +169,14 @@ def test_preview_command_writes_a_contact_sheet(tmp_path: Path, adain_home: Path
 
 
 def test_consistency_keys_come_from_the_preset_and_flags_override(tmp_path: Path):
-    from vstpipe.looks import LookChoice, resolve
-
     path = tmp_path / "steady.toml"
     path.write_text(f'style = "{presets.shipped_dir() / "ink.jpg"}"\nsmooth_stats = 0.8\n'
                     'cut_threshold = 0.3\nflow_blend = 1\n')
-    look = resolve(LookChoice(preset=str(path)), None)
+    look = resolve(Request(preset=str(path)), None)
     assert (look.temporal["smooth_stats"], look.temporal["cut_threshold"],
             look.temporal["flow_blend"]) == (0.8, 0.3, 1.0)
-    look = resolve(LookChoice(preset=str(path),
-                              temporal={"smooth_stats": 0.0, "flow_blend": 0.25}), None)
+    look = resolve(Request(preset=str(path),
+                           temporal={"smooth_stats": 0.0, "flow_blend": 0.25}), None)
     assert look.temporal["smooth_stats"] == 0.0 and look.temporal["cut_threshold"] == 0.3
     assert look.temporal["flow_blend"] == 0.25
     path.write_text(f'style = "{presets.shipped_dir() / "ink.jpg"}"\nflow_blend = 1.5\n')

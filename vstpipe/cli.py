@@ -10,7 +10,6 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -25,8 +24,8 @@ from . import (
     atomic,
     effects,
     evaluate,
+    jobs,
     keyframes,
-    looks,
     ofx,
     ofx_host,
     presets,
@@ -38,21 +37,11 @@ from . import (
     weights,
 )
 from .errors import ModelError, OptionError, VstpipeError
-from .looks import LookChoice
 from .media import EncodeOptions, open_source
-from .model import StyleNet
-from .pipeline import (
-    ComputeOptions,
-    FilterReport,
-    LookOptions,
-    RenderOptions,
-    check_job,
-    filter_preflight,
-    filter_raw,
-    load_styles,
-    render_source,
-)
+from .pipeline import FilterReport, check_job, filter_preflight, filter_raw, render_source
 from .progress import downloads, frames
+from .sessions import Sessions
+from .spec import Job
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Turn videos into paintings without the flicker.")
@@ -82,11 +71,16 @@ def _run(fn: Callable[[], T]) -> T:
     except VstpipeError as exc:
         if _debug["on"]:
             traceback.print_exc()
-        _say(f"[red]vstpipe: error:[/red] {escape(str(exc))}")
+        _say(f"[red]vstpipe: error:[/red] {escape(exc.named(flag))}")
         raise typer.Exit(1) from None
     except KeyboardInterrupt as interrupt:
         _say(f"vstpipe: interrupted ({interrupt or 'SIGINT'}); no output was written")
         raise typer.Exit(signals.exit_code(interrupt)) from None
+
+
+def flag(setting: str) -> str:
+    """The flag that sets ``setting`` of the job spec: how every message names a setting."""
+    return "--" + setting.replace("_", "-")
 
 
 def _version(value: bool) -> None:
@@ -181,39 +175,32 @@ class _TemporalFlags:
         self._command(**values, temporal_flags=temporal.with_steady(given, steady))
 
 
-def _look_choice(style: list[Path] | None, weights_: str | None, preset: str | None,
-                 keyframes_file: Path | None, alpha: float | None, preserve_color: bool | None,
-                 style_size: int | None, max_side: int | None, model: str | None,
-                 temporal_flags: Mapping[str, float]) -> LookChoice:
-    """The look flags of `render` and `filter` as one typed choice (--steady expanded)."""
-    return LookChoice(styles=tuple(style or ()), weights=_floats(weights_), preset=preset,
-                      keyframes=keyframes_file, alpha=alpha, preserve_color=preserve_color,
-                      style_size=style_size, max_side=max_side, model=model,
-                      temporal=dict(temporal_flags))
+def _request(style: list[Path] | None, weights_: str | None, preset: str | None,
+             keyframes_file: Path | None, alpha: float | None, preserve_color: bool | None,
+             style_size: int | None, max_side: int | None, model: str | None,
+             temporal_flags: Mapping[str, float], device: str, precision: str, batch: int,
+             encode: EncodeOptions | None = None) -> jobs.Request:
+    """The look and compute flags of `render` and `filter` as one request (--steady
+    expanded); jobs.resolve turns it into the job."""
+    return jobs.Request(styles=tuple(style or ()), weights=_floats(weights_), preset=preset,
+                        keyframes=keyframes_file, alpha=alpha, preserve_color=preserve_color,
+                        style_size=style_size, max_side=max_side, model=model,
+                        temporal=dict(temporal_flags), device=device, precision=precision,
+                        batch=batch, encode=encode or EncodeOptions())
 
 
-def _render_options(choice: LookChoice, fps: Fraction | None, compute: ComputeOptions
-                    ) -> tuple[RenderOptions, str]:
-    """Resolve the look (its notices go to stderr) into render options, plus its model name."""
-    for name, value in choice.temporal.items():  # messages name the flag, not the setting
-        option = temporal.option(name)
-        option.check(value, option.flag)
-    look = looks.resolve(choice, fps)
-    for notice in look.notices:
+def _resolve(request: jobs.Request, fps: Fraction | None) -> Job:
+    """The job (its notices go to stderr)."""
+    job = jobs.resolve(request, fps)
+    for notice in job.notices:
         _say(f"note: {escape(notice)}")
-    opts = RenderOptions(
-        look=LookOptions(timeline=look.timeline, preserve_color=look.preserve_color,
-                         style_size=look.style_size),
-        compute=replace(compute, max_side=look.max_side), temporal=look.temporal)
-    return opts, look.model
+    return job
 
 
-def _load_net(model: str, offline: bool) -> StyleNet:
-    """The model by registry name or directory, downloaded first unless offline."""
+def _net(sessions: Sessions, model: str) -> None:
+    """Load the job's model into ``sessions``, showing download progress."""
     with downloads() as on_download:
-        resolved = weights.resolve(model, offline=offline or weights.offline_from_env(),
-                                   on_progress=on_download)
-    return weights.load(resolved)
+        sessions.net(model, on_download)
 
 
 @app.command("render")
@@ -252,23 +239,22 @@ def render_cmd(
     temporal_flags: Mapping[str, float],
 ) -> None:
     """Stylize every frame of SRC into --out, keeping timestamps, audio and tags."""
-    choice = _look_choice(style, weights_, preset, keyframes, alpha, preserve_color, style_size,
-                          max_side, model, temporal_flags)
-    compute = ComputeOptions(device=device, precision=precision, batch=batch)
-    encode = EncodeOptions(codec=codec, crf=crf, pix_fmt=pix_fmt, size=_size(size))
-
     def go() -> None:
+        request = _request(style, weights_, preset, keyframes, alpha, preserve_color,
+                           style_size, max_side, model, temporal_flags, device, precision, batch,
+                           EncodeOptions(codec=codec, crf=crf, pix_fmt=pix_fmt, size=_size(size)))
         # Opened once: its description sets keyframe frame numbers, and it is then decoded.
         with open_source(src, allow_partial=allow_partial) as source:
             info = source.info
-            opts, model_name = _render_options(
-                choice, Fraction(info.average_rate) if info.average_rate else None, compute)
-            opts = replace(opts, encode=encode, overwrite=overwrite, allow_partial=allow_partial)
-            check_job(src, out, opts)  # a typo must not cost a 100 MB download
-            styles = load_styles(opts)
-            net = _load_net(model_name, offline)
+            job = _resolve(request, Fraction(info.average_rate) if info.average_rate else None)
+            check_job(src, out, job, overwrite)  # a typo must not cost a 100 MB download
+            sessions = Sessions(offline)
+            sessions.styles(job)  # a bad style image must not either
+            _net(sessions, job.model)
             with frames(src.name) as on_frames:
-                report = render_source(source, out, net, opts, styles, progress=on_frames)
+                report = render_source(source, out, sessions.session(job, (info.width,
+                                                                           info.height)),
+                                       overwrite=overwrite, progress=on_frames)
         _say(f"wrote {escape(str(out))} ({report.frames} frames, "
              f"{report.frames / max(report.seconds, 1e-9):.2f} fps, {report.precision})")
 
@@ -312,33 +298,33 @@ def filter_cmd(
 
     Only frames go to stdout, messages to stderr; a closed stdout ends it with status 0.
     """
-    choice = _look_choice(style, weights_, preset, keyframes, alpha, preserve_color, style_size,
-                          max_side, model, temporal_flags)
-    compute = ComputeOptions(device=device, precision=precision, batch=batch)
-
     def go() -> FilterReport:
         if fps is not None and timebase is not None:
             raise OptionError("give --fps or --timebase, not both")
-        frame_time = 1 / rawio.parse_rate(fps, "--fps") if fps is not None else \
-            rawio.parse_rate(timebase, "--timebase") if timebase is not None else None
+        frame_time = 1 / rawio.parse_rate(fps, "fps") if fps is not None else \
+            rawio.parse_rate(timebase, "timebase") if timebase is not None else None
         raw = rawio.RawOptions(size=rawio.parse_size(size), pix_fmt=pix_fmt,
                                out_pix_fmt=out_pix_fmt, frame_time=frame_time)
-        opts, model_name = _render_options(choice, 1 / frame_time if frame_time else None,
-                                           compute)
-        styles = filter_preflight(opts, raw)  # a typo must not cost a 100 MB download
+        request = _request(style, weights_, preset, keyframes, alpha, preserve_color,
+                           style_size, max_side, model, temporal_flags, device, precision, batch)
+        job = _resolve(request, 1 / frame_time if frame_time else None)
+        filter_preflight(job, raw)  # a typo must not cost a 100 MB download
+        sessions = Sessions(offline)
+        sessions.styles(job)
         if sys.stdin.isatty() or sys.stdout.isatty():
             raise OptionError("stdin and stdout must be pipes or files of raw frames, not a "
                               "terminal (see the README for the ffmpeg pipeline)")
         atomic.check_stream_apart(
-            sys.stdout, [sys.stdin, *choice.styles, *([keyframes] if keyframes else [])],
+            sys.stdout, [sys.stdin, *request.styles, *([keyframes] if keyframes else [])],
             what="standard output")
-        net = _load_net(model_name, offline)
+        _net(sessions, job.model)
+        session = sessions.session(job, raw.size)
         src, dst = sys.stdin.buffer, sys.stdout.buffer
         try:
             if quiet:
-                return filter_raw(src, dst, net, opts, raw, styles)
+                return filter_raw(src, dst, session, raw)
             with frames("filter") as on_frames:
-                return filter_raw(src, dst, net, opts, raw, styles, progress=on_frames)
+                return filter_raw(src, dst, session, raw, progress=on_frames)
         except KeyboardInterrupt as interrupt:  # unlike render's, this output is already out
             _say(f"vstpipe: interrupted ({interrupt or 'SIGINT'})")
             raise typer.Exit(signals.exit_code(interrupt)) from None
@@ -468,20 +454,11 @@ def presets_preview(
         for notice in notices:
             _say(f"note: {escape(notice)}")
         rgb = preview.first_frame(src)
-        nets: dict[str, StyleNet] = {}
-
-        def net_for(wanted: str) -> StyleNet:
-            name = model or wanted
-            if name not in nets:
-                with downloads() as on_download:
-                    resolved = weights.resolve(name,
-                                               offline=offline or weights.offline_from_env(),
-                                               on_progress=on_download)
-                nets[name] = weights.load(resolved)
-            return nets[name]
-
-        sheet = preview.contact_sheet(rgb, sorted(found.values(), key=lambda p: p.name),
-                                      net_for, tile)
+        chosen = sorted(found.values(), key=lambda p: p.name)
+        sessions = Sessions(offline)
+        for name in sorted({model or p.model for p in chosen}):
+            _net(sessions, name)
+        sheet = preview.contact_sheet(rgb, chosen, sessions, tile, model)
         preview.save_png(sheet, out, overwrite, inputs=[src])
         _say(f"wrote {escape(str(out))} ({len(found)} presets)")
 

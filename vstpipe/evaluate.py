@@ -66,8 +66,7 @@ from .flow import MIN_FLOW_SIDE, DisFlow, cv2_module, occlusion_mask, to_gray8, 
 from .images import load_style
 from .media import Frame, Source, open_source
 from .model import StyleNet
-
-_MIN_MAX_SIDE = 16
+from .spec import check_size
 
 
 @dataclass(frozen=True)
@@ -90,15 +89,12 @@ class EvalOptions:
 def check_eval_options(options: EvalOptions) -> None:
     """OptionError naming the bad value; a plain function so building options never raises."""
     for name, value, low in (("long_gap", options.long_gap, 2),
-                             ("style_every", options.style_every, 1),
-                             ("style_size", options.style_size, _MIN_MAX_SIDE)):
+                             ("style_every", options.style_every, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise OptionError(f"{name} must be an integer of at least {low}, got {value!r}")
-    side = options.max_side
-    if side is not None and (isinstance(side, bool) or not isinstance(side, int)
-                             or side < _MIN_MAX_SIDE):
-        raise OptionError(f"max_side must be None or an integer of at least {_MIN_MAX_SIDE}, "
-                          f"got {side!r}")
+    check_size("style_size", options.style_size)  # the same rules as a render's
+    if options.max_side is not None:
+        check_size("max_side", options.max_side)
     valid = options.min_valid
     if isinstance(valid, bool) or not isinstance(valid, int | float) or not 0 <= valid < 1:
         raise OptionError(f"min_valid must be a fraction from 0 to below 1, got {valid!r}")

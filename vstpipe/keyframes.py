@@ -16,7 +16,7 @@ A keyframes file::
 Between keyframes the style weights and alpha follow the segment's easing; before the first and
 after the last keyframe they hold. Time is each frame's pts in seconds from the first frame's.
 
-Limits, checked before anything is built: MAX_KEYFRAMES keyframes, presets.MAX_STYLES distinct
+Limits, checked before anything is built: MAX_KEYFRAMES keyframes, spec.MAX_STYLES distinct
 style images, times up to MAX_SECONDS (a timecode's hours up to 7 digits, its fraction up to 9, a frame
 number up to 12 digits).
 """
@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from . import presets, tomlspec
+from . import presets, spec, tomlspec
 from .errors import ConfigError, OptionError
 from .images import NOT_AN_IMAGE, is_image
 from .weights import DEFAULT_MODEL
@@ -71,19 +71,21 @@ class Timeline:
                  ) -> Timeline:
         """One look for the whole video (``render --style ... --weights ... --alpha``)."""
         if not styles:
-            raise OptionError("no style given; pass --style IMAGE, --preset NAME or "
-                              "--keyframes FILE")
-        if len(styles) > presets.MAX_STYLES:
-            raise OptionError(f"--style given {len(styles)} times; a look blends at most "
-                              f"{presets.MAX_STYLES} images")
+            raise OptionError.about("no style given; give {style} IMAGE, {preset} NAME or "
+                                    "{keyframes} FILE")
+        if len(styles) > spec.MAX_STYLES:
+            raise OptionError.about("{style} given {n} times; a look blends at most {most} "
+                                    "images", n=len(styles), most=spec.MAX_STYLES)
         if weights and len(weights) != len(styles):
-            raise OptionError(f"--weights has {len(weights)} values for {len(styles)} styles; "
-                              "give one weight per --style")
+            raise OptionError.about("{weights} has {n} values for {k} styles; give one weight "
+                                    "per {style}", n=len(weights), k=len(styles))
         if not all(tomlspec.is_weight(w) for w in weights) or (weights and sum(weights) <= 0):
-            raise OptionError(f"--weights {','.join(map(str, weights))}: weights must be >= 0 "
-                              f"and at most {tomlspec.MAX_WEIGHT:g}, with one of them > 0")
-        if not 0.0 <= alpha <= 1.0:  # also rejects nan
-            raise OptionError(f"--alpha {alpha} is outside [0, 1]")
+            raise OptionError.about("{weights} {value}: weights must be >= 0 and at most "
+                                    "{most:g}, with one of them > 0",
+                                    value=",".join(map(str, weights)), most=tomlspec.MAX_WEIGHT)
+        if isinstance(alpha, bool) or not isinstance(alpha, int | float) or \
+                not 0.0 <= alpha <= 1.0:  # also rejects nan
+            raise OptionError.about("{alpha} {value} is outside [0, 1]", value=alpha)
         w = np.asarray(weights or [1.0] * len(styles), dtype=np.float64)
         return Timeline(tuple(styles),
                         (Keyframe(Fraction(0), tuple(w / w.sum()), alpha, "hold"),))
@@ -146,7 +148,8 @@ def parse_time(value: Any, fps: Fraction | None, where: str) -> Fraction:
         seconds = int(m[1]) * 3600 + int(m[2]) * 60 + Fraction(m[3])
     elif isinstance(value, str) and (m := _FRAME.match(value.strip())):
         if not fps:
-            raise ConfigError(f"{where}: frame number '{value}' needs a frame rate; pass --fps")
+            raise ConfigError.about("{where}: frame number '{value}' needs a frame rate; give "
+                                    "{fps}", where=where, value=value)
         seconds = Fraction(int(m[1])) / fps
     else:
         raise ConfigError(f"{where}: cannot read time {tomlspec.shown(value)}; use "
@@ -197,8 +200,8 @@ class _StyleReader:
         total = sum(out.values())
         if total <= 0:
             raise ConfigError(f"{where}: the style weights are all zero; give one > 0")
-        if len(self.sizes.keys() | out.keys()) > presets.MAX_STYLES:
-            raise ConfigError(f"{where}: more than {presets.MAX_STYLES} distinct style images in "
+        if len(self.sizes.keys() | out.keys()) > spec.MAX_STYLES:
+            raise ConfigError(f"{where}: more than {spec.MAX_STYLES} distinct style images in "
                               "one file; each is held in memory and encoded for the whole render")
         for path in out:
             self.sizes.setdefault(path, None)

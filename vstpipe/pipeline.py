@@ -4,61 +4,29 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from functools import partial
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 import torch
 
-from . import driver, ops, presets, rawio
+from . import driver, ops, rawio
 from .driver import Progress
 from .errors import MediaError, ModelError, OptionError
-from .images import load_style
 from .keyframes import Timeline
-from .media import (
-    EncodeOptions,
-    Frame,
-    Source,
-    check_encode_options,
-    check_output_path,
-    open_sink,
-    open_source,
-)
+from .media import Frame, Source, check_output_path, open_sink, open_source
 from .model import StyleNet
 from .rawio import RawOptions
+from .spec import Job, Look
 from .stylize import BF16_TOLERANCE, Stylizer, pick_cpu_precision, resolve_device, resolve_precision
-from .temporal import TemporalOptions
 from .temporal.chain import Temporal
 from .tensors import network_size, resize, to_frames, to_tensor
 
-
-@dataclass(frozen=True)
-class LookOptions:
-    timeline: Timeline  # style images, their weights and alpha over time (eq. 10, 12)
-    preserve_color: bool = False  # keep the source's colours (luminance-only transfer)
-    style_size: int = 512  # shorter side of a style image when its statistics are taken
-
-
-@dataclass(frozen=True)
-class ComputeOptions:
-    device: str = "auto"  # auto | cpu | cuda
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16
-    batch: int = 4  # frames per forward pass
-    max_side: int | None = None  # the network sees at most this many pixels on the longer side
-
-
-@dataclass(frozen=True)
-class RenderOptions:
-    look: LookOptions
-    compute: ComputeOptions = field(default_factory=ComputeOptions)
-    encode: EncodeOptions = field(default_factory=EncodeOptions)
-    temporal: TemporalOptions = field(default_factory=TemporalOptions)  # temporal methods
-    overwrite: bool = False  # replace an existing output file
-    queue_size: int = 8  # decoded frames buffered ahead of the model (bounds memory)
-    allow_partial: bool = False  # a cut input renders what decodes (a notice), not an error
+if TYPE_CHECKING:
+    from .sessions import Sessions
 
 
 @dataclass(frozen=True)
@@ -68,34 +36,16 @@ class RenderReport:
     precision: str  # the precision that ran, and why when it was chosen automatically
 
 
-def validate(opts: RenderOptions) -> None:
-    """Reject impossible option values before any file is opened."""
-    look, comp = opts.look, opts.compute
-    presets.check_size("style_size", look.style_size, "--style-size", OptionError)
-    if comp.batch < 1:
-        raise OptionError(f"--batch {comp.batch}: use 1 or more frames per batch")
-    if comp.max_side is not None:
-        presets.check_size("max_side", comp.max_side, "--max-side", OptionError)
-
-
-def check_job(src: Path, out: Path, opts: RenderOptions) -> None:
-    """Every check of a render that reads no file: options and the output path.
+def check_job(src: Path, out: Path, job: Job, overwrite: bool = False) -> None:
+    """Every check of a render that reads no file: the temporal methods can run here, and the
+    output path may be written (the job's values checked themselves when it was built).
 
     Run before a model is downloaded or loaded, so a typo costs nothing; the input is
     checked by opening it (:func:`~vstpipe.media.open_source`) and the style images by
-    :func:`load_styles`, each once.
+    reading them (:meth:`~vstpipe.sessions.Sessions.styles`), each once.
     """
-    validate(opts)
-    Temporal.check(opts.temporal)
-    check_encode_options(opts.encode)
-    check_output_path(src, out, opts.overwrite)
-
-
-def load_styles(opts: RenderOptions) -> list[torch.Tensor]:
-    """The look's style images, (1, 3, H, W) in [0, 1], each at its own style size."""
-    timeline = opts.look.timeline
-    return [load_style(p, timeline.size_of(i, opts.look.style_size))
-            for i, p in enumerate(timeline.styles)]
+    Temporal.check(job.temporal)
+    check_output_path(src, out, overwrite)
 
 
 @dataclass(frozen=True)
@@ -133,7 +83,7 @@ class _Engine:
     precision: str  # what ran, e.g. "bf16 (auto: max 1/255 from fp32 on the first frame)"
     temporal: Temporal | None = None  # temporal state; None for one-off frames
 
-    def __call__(self, x: torch.Tensor, look: LookOptions, seconds: Sequence[Fraction],
+    def __call__(self, x: torch.Tensor, look: Look, seconds: Sequence[Fraction],
                  first_index: int = 0) -> torch.Tensor:
         weights, alpha = frame_looks(look.timeline, seconds)
         mean, std = self.bank.target(weights)
@@ -154,15 +104,15 @@ class _Engine:
         if not bool(torch.isfinite(y).all()):
             last = first_index + len(y) - 1
             frames = f"frame {last}" if last == first_index else f"frames {first_index}..{last}"
-            raise ModelError(f"model '{self.stylizer.net.name}' gave NaN/Inf pixels for "
-                             f"{frames} in {_NAMES.get(self.stylizer.dtype, 'its precision')}; "
-                             "its weights may be damaged (`vstpipe models verify`) or out of "
-                             "range for this precision (try --precision fp32); stopped before "
-                             "encoding them")
+            raise ModelError.about(
+                "model '{net}' gave NaN/Inf pixels for {frames} in {dtype}; its weights may be "
+                "damaged (`vstpipe models verify`) or out of range for this precision (try "
+                "{precision} fp32); stopped before encoding them", net=self.stylizer.net.name,
+                frames=frames, dtype=_NAMES.get(self.stylizer.dtype, "its precision"))
 
 
 def _engine(net: StyleNet, device: torch.device, dtype: torch.dtype | None,
-            styles: list[torch.Tensor], look: LookOptions, first: torch.Tensor,
+            styles: list[torch.Tensor], look: Look, first: torch.Tensor,
             first_time: Fraction, temporal: Temporal) -> _Engine:
     """Build the stylizer; for `auto` on the CPU, measure bf16 against fp32 on ``first``."""
     if dtype is not None:
@@ -202,21 +152,24 @@ def frame_seconds(frame: Frame) -> Fraction:
 
 
 class Session:
-    """Stylizes frames in presentation order, holding the temporal state of one render.
+    """Stylizes frames in presentation order, holding the temporal state of one job.
 
     The per-batch step of :func:`render`, usable on frames from anywhere (``vstpipe filter``
-    feeds it raw frames from a pipe). Batches must arrive in presentation order: the first
-    frame's time is keyframe time 0, and its temporal methods carry state from batch to batch.
-    The engine (and, for ``auto`` precision on the CPU, the bf16/fp32 trial) is built lazily
-    on the first batch, so constructing a session costs nothing.
+    feeds it raw frames from a pipe, the stylize effect one frame at a time). Batches must
+    arrive in presentation order: the first frame's time is keyframe time 0, and its temporal
+    methods carry state from batch to batch. The engine (and, for ``auto`` precision on the
+    CPU, the bf16/fp32 trial) is built lazily on the first batch, so constructing a session
+    costs nothing. Made by :class:`~vstpipe.sessions.Sessions`, which loads the network and
+    the style images once.
     """
 
-    def __init__(self, net: StyleNet, opts: RenderOptions, styles: list[torch.Tensor],
+    def __init__(self, net: StyleNet, job: Job, styles: list[torch.Tensor],
                  frame_size: tuple[int, int]) -> None:
-        self._net, self._opts, self._styles = net, opts, styles
-        self._device = resolve_device(opts.compute.device)
-        self._dtype = resolve_precision(opts.compute.precision, self._device)
-        self._net_size = network_size(frame_size[0], frame_size[1], opts.compute.max_side)
+        self.job = job
+        self._net, self._styles = net, styles
+        self._device = resolve_device(job.compute.device)
+        self._dtype = resolve_precision(job.compute.precision, self._device)
+        self._net_size = network_size(frame_size[0], frame_size[1], job.compute.max_side)
         self._engine: _Engine | None = None
         self._start: Fraction | None = None  # the first frame's time: keyframe time 0
         self._done = 0
@@ -230,15 +183,20 @@ class Session:
     def frames_done(self) -> int:
         return self._done
 
+    @property
+    def model(self) -> str:
+        """The name of the network that runs."""
+        return self._net.name
+
     def process(self, batch: list[Frame], out_size: tuple[int, int], depth: int,
-                look: LookOptions | None = None) -> list[Frame]:
+                look: Look | None = None) -> list[Frame]:
         """Stylize ``batch`` to frames of ``out_size`` (W, H) at ``depth`` 8, 16 or 32 bits.
 
-        ``look`` replaces the session's look for this batch, e.g. an effect host's animated
+        ``look`` replaces the job's look for this batch, e.g. an effect host's animated
         alpha; its timeline must name the same style images, whose statistics are cached.
         """
-        look = look or self._opts.look
-        if look.timeline.styles != self._opts.look.timeline.styles:
+        look = look or self.job.look
+        if look.timeline.styles != self.job.look.timeline.styles:
             raise OptionError("a session's look may change weights and alpha, not its styles")
         x = to_tensor(batch, self._net_size, self._device)  # (B, 3, h, w) in [0, 1]
         times = [Fraction(0)] * len(batch) if look.timeline.is_constant() else \
@@ -249,12 +207,13 @@ class Session:
         try:
             if self._engine is None:
                 self._engine = _engine(self._net, self._device, self._dtype, self._styles, look,
-                                       x[:1], seconds[0], Temporal(self._opts.temporal))
+                                       x[:1], seconds[0], Temporal(self.job.temporal))
             y = self._engine(x, look, seconds, self._done)
         except torch.OutOfMemoryError:
             w, h = self._net_size
-            raise OptionError(f"out of {self._device.type} memory stylizing {len(batch)} "
-                              f"frames at {w}x{h}; lower --batch or --max-side") from None
+            raise OptionError.about("out of {kind} memory stylizing {n} frames at {w}x{h}; "
+                                    "lower {batch} or {max_side}", kind=self._device.type,
+                                    n=len(batch), w=w, h=h) from None
         original = [look.timeline.original_at(t) for t in seconds]
         if any(original):  # fading to or from `none`: mix in the source pixels
             y = mix_original(y, batch, original, out_size, self._device)
@@ -262,44 +221,33 @@ class Session:
         return to_frames(y, batch, out_size, depth)
 
 
-def session_for(net: StyleNet, opts: RenderOptions, frame_size: tuple[int, int],
-                styles: list[torch.Tensor] | None = None) -> Session:
-    """The one way to a Session for frames of ``frame_size`` (W, H): render, filter, the
-    stylize effect and preview all come here. ``styles`` are the look's images from
-    :func:`load_styles` when a caller already read them (to check them before loading a
-    model); otherwise they are read here, once.
-    """
-    return Session(net, opts, load_styles(opts) if styles is None else styles, frame_size)
-
-
-def render(src: Path, out: Path, net: StyleNet, opts: RenderOptions,
-           progress: Progress | None = None) -> RenderReport:
+def render(src: Path, out: Path, job: Job, sessions: Sessions, *, overwrite: bool = False,
+           allow_partial: bool = False, progress: Progress | None = None) -> RenderReport:
     """Stylize every frame of ``src`` into ``out``; audio/subtitles/data are copied as packets.
 
     The input is opened once and each style image read once; ``out`` appears only on success.
     """
-    check_job(src, out, opts)
-    with open_source(src, queue_size=opts.queue_size,
-                     allow_partial=opts.allow_partial) as source:
-        return render_source(source, out, net, opts, load_styles(opts), progress)
+    check_job(src, out, job, overwrite)
+    with open_source(src, queue_size=job.compute.queue, allow_partial=allow_partial) as source:
+        session = sessions.session(job, (source.info.width, source.info.height))
+        return render_source(source, out, session, overwrite=overwrite, progress=progress)
 
 
-def render_source(source: Source, out: Path, net: StyleNet, opts: RenderOptions,
-                  styles: list[torch.Tensor], progress: Progress | None = None) -> RenderReport:
-    """:func:`render` from an opened, not yet read ``source`` with the look's ``styles``
-    (from :func:`load_styles`), after :func:`check_job`.
+def render_source(source: Source, out: Path, session: Session, *, overwrite: bool = False,
+                  progress: Progress | None = None) -> RenderReport:
+    """:func:`render` from an opened, not yet read ``source`` through ``session`` (for the
+    source's frame size), after :func:`check_job`.
 
     Frames stream through bounded queues (decode thread -> this thread -> encode thread), so
     memory does not grow with the length of the video.
     """
     start = time.perf_counter()
-    info = source.info
-    session = session_for(net, opts, (info.width, info.height), styles)
-    out_size = opts.encode.size or (info.width, info.height)
-    with open_sink(out, source, opts.encode, overwrite=opts.overwrite) as sink:
+    info, job = source.info, session.job
+    out_size = job.encode.size or (info.width, info.height)
+    with open_sink(out, source, job.encode, overwrite=overwrite) as sink:
         depth = 16 if sink.bit_depth > 8 else 8
         driver.run(source, partial(session.process, out_size=out_size, depth=depth), sink,
-                   opts.compute.batch, progress, info.frames)
+                   job.compute.batch, progress, info.frames)
     return RenderReport(session.frames_done, time.perf_counter() - start, session.precision)
 
 
@@ -311,34 +259,31 @@ class FilterReport:
     output_closed: bool  # the output's reader went away first (e.g. `| head -c`): not an error
 
 
-def filter_preflight(opts: RenderOptions, raw: RawOptions) -> list[torch.Tensor]:
-    """Every check of ``filter`` that needs no model; returns the style images."""
-    validate(opts)
-    Temporal.check(opts.temporal)
+def filter_preflight(job: Job, raw: RawOptions) -> None:
+    """Every check of ``filter`` that reads nothing and needs no model."""
+    Temporal.check(job.temporal)
     rawio.check(raw)
-    if raw.frame_time is None and not opts.look.timeline.is_constant():
-        raise OptionError("--keyframes needs --fps or --timebase: raw frames carry no "
-                          "timestamps, and keyframe times are seconds")
-    return load_styles(opts)
+    if raw.frame_time is None and not job.look.timeline.is_constant():
+        raise OptionError.about("{keyframes} needs {fps} or {timebase}: raw frames carry no "
+                                "timestamps, and keyframe times are seconds")
 
 
-def filter_raw(src: BinaryIO, dst: BinaryIO, net: StyleNet, opts: RenderOptions,
-               raw: RawOptions, styles: list[torch.Tensor],
+def filter_raw(src: BinaryIO, dst: BinaryIO, session: Session, raw: RawOptions,
                progress: Progress | None = None) -> FilterReport:
-    """Stylize raw frames read from ``src`` into raw frames on ``dst`` (``vstpipe filter``);
-    ``styles`` come from :func:`filter_preflight`, which checked the options.
+    """Stylize raw frames read from ``src`` into raw frames on ``dst`` (``vstpipe filter``)
+    through ``session`` (for frames of ``raw.size``), after :func:`filter_preflight`.
 
     The same Session and driver as ``render``, so the same frames at the same times give the
     same pixels. Reading, stylizing and writing overlap through bounded queues; memory does
     not grow with the stream. A stream ending inside a frame raises MediaError, but only after
     every complete frame before it was written.
     """
-    session = session_for(net, opts, raw.size, styles)
     start = time.perf_counter()
-    with rawio.RawReader(src, raw, opts.queue_size) as reader, \
+    job = session.job
+    with rawio.RawReader(src, raw, job.compute.queue) as reader, \
             rawio.RawWriter(dst, raw.output) as writer:
         driver.run(reader, partial(session.process, out_size=raw.size, depth=raw.output.depth),
-                   writer, opts.compute.batch, progress)
+                   writer, job.compute.batch, progress)
     if not writer.closed:
         reader.check_end()
     return FilterReport(writer.frames_written, time.perf_counter() - start, session.precision,

@@ -28,19 +28,14 @@ from typing import Any
 
 import platformdirs
 
-from . import temporal, tomlspec
-from .errors import ConfigError, VstpipeError
+from . import spec, temporal, tomlspec
+from .errors import ConfigError, OptionError
 from .images import NOT_AN_IMAGE, is_image
 from .temporal import TemporalOptions
-from .tensors import MIN_SIDE
 from .weights import DEFAULT_MODEL
 
 _KEYS = ("name", "description", "style", "alpha", "preserve_color", "model", "max_side",
          "style_size")  # and one per temporal setting: keys()
-# The valid sizes of a look, whether a preset or a flag sets them (check_size). A style image
-# of 2048 squared is images.MAX_STYLE_PIXELS; no video frame is 16384 pixels wide.
-SIZES = {"style_size": (64, 2048), "max_side": (MIN_SIDE, 16384)}
-MAX_STYLES = 64  # distinct style images in one look: each is held in memory and encoded once
 
 
 def keys() -> tuple[str, ...]:
@@ -48,13 +43,13 @@ def keys() -> tuple[str, ...]:
     return (*_KEYS, *(o.name for o in temporal.options()))
 
 
-def check_size(key: str, value: int, name: str, error: type[VstpipeError]) -> None:
-    """``value`` of ``key`` within SIZES[key], else ``error`` naming ``name`` (a preset's file
-    and key, or the flag) and the valid range."""
-    low, high = SIZES[key]
-    if not low <= value <= high:
-        raise error(f"{name} {tomlspec.shown(value)} is too {'small' if value < low else 'large'}"
-                    f"; use {low}..{high}")
+def _size(data: dict[str, Any], key: str, where: str, default: int | None) -> int | None:
+    """A size key, checked by the job spec's rule (spec.SIZES), the message naming the file."""
+    value = tomlspec.get(data, key, int, where, default)
+    try:
+        return None if value is None else spec.check_size(key, value)
+    except OptionError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -90,9 +85,9 @@ def weighted_styles(value: Any, base: Path, where: str, key: str = "style"
     if not isinstance(table, dict) or not table:
         raise ConfigError(f"{where}: key '{key}' must be an image path or a table of "
                           f"image = weight, got {tomlspec.shown(value)}")
-    if len(table) > MAX_STYLES:
+    if len(table) > spec.MAX_STYLES:
         raise ConfigError(f"{where}: key '{key}' names {len(table)} images; a look blends at "
-                          f"most {MAX_STYLES}")
+                          f"most {spec.MAX_STYLES}")
     pairs = []
     for name, raw in table.items():
         weight = tomlspec.weight(raw, name, where)
@@ -116,11 +111,8 @@ def load(path: Path, shipped: bool = False) -> Preset:
     alpha = float(tomlspec.get(data, "alpha", (int, float), where, 1.0))
     if not 0.0 <= alpha <= 1.0:
         raise ConfigError(f"{where}: alpha {alpha} is outside [0, 1]")
-    max_side = tomlspec.get(data, "max_side", int, where)
-    if max_side is not None:
-        check_size("max_side", max_side, f"{where}: max_side", ConfigError)
-    style_size = tomlspec.get(data, "style_size", int, where, 512)
-    check_size("style_size", style_size, f"{where}: style_size", ConfigError)
+    max_side = _size(data, "max_side", where, None)
+    style_size = _size(data, "style_size", where, 512)
     name = tomlspec.get(data, "name", str, where, path.stem)
     if not re.fullmatch(r"[A-Za-z0-9][\w.-]*", name) or name.lower() == "none" or \
             name.endswith(".toml"):
@@ -147,7 +139,7 @@ def _temporal(data: dict[str, Any], where: str) -> TemporalOptions:
     for option in temporal.options():
         kind = (int, float) if option.type is float else int  # TOML may write 1 for 1.0
         value = tomlspec.get(data, option.name, kind, where, option.default)
-        values[option.name] = option.check(value, f"{where}: {option.name}", ConfigError)
+        values[option.name] = option.check(value, where, ConfigError)
     return TemporalOptions.of(values)
 
 

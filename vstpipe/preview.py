@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
-from . import atomic
+from . import atomic, jobs
 from .errors import MediaError
 from .images import load_rgb
-from .keyframes import Timeline
 from .media import Frame, open_source
-from .model import StyleNet
-from .pipeline import ComputeOptions, LookOptions, RenderOptions, session_for
 from .presets import Preset
+from .sessions import Sessions
 from .tensors import network_size
 
 LABEL_H = 28  # pixels of caption under each tile
@@ -39,29 +37,27 @@ def first_frame(path: Path) -> np.ndarray:
     raise MediaError(f"{path}: no video frame to preview")
 
 
-def render_tile(net: StyleNet, rgb: np.ndarray, preset: Preset, tile: int) -> np.ndarray:
-    """One frame under one preset, at most ``tile`` pixels on its longer side, uint8."""
+def render_tile(sessions: Sessions, rgb: np.ndarray, preset: Preset, tile: int,
+                model: str | None = None) -> np.ndarray:
+    """One frame under one preset (on ``model`` instead of its own when given), at most
+    ``tile`` pixels on its longer side, uint8."""
     h, w = rgb.shape[:2]
-    timeline = Timeline.constant([p for p, _ in preset.styles], [w for _, w in preset.styles],
-                                 preset.alpha)
-    opts = RenderOptions(
-        look=LookOptions(timeline, preset.preserve_color, preset.style_size),
-        compute=ComputeOptions(device="cpu", precision="fp32", batch=1,
-                               max_side=min(tile, preset.max_side or tile)))
-    size = network_size(w, h, opts.compute.max_side)  # the session's network size
-    session = session_for(net, opts, (w, h))
-    (frame,) = session.process([Frame(rgb, 0, Fraction(1))], size, 8)
+    job = jobs.for_preset(preset, jobs.Request(
+        device="cpu", precision="fp32", batch=1, model=model,
+        max_side=min(tile, preset.max_side or tile)))
+    size = network_size(w, h, job.compute.max_side)  # the session's network size
+    (frame,) = sessions.session(job, (w, h)).process([Frame(rgb, 0, Fraction(1))], size, 8)
     return frame.rgb
 
 
-def contact_sheet(rgb: np.ndarray, presets: Sequence[Preset],
-                  net_for: Callable[[str], StyleNet], tile: int = 320) -> Image.Image:
+def contact_sheet(rgb: np.ndarray, presets: Sequence[Preset], sessions: Sessions,
+                  tile: int = 320, model: str | None = None) -> Image.Image:
     """The original frame then one tile per preset, in a grid, each captioned."""
     h, w = rgb.shape[:2]
     tw, th = network_size(w, h, tile)
     tiles = [("original", np.asarray(Image.fromarray(rgb).resize((tw, th), Image.LANCZOS)))]
     for preset in presets:
-        out = render_tile(net_for(preset.model), rgb, preset, tile)
+        out = render_tile(sessions, rgb, preset, tile, model)
         tiles.append((preset.name, np.asarray(Image.fromarray(out).resize((tw, th)))))
     cols = min(4, len(tiles))
     rows = math.ceil(len(tiles) / cols)

@@ -62,9 +62,10 @@ PIX_FMTS: Final = {f.name: f for f in (
 )}
 
 
-def pix_format(name: str, flag: str = "--pix-fmt") -> PixFormat:
+def pix_format(name: str, setting: str = "pix_fmt") -> PixFormat:
     if name not in PIX_FMTS:
-        raise OptionError(f"{flag} {name}: not supported; valid: {', '.join(PIX_FMTS)}")
+        raise OptionError.about(f"{{{setting}}} {{name}}: not supported; valid: "
+                                f"{', '.join(PIX_FMTS)}", name=name)
     return PIX_FMTS[name]
 
 
@@ -75,18 +76,19 @@ def parse_size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:  # also a number of thousands of digits
-        raise OptionError(f"--size {text[:40]}: not WxH, e.g. 1280x720") from None
+        raise OptionError.about("{size} {text}: not WxH, e.g. 1280x720", text=text[:40]) from None
     return w, h
 
 
-def parse_rate(text: str, flag: str) -> Fraction:
-    """'25', '29.97' or '30000/1001' -> a positive Fraction, or OptionError."""
+def parse_rate(text: str, setting: str) -> Fraction:
+    """'25', '29.97' or '30000/1001' -> a positive Fraction, or OptionError naming ``setting``."""
     try:
         value = Fraction(text)
     except (ValueError, ZeroDivisionError):
-        raise OptionError(f"{flag} {text}: not a number or fraction like 30000/1001") from None
+        raise OptionError.about(f"{{{setting}}} {{text}}: not a number or fraction like "
+                                "30000/1001", text=text[:40]) from None
     if value <= 0:
-        raise OptionError(f"{flag} {text}: use a positive value")
+        raise OptionError.about(f"{{{setting}}} {{text}}: use a positive value", text=text)
     return value
 
 
@@ -107,7 +109,7 @@ class RawOptions:
 
     @property
     def output(self) -> PixFormat:
-        return pix_format(self.out_pix_fmt or self.pix_fmt, "--out-pix-fmt")
+        return pix_format(self.out_pix_fmt or self.pix_fmt, "out_pix_fmt")
 
 
 def check(raw: RawOptions) -> None:
@@ -118,14 +120,16 @@ def check(raw: RawOptions) -> None:
     w, h = raw.size
     shown = f"{w}x{h}"[:40]  # a width may have thousands of digits
     if w < 1 or h < 1:
-        raise OptionError(f"--size {shown}: width and height must be positive")
+        raise OptionError.about("{size} {shown}: width and height must be positive", shown=shown)
     if w > MAX_FRAME_SIDE or h > MAX_FRAME_SIDE or w * h > MAX_FRAME_PIXELS:
-        raise OptionError(f"--size {shown}: frames are limited to {MAX_FRAME_SIDE} pixels a "
-                          f"side and {MAX_FRAME_PIXELS} pixels in all (8192x4320)")
+        raise OptionError.about("{size} {shown}: frames are limited to {side} pixels a side "
+                                "and {pixels} pixels in all (8192x4320)", shown=shown,
+                                side=MAX_FRAME_SIDE, pixels=MAX_FRAME_PIXELS)
     pix_format(raw.pix_fmt)
-    pix_format(raw.out_pix_fmt or raw.pix_fmt, "--out-pix-fmt")
+    pix_format(raw.out_pix_fmt or raw.pix_fmt, "out_pix_fmt")
     if raw.frame_time is not None and raw.frame_time <= 0:
-        raise OptionError(f"frame time {raw.frame_time}: use a positive --fps or --timebase")
+        raise OptionError.about("frame time {t}: use a positive {fps} or {timebase}",
+                                t=raw.frame_time)
 
 
 def _read_exactly(stream: BinaryIO, buf: bytearray) -> int:
@@ -173,10 +177,11 @@ class RawReader:
                 if got < need:
                     if got:
                         w, h = size
-                        raise MediaError(
-                            f"input ended {got} bytes into frame {index}; a {w}x{h} "
-                            f"{self._fmt.name} frame is {need} bytes (check --size and "
-                            f"--pix-fmt); the {index} complete frames before it were written")
+                        raise MediaError.about(
+                            "input ended {got} bytes into frame {index}; a {w}x{h} {fmt} frame "
+                            "is {need} bytes (check {size} and {pix_fmt}); the {index} complete "
+                            "frames before it were written", got=got, index=index, w=w, h=h,
+                            fmt=self._fmt.name, need=need)
                     return
                 pts, time_base = self._timing(index)
                 if not self._worker.put(Frame(self._fmt.to_rgb(buf, size), pts, time_base)):

@@ -12,18 +12,17 @@ import torch
 from . import ops
 from .errors import OptionError
 from .model import StyleNet
-
-DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+from .spec import DEVICES, PRECISIONS, check_choice
 
 
 def resolve_device(name: str) -> torch.device:
-    if name not in DEVICES:
-        raise OptionError(f"--device '{name}' is not valid; choose from {', '.join(DEVICES)}")
+    """``name`` (a valid spec.Compute device) as a device that exists here."""
+    check_choice("device", name, DEVICES)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise OptionError("--device cuda: no CUDA device is available here; use --device cpu")
+        raise OptionError.about("{device} cuda: no CUDA device is available here; use "
+                                "{device} cpu")
     return torch.device(name)
 
 
@@ -37,12 +36,12 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
     fp32 here, but its speed depends on the CPU and its error on the weights (the real uvc-lab
     weights differ from fp32 by up to 18/255), so auto measures both on the first frame.
     """
-    if name not in PRECISIONS:
-        raise OptionError(f"--precision '{name}' is not valid; choose from {', '.join(PRECISIONS)}")
+    check_choice("precision", name, PRECISIONS)
     if name == "auto":
         return torch.float16 if device.type == "cuda" else None
     if name == "fp16" and device.type != "cuda":
-        raise OptionError("--precision fp16 needs --device cuda; use bf16 or fp32 on the CPU")
+        raise OptionError.about("{precision} fp16 needs {device} cuda; use bf16 or fp32 on the "
+                                "CPU")
     return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
 
 

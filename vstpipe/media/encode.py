@@ -70,26 +70,29 @@ def check_encode_options(options: EncodeOptions) -> None:
     codec = _encoder(options.codec)
     crf = options.crf
     if isinstance(crf, bool) or not isinstance(crf, int) or not 0 <= crf <= 51:
-        raise OptionError(f"crf must be an integer from 0 to 51, got {crf!r}")
+        raise OptionError.about("{crf} {value}: use an integer from 0 to 51", value=repr(crf))
     if options.pix_fmt is not None:
         try:
             av.VideoFormat(options.pix_fmt)
         except ValueError:
-            raise OptionError(f"unknown pixel format {options.pix_fmt!r}") from None
+            raise OptionError.about("{pix_fmt} {value}: unknown pixel format",
+                                    value=repr(options.pix_fmt)) from None
         supported = _encoder_pix_fmts(codec)
         if supported and options.pix_fmt not in supported:
-            raise OptionError(f"encoder {codec.name} cannot encode pixel format "
-                              f"{options.pix_fmt!r}; valid: {', '.join(supported)}")
+            raise OptionError.about("{pix_fmt} {value}: encoder {codec_name} cannot encode "
+                                    "it; valid: {valid}", value=repr(options.pix_fmt),
+                                    codec_name=codec.name, valid=", ".join(supported))
     size = options.size
     if size is not None and not (
         isinstance(size, tuple) and len(size) == 2
         and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)
     ):
-        raise OptionError(f"size must be (width, height) in positive pixels, got {size!r}")
+        raise OptionError.about("{size} {value}: use (width, height) in positive pixels",
+                                value=repr(size))
     if size is not None and (max(size) > MAX_FRAME_SIDE or size[0] * size[1] > MAX_FRAME_PIXELS):
-        raise OptionError(f"output size {size[0]}x{size[1]}: frames are limited to "
-                          f"{MAX_FRAME_SIDE} pixels a side and {MAX_FRAME_PIXELS} pixels in all "
-                          f"(8192x4320)")
+        raise OptionError.about("{size} {w}x{h}: frames are limited to {side} pixels a side "
+                                "and {pixels} pixels in all (8192x4320)", w=size[0], h=size[1],
+                                side=MAX_FRAME_SIDE, pixels=MAX_FRAME_PIXELS)
 
 
 def _find_encoder(name: str) -> av.Codec | None:
@@ -108,9 +111,10 @@ def _encoder(name: str) -> av.Codec:
     # Built only on failure: it instantiates every known encoder.
     choices = ", ".join(n for n in _KNOWN_ENCODERS if _find_encoder(n) is not None)
     if codec is None:
-        raise OptionError(f"unknown video codec {name!r}; valid choices: {choices} "
-                          f"(or any FFmpeg video encoder)")
-    raise OptionError(f"codec {name!r} is not a video encoder; valid choices: {choices}")
+        raise OptionError.about("{codec} {name}: unknown video codec; valid choices: {choices} "
+                                "(or any FFmpeg video encoder)", name=repr(name), choices=choices)
+    raise OptionError.about("{codec} {name} is not a video encoder; valid choices: {choices}",
+                            name=repr(name), choices=choices)
 
 
 def _encoder_pix_fmts(codec: av.Codec) -> list[str]:
@@ -206,10 +210,10 @@ def _size_hint(codec: av.Codec, width: int, height: int) -> str:
     supported = _encoder_pix_fmts(codec)
     fits = [n for n in supported if _fits_size(n, width, height)]
     if fits:
-        return f"{codec.name} accepts {', '.join(fits)} at that size"
+        return codec.name + " accepts " + ", ".join(fits) + " at that size"
     if supported:
-        return f"{codec.name} has no pixel format for it; choose an even --size or --codec ffv1"
-    return "choose an even --size or a 4:4:4 pixel format"
+        return codec.name + " has no pixel format for it; choose an even {size} or {codec} ffv1"
+    return "choose an even {size} or a 4:4:4 pixel format"
 
 
 def _output_sar(sar: Fraction | None, src: tuple[int, int],
@@ -255,9 +259,9 @@ class Sink:
         width, height = options.size or (info.width, info.height)
         pix_fmt = options.pix_fmt or _pick_pix_fmt(codec, info.bit_depth, width, height)
         if not _fits_size(pix_fmt, width, height):
-            raise OptionError(f"{self.out}: pixel format {pix_fmt} needs an even width and "
-                              f"height, got {width}x{height}; "
-                              f"{_size_hint(codec, width, height)}")
+            raise OptionError.about("{out}: pixel format {pix_fmt_name} needs an even width "
+                                    "and height, got {w}x{h}; " + _size_hint(codec, width, height),
+                                    out=self.out, pix_fmt_name=pix_fmt, w=width, h=height)
         self._width, self._height = width, height
         self._color = output_color(info, pix_fmt)
         self.pix_fmt: str = pix_fmt  # what the encoder receives

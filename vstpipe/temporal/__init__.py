@@ -67,7 +67,7 @@ class TemporalOptions(Mapping[str, float]):
 
     def __post_init__(self) -> None:
         given = dict(self.values)
-        full = tuple((o.name, o.check(given.pop(o.name, o.default), o.name)) for o in options())
+        full = tuple((o.name, o.check(given.pop(o.name, o.default))) for o in options())
         for unknown in given:
             option(unknown)  # raises, naming it and the known settings
         object.__setattr__(self, "values", full)  # normalised once: equal settings compare equal

@@ -8,7 +8,8 @@ starts a shot, and no state from before it may reach it (the hook calls ``reset(
 
 Options are declared, never written out: CLI flags, preset keys and effect parameters are
 generated from the declarations, and ``Option.check`` is the one place a value is validated;
-each caller names the setting the way its user wrote it (a flag, a preset's file and key).
+its messages name the setting as a field that each front end names its own way (the CLI as a
+flag; a preset's loader puts its file before it).
 """
 
 from __future__ import annotations
@@ -59,15 +60,19 @@ class Option:
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
 
-    def check(self, value: Any, setting: str, error: type[VstpipeError] = OptionError
-              ) -> float:
-        """``value`` as this option's type, or ``error`` naming ``setting`` (the flag, a
-        preset's file and key, ...) and the valid range."""
+    def check(self, value: Any, where: str | None = None,
+              error: type[VstpipeError] = OptionError) -> float:
+        """``value`` as this option's type, or ``error`` naming the setting (a ``{name}``
+        field, see ``VstpipeError.about``) and the valid range, after ``where`` (a preset's
+        file) when given."""
+        prefix = f"{where}: " if where else ""
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise error(f"{setting} {value!r} is not a number; use a value in {self.range}")
+            raise error.about(f"{prefix}{{{self.name}}} {{value}} is not a number; use a value "
+                              f"in {self.range}", value=repr(value))
         value = self.type(value)
         if value not in self.range:
-            raise error(f"{setting} {value} is outside {self.range}")
+            raise error.about(f"{prefix}{{{self.name}}} {{value}} is outside {self.range}",
+                              value=value)
         return value
 
 
