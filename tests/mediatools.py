@@ -33,7 +33,7 @@ def pass_through(src: Path, out: Path, options: EncodeOptions | None = None,
     """Source -> Sink with frames unchanged; returns the frames written and the sink."""
     written = []
     options = options or EncodeOptions()
-    with open_source(src) as source, open_sink(out, source, options, overwrite) as sink:
+    with open_source(src) as source, open_sink(out, source.plan, options, overwrite) as sink:
         for item in source.items():
             if isinstance(item, Frame):
                 sink.write(item)

@@ -45,7 +45,7 @@ def _pass_through(src: Path, out: Path, options: EncodeOptions = EncodeOptions()
     # allow_partial only when asked, so that these tests run against older Sources too.
     source_of = (lambda: open_source(src, allow_partial=True)) if allow_partial else \
         (lambda: open_source(src))
-    with source_of() as source, open_sink(out, source, options, overwrite) as sink:
+    with source_of() as source, open_sink(out, source.plan, options, overwrite) as sink:
         for item in source.items():
             if isinstance(item, Frame):
                 sink.write(item)
@@ -99,7 +99,7 @@ def test_a_file_appearing_at_out_during_the_render_is_never_replaced(tmp_path):
     src = clips.make_clip(tmp_path / "in.mp4", frames=6, audio="aac")
     out = tmp_path / "out.mp4"
     with (pytest.raises(OutputError) as err, open_source(src) as source,
-          open_sink(out, source, EncodeOptions()) as sink):
+          open_sink(out, source.plan, EncodeOptions()) as sink):
         for item in source.items():
             sink.write(item) if isinstance(item, Frame) else sink.copy(item)
         out.write_bytes(b"a user's file, written while the render ran")
@@ -112,8 +112,8 @@ def test_two_renders_to_one_path_cannot_both_succeed(tmp_path):
     src = clips.make_clip(tmp_path / "in.mp4", frames=4)
     out = tmp_path / "out.mkv"
     with open_source(src) as first_src, open_source(src) as second_src:
-        first = open_sink(out, first_src, EncodeOptions())
-        second = open_sink(out, second_src, EncodeOptions())
+        first = open_sink(out, first_src.plan, EncodeOptions())
+        second = open_sink(out, second_src.plan, EncodeOptions())
         for frame in first_src.items():
             first.write(frame)
         for frame in second_src.items():
@@ -141,7 +141,7 @@ _KILLED_WRITER = textwrap.dedent("""
     from vstpipe.media import EncodeOptions, open_sink, open_source
     src, out = Path(sys.argv[1]), Path(sys.argv[2])
     source = open_source(src)
-    sink = open_sink(out, source, EncodeOptions())
+    sink = open_sink(out, source.plan, EncodeOptions())
     for frame in source.items():
         sink.write(frame)
         break
@@ -227,7 +227,7 @@ def test_avi_output_that_would_lose_timing_is_refused_before_frame_one(tmp_path,
     before = sorted(p.name for p in tmp_path.iterdir())
     out = tmp_path / "out.avi"
     with open_source(src) as source, pytest.raises(OutputError) as err:
-        open_sink(out, source, EncodeOptions())
+        open_sink(out, source.plan, EncodeOptions())
     _one_line_naming(err, str(out), ".mkv", ".mp4")
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
@@ -285,7 +285,7 @@ def test_what_a_container_cannot_hold_is_named_once_before_frame_one(tmp_path, c
                             cover=clips.png_bytes(), second_video=True)
     out = tmp_path / f"out{suffix}"
     with (open_source(src) as source,
-          open_sink(out, source, EncodeOptions(codec="mpeg4")) as sink):
+          open_sink(out, source.plan, EncodeOptions(codec="mpeg4")) as sink):
         notices = _notices(caplog)  # before frame one
         assert len(notices) == 1 and "\n" not in notices[0], notices
         assert str(out) in notices[0] and all(d in notices[0] for d in dropped), notices
@@ -330,7 +330,7 @@ def test_a_stream_the_muxer_refuses_only_at_the_end_is_refused_before_frame_one(
     src = clips.make_clip(tmp_path / "in.mov", frames=4, video_tags={"timecode": "01:00:00:00"})
     out = tmp_path / "out.mov"
     with open_source(src) as source, pytest.raises(MediaError) as err:
-        open_sink(out, source, EncodeOptions())
+        open_sink(out, source.plan, EncodeOptions())
     _one_line_naming(err, "in.mov", "data", "mov")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mov"]
 
@@ -391,7 +391,7 @@ def test_picture_properties_are_carried_or_named_before_frame_one(tmp_path, capl
         else:
             assert _first_frame(out)[2] == 2  # full (JPEG) range
     out = tmp_path / f"lost{loses[0]}"
-    with (open_source(src) as source, open_sink(out, source, loses[1]) as sink):
+    with (open_source(src) as source, open_sink(out, source.plan, loses[1]) as sink):
         notices = _notices(caplog)  # before frame one
         for item in source.items():
             sink.write(item)
@@ -444,7 +444,7 @@ def test_an_input_cut_while_it_is_read_fails(tmp_path):
     size = src.stat().st_size
     out = tmp_path / "out.mkv"
     with pytest.raises(MediaError) as err, open_source(src, queue_size=1) as source, \
-            open_sink(out, source, EncodeOptions(codec="ffv1")) as sink:
+            open_sink(out, source.plan, EncodeOptions(codec="ffv1")) as sink:
         for n, frame in enumerate(source.items()):
             sink.write(frame)
             if n == 1:

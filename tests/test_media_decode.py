@@ -149,19 +149,22 @@ def test_source_opens_the_file_once(tmp_path, monkeypatch):
     assert [data for _, data in packets] == clips.packet_payloads(src, "audio")
 
 
-def test_source_exposes_what_sink_carries_over(tmp_path):
+def test_source_plans_what_sink_carries_over(tmp_path):
     src = clips.make_clip(tmp_path / "in.mp4", frames=2, audio="aac", rotation=90,
                           video_tags={"language": "eng"}, container_tags={"title": "T"})
     with open_source(src) as source:
-        assert source.display_matrix is not None and len(source.display_matrix) == 9
-        assert [s.type for s in source.copied_streams] == ["audio"]
-        assert source.video_metadata["language"] == "eng"
-        assert source.metadata["title"] == "T"
-        assert source.video_disposition & Disposition.default
+        plan = source.plan  # what a Sink is given instead of the Source
+        assert plan.info == source.info and plan.video_index == 0
+        assert plan.display_matrix is not None and len(plan.display_matrix) == 9
+        assert [s.type for s in plan.copied_streams] == ["audio"]
+        assert plan.video_metadata["language"] == "eng"
+        assert plan.metadata["title"] == "T"
+        assert plan.video_disposition & Disposition.default
+        assert (plan.timecode, plan.has_alpha, plan.chapters) == (None, False, ())
         with pytest.raises(TypeError):
-            source.metadata["title"] = "changed"  # type: ignore[index]
+            plan.metadata["title"] = "changed"  # type: ignore[index]
         with pytest.raises(AttributeError):
-            source.display_matrix = None  # type: ignore[misc]
+            plan.display_matrix = None  # type: ignore[misc]
 
 
 def test_second_ctrl_c_during_close_still_releases_the_input(tmp_path, monkeypatch):

@@ -210,7 +210,7 @@ def test_resizing_keeps_the_display_aspect_ratio(tmp_path, sar, size, expected):
     out = tmp_path / "out.mp4"
     width, height = size
     with (open_source(src) as source,
-          open_sink(out, source, EncodeOptions(size=size)) as sink):
+          open_sink(out, source.plan, EncodeOptions(size=size)) as sink):
         for item in source.items():
             sink.write(Frame(np.zeros((height, width, 3), np.uint8), item.pts, item.time_base))
     got = stream_sar(out)
@@ -262,7 +262,7 @@ def test_odd_size_hint_names_formats_this_encoder_accepts(tmp_path):
     src = clips.make_odd_clip(tmp_path / "odd.mp4")
     out = tmp_path / "out.mov"
     with (open_source(src) as source, pytest.raises(OptionError, match="even width") as err):
-        open_sink(out, source, EncodeOptions(codec="prores", pix_fmt="yuv422p10le"))
+        open_sink(out, source.plan, EncodeOptions(codec="prores", pix_fmt="yuv422p10le"))
     one_line_naming(err, out)
     named = re.search(r"accepts (.*) at that size", str(err.value))
     assert named, str(err.value)
@@ -275,7 +275,7 @@ def test_stream_the_container_rejects_raises_instead_of_dropping(tmp_path):
     src = clips.make_clip(tmp_path / "in.mp4", frames=4, subtitles=True)
     out = tmp_path / "out.mkv"
     with open_source(src) as source, pytest.raises(MediaError) as err:
-        open_sink(out, source, EncodeOptions())
+        open_sink(out, source.plan, EncodeOptions())
     assert "subtitle:mov_text" in str(err.value) and "matroska" in str(err.value)
     one_line_naming(err, src)
     assert not out.exists() and leftovers(tmp_path) == []
@@ -294,7 +294,7 @@ def test_failure_inside_sink_leaves_out_untouched_and_no_temp(tmp_path, error, e
     if existing:
         out.write_bytes(b"keep me")
     with (pytest.raises(type(error)), open_source(src) as source,
-          open_sink(out, source, EncodeOptions(), overwrite=True) as sink):
+          open_sink(out, source.plan, EncodeOptions(), overwrite=True) as sink):
         for n, item in enumerate(source.items()):
             if n == 5:
                 assert leftovers(tmp_path), "the temp file should exist while writing"
@@ -314,7 +314,7 @@ def test_second_ctrl_c_during_sink_join_leaves_no_temp(tmp_path, monkeypatch, fi
     src = clips.make_clip(tmp_path / "in.mp4", frames=8)
     out = tmp_path / "out.mp4"
     with (pytest.raises(KeyboardInterrupt), open_source(src) as source,
-          open_sink(out, source, EncodeOptions()) as sink):
+          open_sink(out, source.plan, EncodeOptions()) as sink):
         for n, item in enumerate(source.items()):
             sink.write(item)
             if n == 3:
@@ -328,7 +328,7 @@ def test_second_ctrl_c_during_sink_join_leaves_no_temp(tmp_path, monkeypatch, fi
 def test_temp_file_sits_next_to_out_and_is_renamed(tmp_path):
     src = clips.make_clip(tmp_path / "in.mp4", frames=4)
     out = tmp_path / "out.mp4"
-    with open_source(src) as source, open_sink(out, source, EncodeOptions()) as sink:
+    with open_source(src) as source, open_sink(out, source.plan, EncodeOptions()) as sink:
         parts = leftovers(tmp_path)
         assert len(parts) == 1 and parts[0].startswith(".out.mp4.")
         assert not out.exists()
@@ -348,7 +348,7 @@ def test_no_frames_written_is_an_error(tmp_path):
     src = clips.make_clip(tmp_path / "in.mp4", frames=3)
     out = tmp_path / "out.mp4"
     with (pytest.raises(OutputError, match="no video frames"), open_source(src) as source,
-          open_sink(out, source, EncodeOptions())):
+          open_sink(out, source.plan, EncodeOptions())):
         pass
     assert not out.exists() and leftovers(tmp_path) == []
 
@@ -357,7 +357,7 @@ def test_write_rejects_frames_of_the_wrong_shape(tmp_path):
     src = clips.make_clip(tmp_path / "in.mp4", frames=3)
     out = tmp_path / "out.mp4"
     with (pytest.raises(ValueError, match=r"\(48, 64, 3\)"), open_source(src) as source,
-          open_sink(out, source, EncodeOptions()) as sink):
+          open_sink(out, source.plan, EncodeOptions()) as sink):
         sink.write(Frame(np.zeros((48, 65, 3), np.uint8), 0, Fraction(1, 25)))
     assert not out.exists() and leftovers(tmp_path) == []
 
@@ -386,7 +386,7 @@ def test_check_output_path_refusals(tmp_path):
 def test_unknown_output_extension_is_refused(tmp_path):
     src = clips.make_clip(tmp_path / "in.mp4", frames=2)
     with open_source(src) as source, pytest.raises(OutputError, match=r"\.mp4.*\.mkv"):
-        open_sink(tmp_path / "out.xyz", source, EncodeOptions())
+        open_sink(tmp_path / "out.xyz", source.plan, EncodeOptions())
     assert leftovers(tmp_path) == []
 
 
@@ -409,7 +409,7 @@ def test_bad_encode_options_are_refused_before_any_file_is_made(tmp_path, option
     assert "\n" not in str(err.value)
     src = clips.make_clip(tmp_path / "in.mp4", frames=2)
     with open_source(src) as source, pytest.raises(OptionError, match=needle):
-        open_sink(tmp_path / "out.mp4", source, options)
+        open_sink(tmp_path / "out.mp4", source.plan, options)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
 
 
@@ -423,9 +423,9 @@ def test_settings_the_encoder_or_container_cannot_take_are_option_errors(tmp_pat
     src = clips.make_odd_clip(tmp_path / "odd.mp4")
     with open_source(src) as source:
         with pytest.raises(OptionError, match="even width and height"):
-            open_sink(tmp_path / "a.mp4", source, EncodeOptions(pix_fmt="yuv420p"))
+            open_sink(tmp_path / "a.mp4", source.plan, EncodeOptions(pix_fmt="yuv420p"))
         with pytest.raises(OptionError, match=r"cannot hold ffv1.*\.mkv"):
-            open_sink(tmp_path / "b.mov", source, EncodeOptions(codec="ffv1"))
+            open_sink(tmp_path / "b.mov", source.plan, EncodeOptions(codec="ffv1"))
     assert leftovers(tmp_path) == []
 
 
@@ -433,7 +433,7 @@ def test_frames_without_pts_get_nominal_spacing(tmp_path):
     src = clips.make_clip(tmp_path / "in.mp4", frames=5)
     out = tmp_path / "out.mp4"
     frames, _ = decoded_items(src)
-    with open_source(src) as source, open_sink(out, source, EncodeOptions()) as sink:
+    with open_source(src) as source, open_sink(out, source.plan, EncodeOptions()) as sink:
         for frame in frames:
             sink.write(Frame(frame.rgb, None, frame.time_base))
     pts, time_base = clips.video_pts(out)
@@ -445,7 +445,7 @@ def test_encoder_thread_errors_reach_the_caller(tmp_path):
     out = tmp_path / "out.mp4"
     frames, _ = decoded_items(src)
     with (pytest.raises(MediaError, match="does not follow") as err,
-          open_source(src) as source, open_sink(out, source, EncodeOptions()) as sink):
+          open_source(src) as source, open_sink(out, source.plan, EncodeOptions()) as sink):
         for frame in (frames[1], frames[0], frames[2]):  # pts go backwards
             sink.write(frame)
     one_line_naming(err, src)

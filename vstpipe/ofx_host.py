@@ -322,7 +322,7 @@ def render_video(effect: type[ofx.Effect], src: Path, out: Path, params: ofx.Par
         host = Host(effect, params, opts, (info.width, info.height),
                     float(info.average_rate), (0.0, last), depth)
         try:
-            with open_sink(out, source, encode, overwrite) as sink:
+            with open_sink(out, source.plan, encode, overwrite) as sink:
                 host.begin()
                 step = _HostStep(host, depth, sink.bit_depth > 8, info.average_rate)
                 done = driver.run(source, step, sink, 1, progress, info.frames)

@@ -244,7 +244,7 @@ def render_source(source: Source, out: Path, session: Session, *, overwrite: boo
     start = time.perf_counter()
     info, job = source.info, session.job
     out_size = job.encode.size or (info.width, info.height)
-    with open_sink(out, source, job.encode, overwrite=overwrite) as sink:
+    with open_sink(out, source.plan, job.encode, overwrite=overwrite) as sink:
         depth = 16 if sink.bit_depth > 8 else 8
         driver.run(source, partial(session.process, out_size=out_size, depth=depth), sink,
                    job.compute.batch, progress, info.frames)

@@ -13,6 +13,7 @@ One responsibility per module:
 * ``probing``: open an input, pick its streams, decode its first frame (``probe``);
 * ``truncation``: what the header promises and how far decoding got;
 * ``decode``: Source, the decode thread, display-order timestamps;
+* ``streams``: StreamPlan, what an output needs of its input (a Sink takes it, not a Source);
 * ``carry``: what the output keeps besides the video (streams, chapters, HDR ...);
 * ``encode``: EncodeOptions and their checks, the output rules, Sink;
 * ``workers``: the worker thread and bounded queue that decode, encode and rawio share.
@@ -28,6 +29,7 @@ from .encode import (
 )
 from .frames import MAX_FRAME_PIXELS, MAX_FRAME_SIDE, Frame, VideoInfo
 from .probing import probe
+from .streams import StreamPlan
 
 __all__ = [
     "MAX_FRAME_PIXELS",
@@ -36,6 +38,7 @@ __all__ = [
     "Frame",
     "Sink",
     "Source",
+    "StreamPlan",
     "VideoInfo",
     "check_encode_options",
     "check_output_path",

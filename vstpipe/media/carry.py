@@ -23,8 +23,8 @@ from av.stream import Disposition, Stream
 
 from vstpipe.errors import MediaError, OutputError
 
-from .decode import Source
 from .probing import FIELD_NAMES, ffmpeg_reason, is_payload, stream_label
+from .streams import StreamPlan
 
 # Of the re-encoded video stream, only these tags still describe it; handler_name,
 # vendor_id and encoder name the old file's writer.
@@ -150,20 +150,20 @@ def _video_times(path: Path, index: int) -> list[Fraction]:
         return sorted(times)
 
 
-def _check_avi(source: Source, out: Path) -> Fraction:
+def _check_avi(streams: StreamPlan, out: Path) -> Fraction:
     """OutputError unless AVI can keep this video's timing; returns its first frame's time.
 
     AVI stores one frame per tick of a constant rate and no start offset per stream, and
     FFmpeg writes no display matrix into it. Rather than lose rotation, variable frame
     timing or A/V sync with exit 0, refuse before frame one and name what keeps them.
     """
-    info = source.info
-    matrix = source.display_matrix
+    info = streams.info
+    matrix = streams.display_matrix
     if matrix is not None and tuple(matrix) != _IDENTITY_MATRIX:
         raise OutputError(f"{out}: an AVI file cannot store the input's display rotation "
                           f"({info.rotation} degrees) or flip; use {_KEEPING_CONTAINERS}")
     rate = info.average_rate
-    times = _video_times(info.path, source.video_index)
+    times = _video_times(info.path, streams.video_index)
     if not rate or not times:
         raise OutputError(f"{out}: the input states no frame rate, which an AVI file needs; "
                           f"use {_KEEPING_CONTAINERS}")
@@ -179,7 +179,7 @@ def _check_avi(source: Source, out: Path) -> Fraction:
                 f"times vary (a frame at {float(t):.3f} s is off the {float(rate):g} fps grid); "
                 f"use {_KEEPING_CONTAINERS}, which keep every frame time")
         slots.add(slot)
-    for stream in source.copied_streams:
+    for stream in streams.copied_streams:
         if stream.type != "audio" or stream.start_time is None:
             continue
         offset = stream.start_time * stream.time_base - origin
@@ -225,17 +225,17 @@ def _cover_attachment(stream: Stream, packet: av.Packet | None
     return None
 
 
-def plan_output(source: Source, fmt: str, codec: str, out: Path, full_range: bool,
+def plan_output(streams: StreamPlan, fmt: str, codec: str, out: Path, full_range: bool,
                 options: dict[str, str]) -> Plan:
     """Decide, before frame one, what the ``fmt`` output keeps; OutputError/MediaError if
     it must not be written at all (AVI losing timing; a stream the muxer refuses)."""
-    avi_origin = _check_avi(source, out) if fmt == "avi" else None
+    avi_origin = _check_avi(streams, out) if fmt == "avi" else None
     dropped: list[str] = []
     copies: list[Stream] = []
     covers: list[tuple[str, str, bytes]] = []
     skipped: set[int] = set()
-    first = _first_packets(source.info.path, source.copied_streams)
-    for stream in source.copied_streams:
+    first = _first_packets(streams.info.path, streams.copied_streams)
+    for stream in streams.copied_streams:
         packet = first.get(stream.index)
         name = f"#{stream.index} ({stream_label(stream)})"
         if stream.type == "attachment":
@@ -253,7 +253,7 @@ def plan_output(source: Source, fmt: str, codec: str, out: Path, full_range: boo
         else:
             reason = _muxer_refusal(fmt, stream, packet, options)
             if reason is not None:
-                raise MediaError(f"{source.info.path}: stream {name} cannot be copied into "
+                raise MediaError(f"{streams.info.path}: stream {name} cannot be copied into "
                                  f"a {fmt} file ({out.name}: {reason}); choose another "
                                  f"container")
             copies.append(stream)
@@ -263,29 +263,29 @@ def plan_output(source: Source, fmt: str, codec: str, out: Path, full_range: boo
         else:
             dropped.append(kind)
             skipped.add(stream.index)
-    chapters = tuple(dict(c) for c in source.chapters)
+    chapters = tuple(dict(c) for c in streams.chapters)
     if chapters and fmt not in _KEEPS_CHAPTERS:
         dropped.append(f"{len(chapters)} chapters")
         chapters = ()
-    timecode = source.timecode
+    timecode = streams.timecode
     if timecode and fmt not in _KEEPS_TIMECODE:
         dropped.append(f"timecode {timecode}")
         timecode = None
     params = None
-    if source.mastering_display or source.content_light:
+    if streams.mastering_display or streams.content_light:
         if codec in _HDR_ENCODERS:
-            params = _hdr_params(codec, source.mastering_display, source.content_light)
+            params = _hdr_params(codec, streams.mastering_display, streams.content_light)
         else:
             dropped.append(f"HDR mastering metadata ({codec} cannot write it; "
                            f"{' or '.join(_HDR_ENCODERS)} can)")
-    order = source.field_order if source.field_order in FIELD_NAMES else 0
+    order = streams.field_order if streams.field_order in FIELD_NAMES else 0
     coded = bool(order) and codec in _INTERLACED_ENCODERS
     if order and not coded and fmt not in _KEEPS_FIELD_ORDER:
         dropped.append(f"interlacing ({FIELD_NAMES[order]})")
         order = 0
     if full_range and fmt == "avi" and codec not in _RANGE_IN_BITSTREAM:
         dropped.append(f"full colour range ({codec} in AVI cannot state it)")
-    if source.has_alpha:
-        dropped.append(f"the alpha channel ({source.info.pix_fmt}: stylized frames are opaque)")
+    if streams.has_alpha:
+        dropped.append(f"the alpha channel ({streams.info.pix_fmt}: stylized frames are opaque)")
     return Plan(tuple(copies), tuple(covers), frozenset(skipped), chapters, timecode,
                 params, order, coded, tuple(dropped), avi_origin)

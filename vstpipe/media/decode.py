@@ -13,14 +13,13 @@ from __future__ import annotations
 import heapq
 import logging
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import Final, Self
 
 import av
 import av.error
-from av.stream import Disposition, Stream
 from av.video.reformatter import VideoReformatter
 
 from vstpipe.errors import MediaError, OptionError
@@ -28,6 +27,7 @@ from vstpipe.errors import MediaError, OptionError
 from .color import to_rgb
 from .frames import Frame, VideoInfo
 from .probing import ffmpeg_reason, is_payload, open_video
+from .streams import StreamPlan
 from .truncation import Reading
 from .workers import Producer
 
@@ -52,89 +52,26 @@ class Source:
         self._container = opened.container
         self._video = opened.video
         self._copied = opened.copied
-        self._display_matrix = opened.display_matrix
         self._packets = opened.packets
         self._backlog = opened.backlog
         self._discarded = opened.discarded
         self._promise = opened.promise
-        self._timecode = opened.timecode
-        self._picture = opened.picture
-        # Snapshots, so Sink can read them while the decode thread owns the container.
-        self._chapters = tuple(MappingProxyType(dict(c)) for c in self._container.chapters())
-        self._metadata = MappingProxyType(dict(self._container.metadata))
-        self._video_metadata = MappingProxyType(dict(self._video.metadata))
-        self._video_disposition = self._video.disposition
+        # Snapshots, so a Sink can read them while the decode thread owns the container.
+        self.plan = StreamPlan(
+            info=opened.info, video_index=opened.video.index,
+            display_matrix=opened.display_matrix, copied_streams=opened.copied,
+            chapters=tuple(MappingProxyType(dict(c)) for c in self._container.chapters()),
+            timecode=opened.timecode, has_alpha=opened.picture.alpha,
+            mastering_display=opened.picture.mastering, content_light=opened.picture.light,
+            field_order=opened.picture.field_order,
+            metadata=MappingProxyType(dict(self._container.metadata)),
+            video_metadata=MappingProxyType(dict(self._video.metadata)),
+            video_disposition=self._video.disposition)
         self._deep = self.info.bit_depth > 8
         self._reformatter = VideoReformatter()  # used by the decode thread only
         self._worker = Producer(self._pump, name="vstpipe-decode", queue_size=queue_size)
         self._started = False
         self._closed = False
-
-    # -- what Sink carries over ---------------------------------------------
-
-    @property
-    def display_matrix(self) -> tuple[int, ...] | None:
-        """The input's 3x3 display matrix (rotation and flips) as 9 int32s, or None."""
-        return self._display_matrix
-
-    @property
-    def copied_streams(self) -> tuple[Stream, ...]:
-        """The input streams that items() passes through as packets (audio, subtitles, data,
-        cover art, further video streams; attachments, which have no packets, too).
-
-        Valid only while the Source is open; read their settings, do not demux or decode.
-        """
-        return self._copied
-
-    @property
-    def video_index(self) -> int:
-        """The index of the stylized video stream in the input file."""
-        return self._video.index
-
-    @property
-    def chapters(self) -> tuple[Mapping[str, object], ...]:
-        """The input's chapters as PyAV describes them (id, start, end, time_base, metadata)."""
-        return self._chapters
-
-    @property
-    def timecode(self) -> str | None:
-        """The start timecode ("01:02:03:04") of a tmcd track or a timecode tag, or None."""
-        return self._timecode
-
-    @property
-    def has_alpha(self) -> bool:
-        """Whether the video has an alpha channel, which the RGB frames do not carry."""
-        return self._picture.alpha
-
-    @property
-    def mastering_display(self) -> bytes | None:
-        """HDR mastering display metadata (AVMasteringDisplayMetadata bytes), or None."""
-        return self._picture.mastering
-
-    @property
-    def content_light(self) -> bytes | None:
-        """HDR content light level (AVContentLightMetadata bytes: MaxCLL, MaxFALL), or None."""
-        return self._picture.light
-
-    @property
-    def field_order(self) -> int:
-        """FFmpeg's AVFieldOrder of the video: 0 unknown, 1 progressive, 2-5 interlaced."""
-        return self._picture.field_order
-
-    @property
-    def metadata(self) -> Mapping[str, str]:
-        """Container-level tags of the input (title, comment, creation_time ...)."""
-        return self._metadata
-
-    @property
-    def video_metadata(self) -> Mapping[str, str]:
-        """Tags of the input video stream (language, title, handler_name ...)."""
-        return self._video_metadata
-
-    @property
-    def video_disposition(self) -> Disposition:
-        """Flags of the input video stream (default, forced ...)."""
-        return self._video_disposition
 
     # -- consumer side ------------------------------------------------------
 

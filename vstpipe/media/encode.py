@@ -32,9 +32,9 @@ from vstpipe.errors import MediaError, OptionError, OutputError
 
 from .carry import MUXER_TAGS, VIDEO_TAGS, plan_output, stream_tags
 from .color import bit_depth_of, output_color
-from .decode import Source
 from .frames import MAX_FRAME_PIXELS, MAX_FRAME_SIDE, Frame
 from .probing import ffmpeg_reason, stream_label
+from .streams import StreamPlan
 from .workers import END, Consumer
 
 # One logger for the whole package, named as before the split: notices are filtered by it.
@@ -249,12 +249,13 @@ class Sink:
     named in one warning.
     """
 
-    def __init__(self, out: Path, source: Source, options: EncodeOptions, overwrite: bool) -> None:
+    def __init__(self, out: Path, streams: StreamPlan, options: EncodeOptions, overwrite: bool
+                 ) -> None:
         self.out = Path(out)
         check_encode_options(options)
-        check_output_path(source.info.path, self.out, overwrite)
+        check_output_path(streams.info.path, self.out, overwrite)
         fmt = _muxer_for(self.out)
-        info = source.info
+        info = streams.info
         codec = _encoder(options.codec)
         width, height = options.size or (info.width, info.height)
         pix_fmt = options.pix_fmt or _pick_pix_fmt(codec, info.bit_depth, width, height)
@@ -277,7 +278,7 @@ class Sink:
         container_opts = {"avoid_negative_ts": "disabled"} \
             if fmt in ("matroska", "webm", "avi") else {}
         full_range = self._color.color_range == ColorRange.JPEG and self._color.colorspace != 0
-        plan = plan_output(source, fmt, codec.name, self.out, full_range, container_opts)
+        plan = plan_output(streams, fmt, codec.name, self.out, full_range, container_opts)
         self._plan = plan
         # Same time base as the input so every input pts maps 1:1 onto an output pts, which
         # keeps variable frame rates; AVI counts frames at its constant rate instead.
@@ -300,14 +301,14 @@ class Sink:
                               f"({ffmpeg_reason(err)})") from None
         self._container_open = True
         try:
-            self._video = self._add_video(codec, options, source, rate)
-            self._copy_map = self._add_copies(source, fmt)
+            self._video = self._add_video(codec, options, streams, rate)
+            self._copy_map = self._add_copies(streams, fmt)
             for name, mimetype, data in plan.covers:
                 self._container.add_attachment(name, mimetype, data)
             if plan.chapters:
                 self._container.set_chapters(list(plan.chapters))
             self._container.metadata.update(
-                {k: v for k, v in source.metadata.items() if k.lower() not in MUXER_TAGS})
+                {k: v for k, v in streams.metadata.items() if k.lower() not in MUXER_TAGS})
             self._start(fmt)
         except BaseException:
             self._discard()
@@ -323,7 +324,7 @@ class Sink:
 
     # -- setup --------------------------------------------------------------
 
-    def _add_video(self, codec: av.Codec, options: EncodeOptions, source: Source,
+    def _add_video(self, codec: av.Codec, options: EncodeOptions, streams: StreamPlan,
                    rate: Fraction) -> VideoStream:
         container = self._container
         encoder_opts: dict[str, str] = {}
@@ -363,10 +364,10 @@ class Sink:
         ctx.color_range = self._color.color_range
         ctx.color_primaries = self._color.color_primaries
         ctx.color_trc = self._color.color_trc
-        if source.display_matrix is not None:
+        if streams.display_matrix is not None:
             # The raw matrix (not just the angle) so flips survive too.
-            stream.set_display_matrix(source.display_matrix)
-        info = source.info
+            stream.set_display_matrix(streams.display_matrix)
+        info = streams.info
         sar = _output_sar(info.sample_aspect_ratio, (info.width, info.height),
                           (self._width, self._height))
         if sar is not None:
@@ -376,21 +377,21 @@ class Sink:
                 _log.warning("%s: %s cannot store the %s pixel aspect ratio in a %s file; "
                              "it will play with square pixels (use .mp4/.mov or libx264)",
                              self.out, codec.name, sar, container.format.name)
-        tags = stream_tags(source.video_metadata)
+        tags = stream_tags(streams.video_metadata)
         stream.metadata.update({k: tags[k] for k in VIDEO_TAGS if k in tags})
         if plan.timecode:
             # mov/mp4 turn this tag into a tmcd track; Matroska keeps it as TIMECODE.
             stream.metadata["timecode"] = plan.timecode
-        stream.disposition = source.video_disposition
+        stream.disposition = streams.video_disposition
         return stream
 
-    def _add_copies(self, source: Source, fmt: str) -> dict[int, Stream]:
+    def _add_copies(self, streams: StreamPlan, fmt: str) -> dict[int, Stream]:
         mapping: dict[int, Stream] = {}
         for stream in self._plan.copies:
             try:
                 out = self._container.add_stream_from_template(stream)
             except ValueError:
-                raise MediaError(f"{source.info.path}: stream #{stream.index} "
+                raise MediaError(f"{streams.info.path}: stream #{stream.index} "
                                  f"({stream_label(stream)}) cannot be copied into a "
                                  f"{fmt} file ({self.out.name}); choose another container"
                                  ) from None
@@ -613,6 +614,7 @@ def _supported_codecs(muxer: str) -> set[str]:
         container.close()
 
 
-def open_sink(out: Path, source: Source, options: EncodeOptions, overwrite: bool = False) -> Sink:
+def open_sink(out: Path, streams: StreamPlan, options: EncodeOptions, overwrite: bool = False
+              ) -> Sink:
     """Prepare ``out`` for writing; nothing appears at ``out`` until the sink closes cleanly."""
-    return Sink(out, source, options, overwrite)
+    return Sink(out, streams, options, overwrite)
