@@ -48,18 +48,32 @@ def style_png(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def adain_home(vstpipe_home: Path, tmp_path: Path) -> Path:
-    """Random weights in the published layout, imported as adain-vgg19 through the CLI."""
+@pytest.fixture(scope="session")
+def _adain_home_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model cache with random adain-vgg19 weights imported through the CLI, made once."""
     from fakes import save_random_weights
     from typer.testing import CliRunner
 
     from vstpipe.cli import app
 
-    files = save_random_weights("adain-vgg19", tmp_path / "weights")
-    result = CliRunner().invoke(app, ["models", "import", "adain-vgg19", "--unverified",
-                                      *map(str, files.values())])
+    folder = tmp_path_factory.mktemp("adain-home")
+    files = save_random_weights("adain-vgg19", folder / "weights")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VSTPIPE_HOME", str(folder / "home"))
+        patch.delenv("VSTPIPE_OFFLINE", raising=False)
+        result = CliRunner().invoke(app, ["models", "import", "adain-vgg19", "--unverified",
+                                          *map(str, files.values())])
     assert result.exit_code == 0, result.output
+    return folder / "home"
+
+
+@pytest.fixture
+def adain_home(vstpipe_home: Path, _adain_home_once: Path) -> Path:
+    """Random weights in the published layout, imported as adain-vgg19 through the CLI: a
+    copy of one import per session (tests may damage their copy's files)."""
+    import shutil
+
+    shutil.copytree(_adain_home_once, vstpipe_home, copy_function=shutil.copy2)
     return vstpipe_home
 
 
