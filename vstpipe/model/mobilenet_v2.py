@@ -158,8 +158,8 @@ class MobileNetV2(nn.Module):
         if style_head and upto != "Conv_1":
             raise ModelError(f"the style head needs the whole trunk (upto='Conv_1'), not {upto!r}")
         self.upto = upto
-        self.taps: tuple[str, ...] = TAPS[:TAPS.index(upto) + 1]
-        for spec in SPECS[:len(self.taps)]:
+        self.tap_names: tuple[str, ...] = TAPS[:TAPS.index(upto) + 1]
+        for spec in SPECS[:len(self.tap_names)]:
             self.add_module(spec.name, PlainConv(spec) if spec.expand == 0
                             else InvertedResidual(spec))
         self.mobilenet_conv = SameConv2d(1280, STYLE_DIM) if style_head else None
@@ -170,10 +170,10 @@ class MobileNetV2(nn.Module):
         if not wanted:
             raise ModelError("MobileNetV2.features needs at least one tap name")
         for name in wanted:
-            _check_tap(name, self.taps)
-        last = max(self.taps.index(name) for name in wanted)
+            _check_tap(name, self.tap_names)
+        last = max(self.tap_names.index(name) for name in wanted)
         out, x = {}, rgb  # (B, 3, H, W) RGB in [0, 1]
-        for name in self.taps[:last + 1]:
+        for name in self.tap_names[:last + 1]:
             x = getattr(self, name)(x)  # (B, TAP_CHANNELS[name], H/stride, W/stride)
             if name in wanted:
                 out[name] = x

@@ -1,0 +1,49 @@
+"""The lite-mobilenet family: Magenta's MobileNetV2 trunk as the encoder, a small decoder."""
+
+from __future__ import annotations
+
+import torch
+
+from vstpipe import ops
+from vstpipe.model import FAMILIES, build
+from vstpipe.model.lite_mobilenet import CHANNELS, LiteDecoder, LiteEncoder
+from vstpipe.model.mobilenet_v2 import MobileNetV2
+
+
+def _states(seed: int = 0) -> dict[str, dict[str, torch.Tensor]]:
+    torch.manual_seed(seed)
+    return {"encoder": LiteEncoder().state_dict(), "decoder": LiteDecoder().state_dict()}
+
+
+def test_the_encoder_file_is_a_slice_of_the_converted_trunk():
+    """Its keys and shapes are the full trunk's (Magenta names), so the converter's output
+    slices into it; the family checks the layout like any published file."""
+    full = MobileNetV2(style_head=True).state_dict()
+    lite = FAMILIES["lite-mobilenet"].published_layout("encoder")
+    assert lite and all(tuple(full[k].shape) == shape for k, shape in lite.items())
+    assert "expanded_conv_6.expand.weight" in lite and "expanded_conv_6.project.weight" not in lite
+    assert sum(v.numel() for v in LiteEncoder().state_dict().values()) == 60_064
+
+
+def test_taps_are_the_style_layers_and_the_last_is_the_adain_layer():
+    net = build("lite-mobilenet", _states())
+    x = torch.rand(2, 3, 64, 96)
+    taps = net.taps(x)
+    assert [tuple(t.shape[1:]) for t in taps] == [(32, 32, 48), (96, 32, 48), (144, 16, 24),
+                                                   (CHANNELS, 8, 12)]
+    torch.testing.assert_close(net.encode(x), taps[-1])
+    # The encoder's AdaIN layer equals running the plain trunk to expanded_conv_5 and then
+    # expanded_conv_6's 1x1 expansion.
+    trunk = MobileNetV2("expanded_conv_5")
+    trunk.load_state_dict({k: v for k, v in net.encoder.state_dict().items()
+                           if not k.startswith("expanded_conv_6.")})
+    torch.testing.assert_close(net.encoder.expanded_conv_6.expand(trunk(x)), taps[-1])
+
+
+def test_decoder_gives_back_the_frame_size_in_rgb():
+    net = build("lite-mobilenet", _states(1))
+    x = torch.rand(1, 3, 272, 640)
+    feat = net.encode(x)
+    out = net.decode(ops.adain(feat, net.encode(torch.rand(1, 3, 128, 128))))
+    assert out.shape == x.shape and out.dtype == torch.float32
+    assert sum(v.numel() for v in net.decoder.state_dict().values()) < 600_000
