@@ -1,37 +1,58 @@
-"""`vstpipe filter`: raw frames through a real subprocess equal `render`'s frames; partial final
-frames, closed stdout and bad options; the README's ffmpeg pipeline when ffmpeg is installed."""
+"""`vstpipe filter`: raw frames through :func:`pipeline.filter_raw` equal :func:`pipeline.render`'s
+frames, and streams that end early or on a frame boundary (library level, one random network
+per module); the command's exit status, messages and bad options (in-process); a closed stdout
+through a real process and pipe; the README's ffmpeg pipeline when ffmpeg is installed."""
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
+from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 from clips import frame_rgb, make_clip, video_frames
+from fakes import random_state
 from PIL import Image
 from typer.testing import CliRunner
 
+from vstpipe import jobs, model, pipeline, rawio
 from vstpipe.cli import app
+from vstpipe.errors import MediaError
+from vstpipe.media import EncodeOptions
+from vstpipe.rawio import RawOptions
+from vstpipe.sessions import Sessions
+from vstpipe.temporal import STEADY
 
 runner = CliRunner()
 SIZE = (64, 48)
 FRAME_BYTES = SIZE[0] * SIZE[1] * 3  # one rgb24 frame
 FRAMES = 10
 FPS = 25
+# Shorter side the style images are encoded at (the smallest allowed): these tests are about
+# frames and bytes, and at the default 512 the encoder's pass over each style image would be
+# most of their cost. Both sides of every comparison use the same value.
+STYLE_SIZE = 64
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def _filter(args: list[str], stdin: bytes, home: Path) -> subprocess.CompletedProcess[bytes]:
-    """`python -m vstpipe filter` as its own process, as a shell pipeline runs it."""
-    return subprocess.run([sys.executable, "-m", "vstpipe", "filter", *args], input=stdin,
-                          capture_output=True, env=dict(os.environ, VSTPIPE_HOME=str(home)),
-                          timeout=300, check=False)
+@pytest.fixture(scope="module")
+def net() -> model.StyleNet:
+    """Random adain-vgg19 weights, built once for the module's library-level tests."""
+    return model.build("adain-vgg19", {r: random_state("adain-vgg19", r, i)
+                                       for i, r in enumerate(("encoder", "decoder"))})
+
+
+@pytest.fixture
+def sessions(net: model.StyleNet) -> Sessions:
+    return Sessions(nets={net.name: net})
 
 
 def _rgb24_stream(frames: int = FRAMES) -> bytes:
@@ -72,10 +93,20 @@ def _assert_close(got: np.ndarray, want: np.ndarray, atol: float) -> None:
                     "values differ)")
 
 
+def _filter(sessions: Sessions, request: jobs.Request, raw: RawOptions, stream: bytes
+            ) -> tuple[pipeline.FilterReport, bytes]:
+    """What `vstpipe filter` does with its stdin and stdout, on bytes in memory."""
+    job = jobs.resolve(request, 1 / raw.frame_time if raw.frame_time else None)
+    pipeline.filter_preflight(job, raw)
+    dst = io.BytesIO()
+    report = pipeline.filter_raw(io.BytesIO(stream), dst, sessions.session(job, raw.size), raw)
+    return report, dst.getvalue()
+
+
 @pytest.fixture
 def show(tmp_path: Path, style_png: Path) -> Path:
     """A keyframed look: one style, a switch to another at f3, a fade to the source by 0.32 s,
-    so frame times must resolve from --fps exactly as render takes them from pts."""
+    so frame times must resolve from the frame time exactly as render takes them from pts."""
     rng = np.random.default_rng(7)
     Image.fromarray(rng.integers(0, 256, (80, 96, 3), dtype=np.uint8)).save(tmp_path / "b.png")
     path = tmp_path / "show.toml"
@@ -99,57 +130,103 @@ style = "none"
     return path
 
 
-# (input pix-fmt, output pix-fmt, how render writes the same depth, timing flags, tolerance)
+# (input pix-fmt, output pix-fmt, how render writes the same depth, timing as the filter command
+# is given it (--fps or --timebase), tolerance)
 CASES = [
-    ("rgb24", "rgb24", "bgr0", ["--fps", "25"], 0),
-    ("rgb24", "rgb48le", "gbrp16le", ["--timebase", "1/25"], 0),
-    ("rgb48le", "rgb48le", "gbrp16le", ["--fps", "25/1"], 0),
+    ("rgb24", "rgb24", "bgr0", ("fps", "25"), 0),
+    ("rgb24", "rgb48le", "gbrp16le", ("timebase", "1/25"), 0),
+    ("rgb48le", "rgb48le", "gbrp16le", ("fps", "25/1"), 0),
     # render has no float output: its 16-bit frames are round(y * 65535) of the same y.
-    ("gbrpf32le", "gbrpf32le", "gbrp16le", ["--fps", "25"], 0.5 / 65535 + 1e-7),
+    ("gbrpf32le", "gbrpf32le", "gbrp16le", ("fps", "25"), 0.5 / 65535 + 1e-7),
 ]
 
 
 @pytest.mark.parametrize(("pix_fmt", "out_fmt", "render_fmt", "timing", "atol"), CASES,
                          ids=[f"{a}-{b}" for a, b, *_ in CASES])
-def test_filter_equals_render(tmp_path, adain_home, show, pix_fmt, out_fmt, render_fmt, timing,
+def test_filter_equals_render(tmp_path, sessions, show, pix_fmt, out_fmt, render_fmt, timing,
                               atol):
     # ffv1 in bgr0 is lossless RGB: render decodes exactly frame_rgb(i), the filter's input.
     src = make_clip(tmp_path / "in.mkv", frames=FRAMES, fps=FPS, codec="ffv1", pix_fmt="bgr0")
-    look = ["--keyframes", str(show), "--steady", "--batch", "3", "--precision", "fp32",
-            "--offline"]
+    look = jobs.Request(keyframes=show, temporal=dict(STEADY), batch=3, precision="fp32",
+                        style_size=STYLE_SIZE)
     out = tmp_path / "out.mkv"
-    rendered = runner.invoke(app, ["render", str(src), "--out", str(out), "--codec", "ffv1",
-                                   "--pix-fmt", render_fmt, *look])
-    assert rendered.exit_code == 0, rendered.output
+    job = jobs.resolve(replace(look, encode=EncodeOptions(codec="ffv1", pix_fmt=render_fmt)),
+                       Fraction(FPS))
+    pipeline.render(src, out, job, sessions)
     want = np.stack(video_frames(out))
     if out_fmt == "gbrpf32le":
         want = want.astype(np.float32) / 65535
 
+    setting, text = timing  # as the command reads --fps / --timebase
+    rate = rawio.parse_rate(text, setting)
+    raw = RawOptions(size=SIZE, pix_fmt=pix_fmt, out_pix_fmt=out_fmt,
+                     frame_time=1 / rate if setting == "fps" else rate)
     stream = _as_raw(pix_fmt, [frame_rgb(i, SIZE) for i in range(FRAMES)])
-    result = _filter(["--size", "64x48", "--pix-fmt", pix_fmt, "--out-pix-fmt", out_fmt,
-                      *timing, *look], stream, adain_home)
-    assert result.returncode == 0, result.stderr.decode()
-    _assert_close(_from_raw(out_fmt, result.stdout), want, atol)
+    report, got = _filter(sessions, look, raw, stream)
+    assert report.frames == FRAMES and not report.output_closed
+    _assert_close(_from_raw(out_fmt, got), want, atol)
 
 
-def test_short_final_frame_is_an_error_after_the_complete_frames(tmp_path, adain_home,
-                                                                  style_png):
+def test_short_final_frame_is_an_error_after_the_complete_frames(sessions, style_png):
     stream = _rgb24_stream(3)[:2 * FRAME_BYTES + 1000]
-    result = _filter(["--size", "64x48", "--style", str(style_png), "--offline", "--quiet",
-                      "--precision", "fp32", "--batch", "4"], stream, adain_home)
-    err = result.stderr.decode()
-    assert result.returncode == 1
-    assert "1000 bytes" in err and f"{FRAME_BYTES} bytes" in err, err
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
-    assert len(result.stdout) == 2 * FRAME_BYTES  # both complete frames were written
+    request = jobs.Request(styles=(style_png,), precision="fp32", batch=4,
+                           style_size=STYLE_SIZE)
+    job = jobs.resolve(request)
+    raw = RawOptions(size=SIZE)
+    pipeline.filter_preflight(job, raw)
+    dst = io.BytesIO()
+    with pytest.raises(MediaError) as err:
+        pipeline.filter_raw(io.BytesIO(stream), dst, sessions.session(job, raw.size), raw)
+    assert "1000 bytes" in str(err.value) and f"{FRAME_BYTES} bytes" in str(err.value)
+    assert len(dst.getvalue()) == 2 * FRAME_BYTES  # both complete frames were written
+
+
+def test_end_at_a_frame_boundary_and_empty_input(sessions, style_png):
+    request = jobs.Request(styles=(style_png,), precision="fp32", style_size=STYLE_SIZE)
+    raw = RawOptions(size=SIZE)
+    report, out = _filter(sessions, request, raw, b"")
+    assert report.frames == 0 and out == b""
+    report, out = _filter(sessions, request, raw, _rgb24_stream(1))
+    assert report.frames == 1 and len(out) == FRAME_BYTES
+
+
+# -- the command --------------------------------------------------------------------------------
+
+def _filter_cmd(args: list[str], stdin: bytes):
+    return runner.invoke(app, ["filter", "--size", "64x48", "--offline", "--precision", "fp32",
+                               "--style-size", str(STYLE_SIZE), *args], input=stdin)
+
+
+def test_the_command_reports_a_short_final_frame_in_one_line(adain_home, style_png):
+    result = _filter_cmd(["--style", str(style_png), "--quiet", "--batch", "4"],
+                         _rgb24_stream(3)[:2 * FRAME_BYTES + 1000])
+    assert result.exit_code == 1
+    assert "1000 bytes" in result.stderr and f"{FRAME_BYTES} bytes" in result.stderr, \
+        result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr, \
+        result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert len(result.stdout_bytes) == 2 * FRAME_BYTES  # both complete frames were written
+
+
+def test_the_command_exits_zero_at_a_frame_boundary_and_on_empty_input(adain_home, style_png):
+    args = ["--style", str(style_png), "--quiet"]
+    empty = _filter_cmd(args, b"")
+    assert empty.exit_code == 0 and empty.stdout_bytes == b"" and empty.stderr == "", \
+        empty.output
+    one = _filter_cmd(args, _rgb24_stream(1))
+    assert one.exit_code == 0 and len(one.stdout_bytes) == FRAME_BYTES, one.output
 
 
 def test_closed_stdout_stops_quietly(tmp_path, adain_home, style_png):
+    """The one test of the filter as its own process: a reader that closes the pipe early (like
+    `| head -c 9216`) ends it with status 0 and a closing line, no BrokenPipeError at exit."""
     (tmp_path / "in.rgb").write_bytes(_rgb24_stream(16))
     with open(tmp_path / "in.rgb", "rb") as stdin:
         proc = subprocess.Popen(
             [sys.executable, "-m", "vstpipe", "filter", "--size", "64x48", "--style",
-             str(style_png), "--offline", "--precision", "fp32", "--batch", "2"],
+             str(style_png), "--offline", "--precision", "fp32", "--batch", "2",
+             "--style-size", str(STYLE_SIZE)],
             stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env=dict(os.environ, VSTPIPE_HOME=str(adain_home)))
         first = proc.stdout.read(FRAME_BYTES)  # like `| head -c 9216`
@@ -159,15 +236,6 @@ def test_closed_stdout_stops_quietly(tmp_path, adain_home, style_png):
     assert proc.returncode == 0, err.decode()
     assert "Traceback" not in err.decode() and "Error" not in err.decode(), err.decode()
     assert "stdout was closed by its reader" in err.decode()
-
-
-def test_end_at_a_frame_boundary_and_empty_input_exit_zero(tmp_path, adain_home, style_png):
-    args = ["--size", "64x48", "--style", str(style_png), "--offline", "--precision", "fp32",
-            "--quiet"]
-    empty = _filter(args, b"", adain_home)
-    assert empty.returncode == 0 and empty.stdout == b"" and empty.stderr == b""
-    one = _filter(args, _rgb24_stream(1), adain_home)
-    assert one.returncode == 0 and len(one.stdout) == FRAME_BYTES
 
 
 @pytest.mark.parametrize(("args", "needle"), [
