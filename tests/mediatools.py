@@ -111,3 +111,39 @@ def lower_tags(tags: dict[str, str]) -> dict[str, str]:
     if "name" in lower:
         lower.setdefault("title", lower.pop("name"))
     return lower
+
+
+def head_clip(src: Path, dst: Path, frames: int) -> Path:
+    """The first ``frames`` video frames of ``src`` and the audio that goes with them: a short
+    stand-in for a long real clip, so a test renders a dozen frames instead of hundreds.
+
+    The video is re-encoded with libx264 at the source's size, time base and pts; every audio
+    packet that starts before the last kept frame ends is copied unchanged (a remux), so a
+    render of ``dst`` can be checked against ``dst``'s own pts and packets.
+    """
+    dst = Path(dst)
+    with av.open(str(src)) as source, av.open(str(dst), "w") as container:
+        video_in = source.streams.video[0]
+        time_base = video_in.time_base
+        video = container.add_stream("libx264", rate=video_in.average_rate)
+        video.width, video.height = video_in.codec_context.width, video_in.codec_context.height
+        video.pix_fmt = "yuv420p"
+        video.codec_context.time_base = video.time_base = time_base
+        audio = {s.index: container.add_stream_from_template(s) for s in source.streams.audio}
+        end = None  # where the last kept frame ends, in seconds
+        for index, frame in enumerate(source.decode(video_in)):
+            if index == frames:
+                break
+            end = (frame.pts + (frame.duration or 0)) * time_base
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+        if end is None:
+            raise ValueError(f"{src} has no video frames")
+        if not audio:
+            return dst
+        source.seek(0)
+        for packet in source.demux(*source.streams.audio):
+            if packet.size and packet.pts is not None and packet.pts * packet.time_base < end:
+                packet.stream = audio[packet.stream.index]
+                container.mux(packet)
+    return dst
