@@ -1,16 +1,25 @@
-"""Keyframes: parsing, easing, per-frame looks, and the errors that name their place."""
+"""Keyframes: parsing, easing, per-frame looks, and the errors that name their place; renders
+of keyframed looks through the library (jobs.resolve + pipeline.render, one random network per
+module); `keyframes check` through the command line."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
+from clips import make_clip
+from fakes import random_state
 from PIL import Image
 
-from vstpipe import keyframes
+from vstpipe import jobs, keyframes, model, pipeline, presets
 from vstpipe.errors import ConfigError, OptionError
 from vstpipe.keyframes import Timeline
+from vstpipe.media import EncodeOptions
+from vstpipe.sessions import Sessions
 
 
 @pytest.fixture
@@ -139,7 +148,169 @@ def test_file_level_errors(tmp_path, images, no_user_presets):
         keyframes.load(tmp_path / "nope.toml")
 
 
-# --- through the command line -----------------------------------------------------------------
+def test_frame_numbers_are_exact_at_ntsc_rates(tmp_path, images, no_user_presets):
+    """f3 at 30000/1001 fps is exactly frame 3's pts time: a hold switches on that frame."""
+    from fractions import Fraction
+
+    show = _write(tmp_path, '[timeline]\nease = "hold"\n[[keyframe]]\nat = 0\nstyle = "red.png"\n'
+                            '[[keyframe]]\nat = "f3"\nstyle = "blue.png"\n')
+    fps = Fraction(30000, 1001)
+    timeline = keyframes.load(show, fps)
+    time_base = Fraction(1, 30000)
+    for frame in range(6):
+        t = frame * 1001 * time_base  # pts * time_base, as the pipeline computes it
+        weights, _ = timeline.at(t)
+        assert weights[1] == (1.0 if frame >= 3 else 0.0), frame
+
+
+def test_presets_in_keyframes_bring_style_size_and_weighted_alpha(tmp_path, no_user_presets):
+    ink, vangogh, pointillism = (presets.find(n)[0] for n in ("ink", "vangogh", "pointillism"))
+    show = _write(tmp_path, '[[keyframe]]\nat = 0\nstyle = { ink = 1, vangogh = 1 }\n'
+                            '[[keyframe]]\nat = 1\nstyle = "pointillism"\n')
+    timeline = keyframes.load(show)
+    assert timeline.keyframes[0].alpha == pytest.approx((ink.alpha + vangogh.alpha) / 2)
+    sizes = dict(zip(timeline.styles, timeline.sizes))
+    assert sizes[pointillism.styles[0][0]] == pointillism.style_size == 384
+
+
+def test_none_keyframe_takes_no_alpha(tmp_path, images, no_user_presets):
+    show = _write(tmp_path, '[[keyframe]]\nat = 0\nstyle = "red.png"\n'
+                            '[[keyframe]]\nat = 1\nstyle = "none"\nalpha = 0.5\n')
+    with pytest.raises(ConfigError, match=r"#2: style none takes no alpha"):
+        keyframes.load(show)
+
+
+def test_a_style_that_is_not_an_image_is_caught_at_load(tmp_path, images, no_user_presets):
+    (tmp_path / "notes.txt").write_text("hello")
+    show = _write(tmp_path, '[[keyframe]]\nat = 0\nstyle = "notes.txt"\n')
+    with pytest.raises(ConfigError, match=r"#1: style 'notes.txt' is not a readable image"):
+        keyframes.load(show)
+
+
+# --- renders of keyframed looks (library level) -----------------------------------------------
+
+LOSSLESS = EncodeOptions(codec="ffv1", pix_fmt="bgr0")  # decodes to exactly what was encoded
+# Shorter side the style images are encoded at in the renders (the smallest allowed): these
+# tests are about which look applies when, and at the default 512 the encoder's pass over each
+# style image would be most of their cost. Every render compared with another uses the same.
+STYLE_SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def net() -> model.StyleNet:
+    """Random adain-vgg19 weights, built once for the module's renders."""
+    return model.build("adain-vgg19", {r: random_state("adain-vgg19", r, i)
+                                       for i, r in enumerate(("encoder", "decoder"))})
+
+
+@pytest.fixture
+def sessions(net: model.StyleNet) -> Sessions:
+    return Sessions(nets={net.name: net})
+
+
+def _render(sessions: Sessions, src: Path, out: Path, request: jobs.Request, fps: int) -> Path:
+    """What `vstpipe render SRC --out OUT --precision fp32 --codec ffv1 --pix-fmt bgr0` does
+    with the look ``request`` names (the clip's ``fps`` sets keyframe frame numbers)."""
+    job = jobs.resolve(replace(request, precision="fp32", encode=LOSSLESS,
+                               style_size=STYLE_SIZE), Fraction(fps))
+    pipeline.render(src, out, job, sessions)
+    return out
+
+
+def _frames(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]
+
+
+def _noise(path: Path, tint: tuple[int, int, int], seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    arr = (rng.random((96, 96, 3)) * 0.5 + 0.5) * np.array(tint)
+    Image.fromarray(arr.astype(np.uint8)).save(path)
+    return path
+
+
+def test_vfr_render_switches_style_at_the_scripted_pts(tmp_path, sessions, no_user_presets):
+    """A hold segment switches looks exactly at the keyframe, judged by each frame's pts."""
+    src = make_clip(tmp_path / "vfr.mkv", frames=12, vfr=True, codec="ffv1", pix_fmt="bgr0")
+    with av.open(str(src)) as c:
+        stream = c.streams.video[0]
+        times = [float((f.pts - stream.start_time) * stream.time_base)
+                 for f in c.decode(stream)]
+    gaps = np.diff(times)
+    assert len(set(np.round(gaps, 6))) > 1, "the clip should have irregular frame gaps"
+    switch = (times[6] + times[7]) / 2  # between two frames, not on a nominal frame grid
+    warm, cool = _noise(tmp_path / "warm.png", (255, 120, 40), 1), \
+        _noise(tmp_path / "cool.png", (40, 120, 255), 2)
+    show = _write(tmp_path, f'[timeline]\nease = "hold"\n[[keyframe]]\nat = 0\n'
+                            f'style = "warm.png"\n[[keyframe]]\nat = {switch}\n'
+                            f'style = "cool.png"\n')
+    outs = {name: _render(sessions, src, tmp_path / f"{name}.mkv",
+                          replace(request, batch=5), fps=25)
+            for name, request in (("warm", jobs.Request(styles=(warm,))),
+                                  ("cool", jobs.Request(styles=(cool,))),
+                                  ("show", jobs.Request(keyframes=show)))}
+    warm_f, cool_f, show_f = _frames(outs["warm"]), _frames(outs["cool"]), _frames(outs["show"])
+    assert len(show_f) == len(times) == 12
+    for i, t in enumerate(times):
+        expected = warm_f[i] if t < switch else cool_f[i]
+        other = cool_f[i] if t < switch else warm_f[i]
+        assert np.abs(show_f[i] - expected).max() <= 1, (i, t, switch)
+        assert np.abs(show_f[i] - other).mean() > 2, (i, "the two looks should differ")
+
+
+def test_render_with_a_preset_equals_its_style_flags(tmp_path, sessions, no_user_presets):
+    src = make_clip(tmp_path / "in.mkv", frames=3, codec="ffv1", pix_fmt="bgr0")
+    ink = presets.find("ink")[0]
+    requests = {"preset": jobs.Request(preset="ink"),
+                "flags": jobs.Request(styles=(ink.styles[0][0],), alpha=ink.alpha),
+                "override": jobs.Request(preset="ink", alpha=0)}
+    # The preset's own style size is part of what must equal the flags' (their default); the
+    # renders then take a smaller one, all three the same.
+    sizes = {name: jobs.resolve(r).look.style_size for name, r in requests.items()}
+    assert sizes["preset"] == sizes["flags"] == sizes["override"]
+    outs = {name: _render(sessions, src, tmp_path / f"{name}.mkv", request, fps=25)
+            for name, request in requests.items()}
+    for pa, pb, pc in zip(_frames(outs["preset"]), _frames(outs["flags"]),
+                          _frames(outs["override"])):
+        assert np.abs(pa - pb).max() <= 1
+        assert np.abs(pa - pc).mean() > 1  # --alpha overrides the preset's
+
+
+def test_crossfade_midpoint_equals_the_constant_blend(tmp_path, sessions, no_user_presets):
+    """Halfway through a linear crossfade a frame is the 1:1 blend of the two styles."""
+    src = make_clip(tmp_path / "in.mkv", frames=5, fps=4, codec="ffv1", pix_fmt="bgr0")
+    with av.open(str(src)) as c:
+        stream = c.streams.video[0]
+        times = [(f.pts - stream.start_time) * stream.time_base for f in c.decode(stream)]
+    assert times[2] == 0.5  # frame 2 sits at the middle of a 0 s -> 1 s fade
+    warm, cool = _noise(tmp_path / "warm.png", (255, 120, 40), 1), \
+        _noise(tmp_path / "cool.png", (40, 120, 255), 2)
+    show = _write(tmp_path, '[[keyframe]]\nat = 0\nstyle = "warm.png"\n'
+                            '[[keyframe]]\nat = 1\nstyle = "cool.png"\nease = "linear"\n')
+    blend = _frames(_render(sessions, src, tmp_path / "blend.mkv",
+                            jobs.Request(styles=(warm, cool)), fps=4))
+    show_f = _frames(_render(sessions, src, tmp_path / "show.mkv",
+                             jobs.Request(keyframes=show), fps=4))
+    assert np.abs(show_f[2] - blend[2]).max() <= 1
+    assert np.abs(show_f[0] - blend[0]).mean() > 1 and np.abs(show_f[4] - blend[4]).mean() > 1
+
+
+def test_none_gives_back_the_source_pixels(tmp_path, sessions, no_user_presets):
+    """After a `none` keyframe the output is the original footage, not a decoded copy."""
+    src = make_clip(tmp_path / "in.mkv", frames=6, fps=4, codec="ffv1", pix_fmt="bgr0")
+    _noise(tmp_path / "warm.png", (255, 120, 40), 1)
+    show = _write(tmp_path, '[[keyframe]]\nat = 0\nstyle = "warm.png"\n'
+                            '[[keyframe]]\nat = 1\nstyle = "none"\nease = "linear"\n')
+    out = _render(sessions, src, tmp_path / "out.mkv", jobs.Request(keyframes=show), fps=4)
+    source, styled = _frames(src), _frames(out)
+    assert np.abs(styled[0] - source[0]).mean() > 5  # stylized at the start
+    for i in (4, 5):  # 1.0 s and 1.25 s: after the keyframe
+        assert np.abs(styled[i] - source[i]).max() == 0, i
+    midway = np.abs(styled[2] - source[2]).mean()  # 0.5 s: half faded
+    assert 0 < midway < np.abs(styled[0] - source[0]).mean()
+
+
+# --- `keyframes check` through the command line -----------------------------------------------
 
 EXAMPLE = """
 [timeline]
@@ -187,126 +358,6 @@ def test_check_reports_errors_in_one_line(tmp_path, images, no_user_presets):
     assert len(result.output.strip().splitlines()) == 1
 
 
-def _noise(path: Path, tint: tuple[int, int, int], seed: int) -> Path:
-    rng = np.random.default_rng(seed)
-    arr = (rng.random((96, 96, 3)) * 0.5 + 0.5) * np.array(tint)
-    Image.fromarray(arr.astype(np.uint8)).save(path)
-    return path
-
-
-def test_vfr_render_switches_style_at_the_scripted_pts(tmp_path, adain_home, no_user_presets):
-    """A hold segment switches looks exactly at the keyframe, judged by each frame's pts."""
-    import av
-    from clips import make_clip
-    from typer.testing import CliRunner
-
-    from vstpipe.cli import app
-
-    src = make_clip(tmp_path / "vfr.mkv", frames=12, vfr=True, codec="ffv1", pix_fmt="bgr0")
-    with av.open(str(src)) as c:
-        stream = c.streams.video[0]
-        times = [float((f.pts - stream.start_time) * stream.time_base)
-                 for f in c.decode(stream)]
-    gaps = np.diff(times)
-    assert len(set(np.round(gaps, 6))) > 1, "the clip should have irregular frame gaps"
-    switch = (times[6] + times[7]) / 2  # between two frames, not on a nominal frame grid
-    warm, cool = _noise(tmp_path / "warm.png", (255, 120, 40), 1), \
-        _noise(tmp_path / "cool.png", (40, 120, 255), 2)
-    show = _write(tmp_path, f'[timeline]\nease = "hold"\n[[keyframe]]\nat = 0\n'
-                            f'style = "warm.png"\n[[keyframe]]\nat = {switch}\n'
-                            f'style = "cool.png"\n')
-    runner = CliRunner()
-    outs = {}
-    for name, args in (("warm", ["--style", str(warm)]), ("cool", ["--style", str(cool)]),
-                       ("show", ["--keyframes", str(show)])):
-        outs[name] = tmp_path / f"{name}.mkv"
-        result = runner.invoke(app, ["render", str(src), "--out", str(outs[name]), *args,
-                                     "--offline", "--precision", "fp32", "--codec", "ffv1",
-                                     "--pix-fmt", "bgr0", "--batch", "5"])
-        assert result.exit_code == 0, result.output
-
-    def frames(path: Path) -> list[np.ndarray]:
-        with av.open(str(path)) as c:
-            return [f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]
-
-    warm_f, cool_f, show_f = frames(outs["warm"]), frames(outs["cool"]), frames(outs["show"])
-    assert len(show_f) == len(times) == 12
-    for i, t in enumerate(times):
-        expected = warm_f[i] if t < switch else cool_f[i]
-        other = cool_f[i] if t < switch else warm_f[i]
-        assert np.abs(show_f[i] - expected).max() <= 1, (i, t, switch)
-        assert np.abs(show_f[i] - other).mean() > 2, (i, "the two looks should differ")
-
-
-def test_render_with_a_preset_equals_its_style_flags(tmp_path, adain_home, no_user_presets):
-    import av
-    from clips import make_clip
-    from typer.testing import CliRunner
-
-    from vstpipe import presets
-    from vstpipe.cli import app
-
-    src = make_clip(tmp_path / "in.mkv", frames=3, codec="ffv1", pix_fmt="bgr0")
-    runner = CliRunner()
-    outs = {}
-    ink = presets.find("ink")[0]
-    for name, args in (("preset", ["--preset", "ink"]),
-                       ("flags", ["--style", str(ink.styles[0][0]), "--alpha", str(ink.alpha)]),
-                       ("override", ["--preset", "ink", "--alpha", "0"])):
-        outs[name] = tmp_path / f"{name}.mkv"
-        result = runner.invoke(app, ["render", str(src), "--out", str(outs[name]), *args,
-                                     "--offline", "--precision", "fp32", "--codec", "ffv1",
-                                     "--pix-fmt", "bgr0"])
-        assert result.exit_code == 0, result.output
-    with av.open(str(outs["preset"])) as a, av.open(str(outs["flags"])) as b, \
-            av.open(str(outs["override"])) as c:
-        for fa, fb, fc in zip(a.decode(video=0), b.decode(video=0), c.decode(video=0)):
-            pa, pb, pc = (f.to_ndarray(format="rgb24").astype(int) for f in (fa, fb, fc))
-            assert np.abs(pa - pb).max() <= 1
-            assert np.abs(pa - pc).mean() > 1  # --alpha overrides the preset's
-
-
-def test_frame_numbers_are_exact_at_ntsc_rates(tmp_path, images, no_user_presets):
-    """f3 at 30000/1001 fps is exactly frame 3's pts time: a hold switches on that frame."""
-    from fractions import Fraction
-
-    show = _write(tmp_path, '[timeline]\nease = "hold"\n[[keyframe]]\nat = 0\nstyle = "red.png"\n'
-                            '[[keyframe]]\nat = "f3"\nstyle = "blue.png"\n')
-    fps = Fraction(30000, 1001)
-    timeline = keyframes.load(show, fps)
-    time_base = Fraction(1, 30000)
-    for frame in range(6):
-        t = frame * 1001 * time_base  # pts * time_base, as the pipeline computes it
-        weights, _ = timeline.at(t)
-        assert weights[1] == (1.0 if frame >= 3 else 0.0), frame
-
-
-def test_presets_in_keyframes_bring_style_size_and_weighted_alpha(tmp_path, no_user_presets):
-    from vstpipe import presets
-
-    ink, vangogh, pointillism = (presets.find(n)[0] for n in ("ink", "vangogh", "pointillism"))
-    show = _write(tmp_path, '[[keyframe]]\nat = 0\nstyle = { ink = 1, vangogh = 1 }\n'
-                            '[[keyframe]]\nat = 1\nstyle = "pointillism"\n')
-    timeline = keyframes.load(show)
-    assert timeline.keyframes[0].alpha == pytest.approx((ink.alpha + vangogh.alpha) / 2)
-    sizes = dict(zip(timeline.styles, timeline.sizes))
-    assert sizes[pointillism.styles[0][0]] == pointillism.style_size == 384
-
-
-def test_none_keyframe_takes_no_alpha(tmp_path, images, no_user_presets):
-    show = _write(tmp_path, '[[keyframe]]\nat = 0\nstyle = "red.png"\n'
-                            '[[keyframe]]\nat = 1\nstyle = "none"\nalpha = 0.5\n')
-    with pytest.raises(ConfigError, match=r"#2: style none takes no alpha"):
-        keyframes.load(show)
-
-
-def test_a_style_that_is_not_an_image_is_caught_at_load(tmp_path, images, no_user_presets):
-    (tmp_path / "notes.txt").write_text("hello")
-    show = _write(tmp_path, '[[keyframe]]\nat = 0\nstyle = "notes.txt"\n')
-    with pytest.raises(ConfigError, match=r"#1: style 'notes.txt' is not a readable image"):
-        keyframes.load(show)
-
-
 @pytest.mark.parametrize("args", [["--step", "0"], ["--duration", "-1"],
                                   ["--duration", "1e9", "--step", "1e-6"]])
 def test_check_rejects_bad_ranges_in_one_line(tmp_path, images, no_user_presets, args):
@@ -317,63 +368,3 @@ def test_check_rejects_bad_ranges_in_one_line(tmp_path, images, no_user_presets,
     path = _write(tmp_path, '[[keyframe]]\nat = 0\nstyle = "red.png"\n')
     result = CliRunner().invoke(app, ["keyframes", "check", str(path), *args])
     assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, result.output
-
-
-def test_crossfade_midpoint_equals_the_constant_blend(tmp_path, adain_home, no_user_presets):
-    """Halfway through a linear crossfade a frame is the 1:1 blend of the two styles."""
-    import av
-    from clips import make_clip
-    from typer.testing import CliRunner
-
-    from vstpipe.cli import app
-
-    src = make_clip(tmp_path / "in.mkv", frames=5, fps=4, codec="ffv1", pix_fmt="bgr0")
-    with av.open(str(src)) as c:
-        stream = c.streams.video[0]
-        times = [(f.pts - stream.start_time) * stream.time_base for f in c.decode(stream)]
-    assert times[2] == 0.5  # frame 2 sits at the middle of a 0 s -> 1 s fade
-    warm, cool = _noise(tmp_path / "warm.png", (255, 120, 40), 1), \
-        _noise(tmp_path / "cool.png", (40, 120, 255), 2)
-    show = _write(tmp_path, '[[keyframe]]\nat = 0\nstyle = "warm.png"\n'
-                            '[[keyframe]]\nat = 1\nstyle = "cool.png"\nease = "linear"\n')
-    runner = CliRunner()
-    outs = {}
-    for name, args in (("blend", ["--style", str(warm), "--style", str(cool)]),
-                       ("show", ["--keyframes", str(show)])):
-        outs[name] = tmp_path / f"{name}.mkv"
-        result = runner.invoke(app, ["render", str(src), "--out", str(outs[name]), *args,
-                                     "--offline", "--precision", "fp32", "--codec", "ffv1",
-                                     "--pix-fmt", "bgr0"])
-        assert result.exit_code == 0, result.output
-    with av.open(str(outs["blend"])) as a, av.open(str(outs["show"])) as b:
-        blend = [f.to_ndarray(format="rgb24").astype(int) for f in a.decode(video=0)]
-        show_f = [f.to_ndarray(format="rgb24").astype(int) for f in b.decode(video=0)]
-    assert np.abs(show_f[2] - blend[2]).max() <= 1
-    assert np.abs(show_f[0] - blend[0]).mean() > 1 and np.abs(show_f[4] - blend[4]).mean() > 1
-
-
-def test_none_gives_back_the_source_pixels(tmp_path, adain_home, no_user_presets):
-    """After a `none` keyframe the output is the original footage, not a decoded copy."""
-    import av
-    from clips import make_clip
-    from typer.testing import CliRunner
-
-    from vstpipe.cli import app
-
-    src = make_clip(tmp_path / "in.mkv", frames=6, fps=4, codec="ffv1", pix_fmt="bgr0")
-    _noise(tmp_path / "warm.png", (255, 120, 40), 1)
-    show = _write(tmp_path, '[[keyframe]]\nat = 0\nstyle = "warm.png"\n'
-                            '[[keyframe]]\nat = 1\nstyle = "none"\nease = "linear"\n')
-    out = tmp_path / "out.mkv"
-    result = CliRunner().invoke(app, ["render", str(src), "--out", str(out), "--keyframes",
-                                      str(show), "--offline", "--precision", "fp32",
-                                      "--codec", "ffv1", "--pix-fmt", "bgr0"])
-    assert result.exit_code == 0, result.output
-    with av.open(str(src)) as a, av.open(str(out)) as b:
-        source = [f.to_ndarray(format="rgb24").astype(int) for f in a.decode(video=0)]
-        styled = [f.to_ndarray(format="rgb24").astype(int) for f in b.decode(video=0)]
-    assert np.abs(styled[0] - source[0]).mean() > 5  # stylized at the start
-    for i in (4, 5):  # 1.0 s and 1.25 s: after the keyframe
-        assert np.abs(styled[i] - source[i]).max() == 0, i
-    midway = np.abs(styled[2] - source[2]).mean()  # 0.5 s: half faded
-    assert 0 < midway < np.abs(styled[0] - source[0]).mean()
