@@ -112,12 +112,17 @@ def test_dis_of_a_still_picture_is_zero(pair):
     assert np.abs(forward).max() < 0.05 and np.abs(backward).max() < 0.05
 
 
-def test_dis_needs_min_flow_side_pixels_on_a_side():
-    small = np.zeros((MIN_FLOW_SIDE - 1, MIN_FLOW_SIDE - 1), np.uint8)
-    with pytest.raises(cv2.error):
-        DisFlow().pair(small, small)
-    for shape in ((MIN_FLOW_SIDE, MIN_FLOW_SIDE), (MIN_FLOW_SIDE - 1, MIN_FLOW_SIDE),
-                  (MIN_FLOW_SIDE, MIN_FLOW_SIDE - 1)):
+def test_dis_needs_min_flow_side_pixels_on_both_sides():
+    """Below it OpenCV refuses (11x11) or crashes the process (12x40, 8x100): a typed error
+    names the size first."""
+    for shape in ((MIN_FLOW_SIDE - 1, MIN_FLOW_SIDE - 1), (12, 40), (8, 100),
+                  (100, MIN_FLOW_SIDE - 1)):
+        small = np.zeros(shape, np.uint8)
+        with pytest.raises(OptionError, match=rf"^frames of {shape[1]}x{shape[0]} are too "
+                                              rf"small for optical flow; both sides must be at "
+                                              rf"least {MIN_FLOW_SIDE} pixels$"):
+            DisFlow().pair(small, small)
+    for shape in ((MIN_FLOW_SIDE, MIN_FLOW_SIDE), (MIN_FLOW_SIDE, 1000), (1000, MIN_FLOW_SIDE)):
         image = np.zeros(shape, np.uint8)
         assert DisFlow().pair(image, image)[0].shape == (*shape, 2)
 

@@ -255,9 +255,9 @@ class _WarpMeter:
         if self._shape is None:
             self._shape = stylized.shape
             self._size = _eval_size(stylized.shape, self._max_side)
-            if max(self._size) < MIN_FLOW_SIDE:
+            if min(self._size) < MIN_FLOW_SIDE:
                 raise _FrameError(f"frames of {self._size[0]}x{self._size[1]} are too small "
-                                  f"for optical flow; at least one side must be "
+                                  f"for optical flow; both sides must be at least "
                                   f"{MIN_FLOW_SIDE} pixels")
         elif stylized.shape != self._shape:
             raise _FrameError(f"stylized frame {self.frames} has shape {stylized.shape}, "

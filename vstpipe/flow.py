@@ -28,7 +28,9 @@ if TYPE_CHECKING:
 _FB_SCALE, _FB_OFFSET = 0.01, 0.5
 _MB_SCALE, _MB_OFFSET = 0.01, 0.002
 
-MIN_FLOW_SIDE = 12  # DIS refuses images whose width and height are both below this
+# DIS (OpenCV 4.x/5.x, medium preset) refuses 11x11 and crashes the process (SIGSEGV) on short,
+# wide images such as 12x40 or 8x100; both sides of at least 16 worked at every size tried.
+MIN_FLOW_SIDE = 16
 
 
 def cv2_module() -> ModuleType:
@@ -66,6 +68,10 @@ class DisFlow:
     def pair(self, current: np.ndarray, reference: np.ndarray
              ) -> tuple[np.ndarray, np.ndarray]:
         """(forward, backward): current -> reference on current's grid, and the reverse."""
+        if min(current.shape[:2]) < MIN_FLOW_SIDE:
+            h, w = current.shape[:2]
+            raise OptionError(f"frames of {w}x{h} are too small for optical flow; both sides "
+                              f"must be at least {MIN_FLOW_SIDE} pixels")
         return (self._dis.calc(current, reference, None),
                 self._dis.calc(reference, current, None))
 
