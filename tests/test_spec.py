@@ -175,3 +175,22 @@ def test_sessions_load_each_network_and_each_style_image_once(tmp_path, style_pn
     assert sessions.session(job, (32, 24)).job is job
     preloaded = Sessions(nets={"mine": net})
     assert preloaded.net("mine") is net and resolved == Counter({"adain-vgg19": 1})
+
+
+def test_one_size_parser_for_every_wxh_setting(tmp_path, style_png):
+    from typer.testing import CliRunner
+
+    from vstpipe.spec import parse_size
+
+    assert parse_size("1280x720") == (1280, 720) and parse_size("64X48") == (64, 48)
+    for bad in ("1280", "axb", "1x2x3", "9" * 5000 + "x1"):
+        with pytest.raises(OptionError, match=r"^size .*: not WxH, e.g. 1280x720$") as err:
+            parse_size(bad)
+        assert len(str(err.value)) < 100
+    # render --size and filter --size give the same one line and exit status
+    for args in (["render", str(style_png), "--out", str(tmp_path / "o.mp4")],
+                 ["filter"]):
+        result = CliRunner().invoke(cli.app, [*args, "--size", "big", "--style", str(style_png),
+                                              "--offline"], input=b"")
+        assert result.exit_code == 1
+        assert result.output.strip() == "vstpipe: error: --size big: not WxH, e.g. 1280x720"

@@ -41,7 +41,7 @@ from .media import EncodeOptions, open_source
 from .pipeline import FilterReport, check_job, filter_preflight, filter_raw, render_source
 from .progress import downloads, frames
 from .sessions import Sessions
-from .spec import Job
+from .spec import Job, parse_size
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Turn videos into paintings without the flicker.")
@@ -96,16 +96,6 @@ def root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
 ) -> None:
     _debug["on"] = debug
-
-
-def _size(text: str | None) -> tuple[int, int] | None:
-    if text is None:
-        return None
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise typer.BadParameter(f"'{text}' is not WxH, e.g. 1280x720") from None
-    return w, h
 
 
 def _floats(text: str | None) -> tuple[float, ...]:
@@ -242,7 +232,7 @@ def render_cmd(
     def go() -> None:
         request = _request(style, weights_, preset, keyframes, alpha, preserve_color,
                            style_size, max_side, model, temporal_flags, device, precision, batch,
-                           EncodeOptions(codec=codec, crf=crf, pix_fmt=pix_fmt, size=_size(size)))
+                           EncodeOptions(codec=codec, crf=crf, pix_fmt=pix_fmt, size=parse_size(size) if size else None))
         # Opened once: its description sets keyframe frame numbers, and it is then decoded.
         with open_source(src, allow_partial=allow_partial) as source:
             info = source.info
@@ -303,7 +293,7 @@ def filter_cmd(
             raise OptionError("give --fps or --timebase, not both")
         frame_time = 1 / rawio.parse_rate(fps, "fps") if fps is not None else \
             rawio.parse_rate(timebase, "timebase") if timebase is not None else None
-        raw = rawio.RawOptions(size=rawio.parse_size(size), pix_fmt=pix_fmt,
+        raw = rawio.RawOptions(size=parse_size(size), pix_fmt=pix_fmt,
                                out_pix_fmt=out_pix_fmt, frame_time=frame_time)
         request = _request(style, weights_, preset, keyframes, alpha, preserve_color,
                            style_size, max_side, model, temporal_flags, device, precision, batch)

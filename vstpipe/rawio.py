@@ -71,15 +71,6 @@ def pix_format(name: str, setting: str = "pix_fmt") -> PixFormat:
 
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """'WxH' -> (W, H), or OptionError; :func:`check` bounds them."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:  # also a number of thousands of digits
-        raise OptionError.about("{size} {text}: not WxH, e.g. 1280x720", text=text[:40]) from None
-    return w, h
-
-
 def parse_rate(text: str, setting: str) -> Fraction:
     """'25', '29.97' or '30000/1001' -> a positive Fraction, or OptionError naming ``setting``."""
     try:

@@ -43,6 +43,16 @@ def check_size(setting: str, value: Any) -> int:
     return value
 
 
+def parse_size(text: str) -> tuple[int, int]:
+    """'WxH' -> (W, H), or an OptionError naming ``size``; the parts check the bounds."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:  # also a number of thousands of digits
+        raise OptionError.about("{size} {text}: not WxH, e.g. 1280x720",
+                                text=text[:40]) from None
+    return w, h
+
+
 def check_choice(setting: str, value: Any, valid: tuple[str, ...]) -> str:
     if value not in valid:
         raise OptionError.about(f"{{{setting}}} {{value}} is not valid; choose from "
