@@ -1,8 +1,10 @@
-"""Shipped presets, user presets, and their errors."""
+"""Shipped presets, user presets, and their errors; preview tiles and contact sheets through the
+library (one random network per module), the `presets preview` command through the CLI."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +12,16 @@ import pytest
 import torch
 from fakes import random_state
 
-from vstpipe import model, presets, preview
+from vstpipe import jobs, model, presets, preview
 from vstpipe.errors import ConfigError
 from vstpipe.jobs import Request, resolve
 from vstpipe.sessions import Sessions
+
+# Shorter side the style images are encoded at in the renders (the smallest allowed): the
+# encoder's pass over each shipped image at its own 512 would be most of these tests' cost,
+# and random weights make the size irrelevant to what they assert. Each image is still read
+# at the preset's own style size (test_every_shipped_preset_renders_a_small_frame).
+STYLE_SIZE = 64
 
 
 @pytest.fixture(autouse=True)
@@ -23,9 +31,16 @@ def user_presets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
-def _net() -> model.StyleNet:
+@pytest.fixture(scope="module")
+def net() -> model.StyleNet:
+    """Random adain-vgg19 weights, built once for the module."""
     return model.build("adain-vgg19", {r: random_state("adain-vgg19", r, i)
                                        for i, r in enumerate(("encoder", "decoder"))})
+
+
+def _small(preset: presets.Preset) -> presets.Preset:
+    """``preset`` with its style images encoded at STYLE_SIZE."""
+    return replace(preset, style_size=STYLE_SIZE)
 
 
 def test_at_least_six_shipped_presets_with_vangogh():
@@ -45,12 +60,17 @@ def test_every_shipped_image_has_a_line_in_sources():
     assert used <= images
 
 
-def test_every_shipped_preset_renders_a_small_frame():
-    net = _net()
+def test_every_shipped_preset_renders_a_small_frame(net):
     rgb = (np.random.default_rng(0).random((40, 56, 3)) * 255).astype(np.uint8)
     outputs = {}
     for preset in presets.available()[0].values():
-        tile = preview.render_tile(Sessions(nets={preset.model: net}), rgb, preset, 48)
+        sessions = Sessions(nets={preset.model: net})
+        # Its images read at its own style size (within the limits), then encoded smaller.
+        job = jobs.for_preset(preset)
+        assert job.look.style_size == preset.style_size
+        assert all(s.shape[0] == 1 and preset.style_size - 8 < min(s.shape[2:]) <=
+                   preset.style_size for s in sessions.styles(job)), preset.name  # floored to x8
+        tile = preview.render_tile(sessions, rgb, _small(preset), 48)
         assert tile.shape == (32, 48, 3) and tile.dtype == np.uint8  # longer side 48, x8
         assert tile.std() > 1  # a picture, not a flat colour
         outputs[preset.name] = tile
@@ -104,10 +124,9 @@ def test_unknown_preset_lists_the_valid_names():
         presets.find("vangoh")
 
 
-def test_contact_sheet_has_a_labelled_tile_per_preset():
-    net = _net()
+def test_contact_sheet_has_a_labelled_tile_per_preset(net):
     rgb = (np.random.default_rng(1).random((48, 64, 3)) * 255).astype(np.uint8)
-    chosen = [p for p in presets.available()[0].values()][:3]
+    chosen = [_small(p) for p in presets.available()[0].values()][:3]
     sheet = preview.contact_sheet(rgb, chosen, Sessions(nets={net.name: net}), tile=64,
                                   model=net.name)
     # original + 3 tiles in one row of 4, each 64x48 with a caption strip under it
@@ -147,13 +166,23 @@ def test_unusable_preset_names_are_refused(tmp_path: Path, name: str):
         presets.load(path)
 
 
-def test_preview_command_writes_a_contact_sheet(tmp_path: Path, adain_home: Path):
+def test_preview_command_writes_a_contact_sheet(tmp_path: Path, adain_home: Path,
+                                                user_presets: Path):
     from clips import make_clip
     from PIL import Image
     from typer.testing import CliRunner
 
     from vstpipe.cli import app
 
+    # The command renders every available preset; user presets of the shipped names (same
+    # images, encoded at STYLE_SIZE) keep that a sheet of the same count at a fraction of
+    # the cost. The tiles themselves are the library tests' subject, above.
+    user_presets.mkdir()
+    for preset in presets.available()[0].values():
+        styles = ", ".join(f'"{path}" = {weight}' for path, weight in preset.styles)
+        (user_presets / f"{preset.name}.toml").write_text(
+            f'name = "{preset.name}"\nstyle = {{ {styles} }}\nstyle_size = {STYLE_SIZE}\n')
+    assert all(p.style_size == STYLE_SIZE for p in presets.available()[0].values())
     src = make_clip(tmp_path / "in.mp4", size=(96, 64), frames=3)
     out = tmp_path / "sheet.png"
     result = CliRunner().invoke(app, ["presets", "preview", str(src), "--out", str(out),
