@@ -1,7 +1,8 @@
 """vstpipe.temporal: option declarations, cut detection, each method, the chain, the registry.
 
-Synthetic tensors throughout; the one render (a toy method registered by the test) uses a
-tiny clip and random weights.
+Synthetic tensors throughout; the one render (a toy method registered by the test) goes through
+the library with a tiny clip and random weights; the command line only for what it generates
+from the declarations (flags, `presets show`, `ofx describe`, flag-named errors).
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ import av
 import numpy as np
 import pytest
 import torch
+from fakes import random_state
 from typer.testing import CliRunner
 
-from vstpipe import effects, ofx, ops, presets, temporal
+from vstpipe import effects, jobs, model, ofx, ops, pipeline, presets, temporal
 from vstpipe.cli import app
 from vstpipe.errors import ConfigError, OptionError
+from vstpipe.media import EncodeOptions
+from vstpipe.sessions import Sessions
 from vstpipe.temporal import STEADY, TemporalOptions
 from vstpipe.temporal.base import Option, Range, Settings, TemporalMethod
 from vstpipe.temporal.chain import Temporal
@@ -239,8 +243,36 @@ def _clip(path: Path) -> tuple[Path, list[np.ndarray]]:
     return path, frames
 
 
-def test_a_registered_method_gets_a_flag_a_preset_key_an_effect_param_and_runs(
-        tmp_path: Path, adain_home: Path, style_png: Path, monkeypatch: pytest.MonkeyPatch):
+def test_a_registered_method_gets_a_preset_key_and_runs(tmp_path: Path, style_png: Path,
+                                                        monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setitem(temporal.METHODS, Toy.name, Toy)  # the one registry line
+
+    preset = tmp_path / "toy.toml"
+    preset.write_text(f'style = "{style_png}"\ntoy_mix = 0.5\n')
+    assert presets.load(preset).temporal["toy_mix"] == 0.5
+    preset.write_text(f'style = "{style_png}"\ntoy_mix = 2\n')
+    with pytest.raises(ConfigError, match=r"toy\.toml: toy_mix 2.0 is outside \[0, 1\]"):
+        presets.load(preset)
+
+    net = model.build("adain-vgg19", {r: random_state("adain-vgg19", r, i)
+                                      for i, r in enumerate(("encoder", "decoder"))})
+    src, frames = _clip(tmp_path / "in.mkv")
+    out = tmp_path / "out.mkv"
+    # What `render --style S --toy-mix 1 --precision fp32 --codec ffv1 --pix-fmt bgr0` asks
+    # for; the style image encoded at the smallest style size, as the full mix discards it.
+    job = jobs.resolve(jobs.Request(styles=(style_png,), temporal={"toy_mix": 1.0},
+                                    precision="fp32", style_size=64,
+                                    encode=EncodeOptions(codec="ffv1", pix_fmt="bgr0")))
+    pipeline.render(src, out, job, Sessions(nets={net.name: net}))
+    with av.open(str(out)) as container:
+        rendered = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(rendered) == 3
+    for got, want in zip(rendered, frames):  # a full mix gives the source back
+        assert np.abs(got.astype(int) - want).max() <= 1
+
+
+def test_a_registered_method_gets_a_flag_and_an_effect_param(
+        tmp_path: Path, vstpipe_home: Path, style_png: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setitem(temporal.METHODS, Toy.name, Toy)  # the one registry line
 
     for command in ("render", "filter"):
@@ -249,29 +281,15 @@ def test_a_registered_method_gets_a_flag_a_preset_key_an_effect_param_and_runs(
 
     preset = tmp_path / "toy.toml"
     preset.write_text(f'style = "{style_png}"\ntoy_mix = 0.5\n')
-    assert presets.load(preset).temporal["toy_mix"] == 0.5
     listed = runner.invoke(app, ["presets", "show", str(preset)], env={"COLUMNS": "200"})
     assert listed.exit_code == 0 and "toy_mix" in listed.output
-    preset.write_text(f'style = "{style_png}"\ntoy_mix = 2\n')
-    with pytest.raises(ConfigError, match=r"toy\.toml: toy_mix 2.0 is outside \[0, 1\]"):
-        presets.load(preset)
 
     described = json.loads(runner.invoke(app, ["ofx", "describe", "stylize"]).stdout)
     param = {p["name"]: p for p in described["params"]}["toy_mix"]
     assert (param["min"], param["max"]) == (0.0, 1.0)
     assert param["hint"] == "share of source; 0: the preset's"
 
-    src, frames = _clip(tmp_path / "in.mkv")
-    out = tmp_path / "out.mkv"
-    done = runner.invoke(app, ["render", str(src), "--out", str(out), "--style", str(style_png),
-                               "--toy-mix", "1", "--offline", "--precision", "fp32",
-                               "--codec", "ffv1", "--pix-fmt", "bgr0"])
-    assert done.exit_code == 0, done.output
-    with av.open(str(out)) as container:
-        rendered = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    assert len(rendered) == 3
-    for got, want in zip(rendered, frames):  # a full mix gives the source back
-        assert np.abs(got.astype(int) - want).max() <= 1
+    src, _ = _clip(tmp_path / "in.mkv")
     bad = runner.invoke(app, ["render", str(src), "--out", str(tmp_path / "bad.mkv"),
                               "--style", str(style_png), "--toy-mix", "1.5", "--offline"])
     assert bad.exit_code == 1 and "--toy-mix 1.5 is outside [0, 1]" in bad.output
