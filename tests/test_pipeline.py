@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import av
@@ -304,8 +305,8 @@ def test_real_uvc_preserve_color_keeps_the_source_chroma(tmp_path, vstpipe_home)
 # --- CLI: flags to the job, one-line errors, exit statuses, Ctrl-C ---------------------------
 
 
-def test_render_flags_resolve_to_the_job_the_library_renders(tmp_path, adain_home, style_png,
-                                                             monkeypatch):
+def test_render_flags_resolve_to_the_job_the_library_renders(tmp_path, vstpipe_home, net,
+                                                             style_png, monkeypatch):
     """What the library-level tests render is what these flags ask for, and the CLI hands it
     to the library with the closing line after."""
     other = tmp_path / "other.png"
@@ -319,6 +320,8 @@ def test_render_flags_resolve_to_the_job_the_library_renders(tmp_path, adain_hom
         return pipeline.RenderReport(3, 1.0, "fp32")
 
     monkeypatch.setattr(cli, "render_source", render_source)
+    # The module's network instead of a cache: loading it is not what is tested here.
+    monkeypatch.setattr(cli, "Sessions", partial(Sessions, nets={"adain-vgg19": net}))
     result = runner.invoke(app, [
         "render", str(src), "--out", str(out), "--style", str(style_png), "--style", str(other),
         "--weights", "1,1", "--offline", "--precision", "fp32", "--batch", "3", "--max-side",
