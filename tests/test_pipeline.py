@@ -405,8 +405,8 @@ def test_missing_style_image_and_existing_output(tmp_path, adain_home, style_png
 
 
 def test_usage_errors_exit_2(tmp_path):
-    # A value the flag's type cannot parse (--size is parsed by spec.parse_size since 7bfceb1,
-    # and exits 1 with one line; test_spec holds that).
+    # A value the flag's type cannot parse; --size is parsed by spec.parse_size instead, an
+    # exit-1 one-liner (test_spec).
     result = runner.invoke(app, ["render", "x.mp4", "--out", "y.mp4", "--style", "s.png",
                                  "--batch", "many"])
     assert result.exit_code == 2
