@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,24 @@ import torch
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 UVC_DIR = SHARED / "models" / "uvc-ae"
 MEDIA = SHARED / "media"
+
+
+# The tests' tensors are tiny: with several intra-op threads, thread start-up and (when the
+# machine is busy) contention cost more than the work; a preset tile took 1.4 s with 1 thread
+# and 3.5-8 s with 2 under load. Subprocesses choose their own. DEFAULT_THREADS is torch's own
+# choice, for tests whose numbers depend on it (test_golden's checksums were made with it).
+DEFAULT_THREADS = torch.get_num_threads()
+torch.set_num_threads(1)
+
+
+@pytest.fixture
+def default_threads() -> Iterator[None]:
+    """Run one test with torch's default thread count (reductions differ in the last bits)."""
+    torch.set_num_threads(DEFAULT_THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
