@@ -51,7 +51,7 @@ def test_sigterm_and_sighup_during_a_render_leave_nothing(tmp_path, adain_home, 
                          f"no output was written"), err
     assert "Traceback" not in err
     assert not out.exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "long.mp4", "style.png", "weights"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "long.mp4", "style.png"]
     assert src.read_bytes() == before
 
 
@@ -79,7 +79,7 @@ def test_preview_refuses_to_write_its_sheet_over_its_input(tmp_path, adain_home)
         assert "is an input of this command" in result.output
         assert len(result.output.strip().splitlines()) == 1, result.output
     assert src.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["frame.png", "home", "weights"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frame.png", "home"]
 
 
 def test_filter_refuses_stdout_onto_its_stdin(tmp_path, style_png):

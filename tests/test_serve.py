@@ -158,6 +158,7 @@ def test_malformed_header_is_answered_and_end_of_input_exits_cleanly(client: Cli
     assert "Traceback" not in client.proc.stderr.read().decode()
 
 
+@pytest.mark.usefixtures("default_threads")  # the server process runs torch's default threads
 def test_stylizer_over_the_protocol_equals_vstpipe_render(adain_home, style_png, client: Client,
                                                           tmp_path: Path):
     from typer.testing import CliRunner
