@@ -26,7 +26,7 @@ from av.stream import Disposition
 from typer.testing import CliRunner
 
 import vstpipe
-from vstpipe import media
+from vstpipe import cli, media
 from vstpipe.cli import app
 from vstpipe.errors import MediaError, OutputError
 from vstpipe.media import EncodeOptions, Frame, open_sink, open_source, probe
@@ -121,7 +121,8 @@ def test_two_renders_to_one_path_cannot_both_succeed(tmp_path):
         first.close()
         with pytest.raises(OutputError) as err:
             second.close()
-    _one_line_naming(err, str(out), "--overwrite")
+    _one_line_naming(err, str(out), "pass overwrite to replace it")
+    assert "pass --overwrite to replace it" in err.value.named(cli.flag)  # as the CLI says it
     assert len(clips.video_frames(out)) == 4  # the first render's file, whole
     assert _leftovers(tmp_path) == []
 
@@ -417,7 +418,8 @@ def test_a_truncated_input_fails_naming_the_frame_counts_and_writes_nothing(tmp_
     out = tmp_path / "out.mp4"
     with pytest.raises(MediaError) as err:
         _pass_through(src, out)
-    message = _one_line_naming(err, src.name, "truncated", "--allow-partial")
+    message = _one_line_naming(err, src.name, "truncated", "allow_partial renders what decodes")
+    assert err.value.named(cli.flag).endswith("; --allow-partial renders what decodes")
     counts = re.search(r"decoded (\d+) of (?:about )?(\d+) frames", message)
     assert counts, message
     read, promised = (int(n) for n in counts.groups())

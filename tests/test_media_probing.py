@@ -81,7 +81,7 @@ def test_still_images_are_refused_as_input(tmp_path, written, name):
     image = clips.make_still(tmp_path / written).rename(tmp_path / name)
     for call in (probe, open_source):
         with pytest.raises(MediaError, match="a still image, not a video; pass it as "
-                                             "--style, or give a video file") as err:
+                                             "style, or give a video file") as err:
             call(image)
         one_line_naming(err, image)
 

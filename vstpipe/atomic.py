@@ -63,7 +63,7 @@ def check_target(out: Path, inputs: Iterable[Path] = (), *, overwrite: bool = Fa
     if out.is_dir():
         raise OutputError(f"{out}: is a directory; give a file name inside it")
     if out.exists() and not overwrite:
-        raise OutputError(f"{out}: already exists; pass --overwrite to replace it")
+        raise OutputError.about("{out}: already exists; pass {overwrite} to replace it", out=out)
     parent = out.parent
     if not parent.is_dir():
         raise OutputError(f"{out}: directory {parent} does not exist")
@@ -182,9 +182,10 @@ class TempOutput:
         try:
             os.link(self.path, self.target)
         except FileExistsError:
-            raise OutputError(f"{self.target}: appeared while this command ran (another "
-                              f"process wrote it); left it as it is, nothing was saved; "
-                              f"pass --overwrite to replace it") from None
+            raise OutputError.about("{target}: appeared while this command ran (another "
+                                    "process wrote it); left it as it is, nothing was saved; "
+                                    "pass {overwrite} to replace it", target=self.target
+                                    ) from None
         except OSError as err:
             if err.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
                 raise OutputError(f"{self.target}: could not move the finished file into "
@@ -192,9 +193,9 @@ class TempOutput:
             # A file system without hard links (FAT, some FUSE mounts): check, then rename.
             # Not atomic, but the window is this one system call.
             if self.target.exists():
-                raise OutputError(f"{self.target}: appeared while this command ran; left it "
-                                  f"as it is, nothing was saved; pass --overwrite to replace "
-                                  f"it") from None
+                raise OutputError.about("{target}: appeared while this command ran; left it "
+                                        "as it is, nothing was saved; pass {overwrite} to "
+                                        "replace it", target=self.target) from None
             os.replace(self.path, self.target)
             return
         self.path.unlink(missing_ok=True)

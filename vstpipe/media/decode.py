@@ -208,7 +208,8 @@ class Source:
         if damage is not None:
             message += f"; it ends in a {damage.split(' (')[0]}"
         if not self.allow_partial:
-            raise MediaError(f"{message}; --allow-partial renders what decodes")
+            raise MediaError.about("{message}; {allow_partial} renders what decodes",
+                                   message=message)
         _log.warning("%s; keeping the %d frames that decoded (partial input allowed)",
                      message, reading.decoded)
 

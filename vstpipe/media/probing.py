@@ -64,8 +64,8 @@ def _open_input(path: Path) -> InputContainer:
         raise MediaError(f"{path}: cannot open ({ffmpeg_reason(err)})") from None
     if _is_still_image(container):
         container.close()
-        raise MediaError(f"{path}: a still image, not a video; pass it as --style, "
-                         f"or give a video file")
+        raise MediaError.about("{path}: a still image, not a video; pass it as {style}, or "
+                               "give a video file", path=path)
     return container
 
 
