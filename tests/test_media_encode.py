@@ -372,9 +372,10 @@ def test_check_output_path_refusals(tmp_path):
         check_output_path(src, link, overwrite=True)
     existing = tmp_path / "exists.mp4"
     existing.write_bytes(b"x")
-    with pytest.raises(OutputError, match="--overwrite") as err:
+    with pytest.raises(OutputError, match="already exists; pass overwrite to replace it") as err:
         check_output_path(src, existing, overwrite=False)
     one_line_naming(err, existing)
+    assert err.value.named(lambda s: f"--{s}").endswith("pass --overwrite to replace it")
     check_output_path(src, existing, overwrite=True)
     with pytest.raises(OutputError, match="does not exist"):
         check_output_path(src, tmp_path / "nope" / "out.mp4", overwrite=False)

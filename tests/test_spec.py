@@ -163,18 +163,19 @@ def test_sessions_load_each_network_and_each_style_image_once(tmp_path, style_pn
         return rgb(im)
 
     monkeypatch.setattr(images, "_rgb", decoding)
-    monkeypatch.setattr(weights, "resolve", lambda name, **_: resolved.update([name]) or name)
-    monkeypatch.setattr(weights, "load", lambda name: net)
+    monkeypatch.setattr(weights, "resolve", lambda name, **_: resolved.update([name]) or
+                        weights.ResolvedModel(name, "adain-vgg19", {}))
+    monkeypatch.setattr(weights, "load", lambda resolved: net)
     sessions = Sessions()
     job = Job(Look(Timeline.constant([style_png])), Compute(device="cpu", precision="fp32",
                                                             batch=1))
     frame = Frame(np.full((24, 32, 3), 128, np.uint8), 0, Fraction(1, 25))
     outs = [sessions.session(job, (32, 24)).process([frame], (32, 24), 8)[0] for _ in range(3)]
-    assert decoded == Counter({"style.png": 1}) and resolved == Counter({"adain-vgg19": 1})
+    assert decoded == Counter({"style.png": 1}) and resolved == Counter({job.model: 1})
     assert all(np.array_equal(o.rgb, outs[0].rgb) for o in outs)  # fresh state each time
     assert sessions.session(job, (32, 24)).job is job
     preloaded = Sessions(nets={"mine": net})
-    assert preloaded.net("mine") is net and resolved == Counter({"adain-vgg19": 1})
+    assert preloaded.net("mine") is net and resolved == Counter({job.model: 1})
 
 
 def test_one_size_parser_for_every_wxh_setting(tmp_path, style_png):

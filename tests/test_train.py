@@ -276,7 +276,7 @@ def test_finetune_20_steps_writes_a_model_that_render_uses(tmp_path, adain_home,
     clip = make_clip(tmp_path / "in.mp4", frames=5)
     rendered = runner.invoke(app, ["render", str(clip), "--model", str(out), "--style",
                                    str(next(data[1].glob("*.png"))), "--out",
-                                   str(tmp_path / "o.mp4"), "--offline"])
+                                   str(tmp_path / "o.mp4"), "--offline", "--precision", "fp32"])
     assert rendered.exit_code == 0, rendered.output
     with av.open(str(tmp_path / "o.mp4")) as c:
         assert sum(1 for _ in c.decode(video=0)) == 5
@@ -285,7 +285,7 @@ def test_finetune_20_steps_writes_a_model_that_render_uses(tmp_path, adain_home,
     assert imported.exit_code == 0, imported.output
     again = runner.invoke(app, ["render", str(clip), "--model", "my-steady", "--style",
                                 str(next(data[1].glob("*.png"))), "--out",
-                                str(tmp_path / "o2.mp4"), "--offline"])
+                                str(tmp_path / "o2.mp4"), "--offline", "--precision", "fp32"])
     assert again.exit_code == 0, again.output
     assert (tmp_path / "o.mp4").read_bytes() == (tmp_path / "o2.mp4").read_bytes()
     twice = runner.invoke(app, ["models", "import", "my-steady", str(out)])

@@ -39,7 +39,8 @@ def test_home_honours_vstpipe_home(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 def test_status_of_an_empty_cache() -> None:
     statuses = weights.list_models()
     assert [(s.name, s.installed, s.size) for s in statuses] == \
-        [("adain-vgg19", False, 0), ("uvc-lab", False, 0), ("uvc-tracker", False, 0)]
+        [("adain-vgg19", False, 0), ("uvc-lab", False, 0), ("lite", True, sum(f.size for f in weights.spec("lite").files)),
+         ("uvc-tracker", False, 0)]
 
 
 def test_verify_detects_changed_and_missing_files(uvc_random: dict[str, Path],

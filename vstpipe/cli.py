@@ -187,10 +187,15 @@ def _resolve(request: jobs.Request, fps: Fraction | None) -> Job:
     return job
 
 
-def _net(sessions: Sessions, model: str) -> None:
-    """Load the job's model into ``sessions``, showing download progress."""
+def _net(sessions: Sessions, model: str) -> str:
+    """Load the job's model into ``sessions``, showing download progress and its notices;
+    returns the name of the model that runs."""
     with downloads() as on_download:
-        sessions.net(model, on_download)
+        net = sessions.net(model, on_download)
+    for notice in sessions.notices:
+        _say(f"note: {escape(notice)}")
+    sessions.notices.clear()
+    return net.name
 
 
 @app.command("render")
@@ -232,7 +237,8 @@ def render_cmd(
     def go() -> None:
         request = _request(style, weights_, preset, keyframes, alpha, preserve_color,
                            style_size, max_side, model, temporal_flags, device, precision, batch,
-                           EncodeOptions(codec=codec, crf=crf, pix_fmt=pix_fmt, size=parse_size(size) if size else None))
+                           EncodeOptions(codec=codec, crf=crf, pix_fmt=pix_fmt,
+                                         size=parse_size(size) if size else None))
         # Opened once: its description sets keyframe frame numbers, and it is then decoded.
         with open_source(src, allow_partial=allow_partial) as source:
             info = source.info
@@ -240,13 +246,14 @@ def render_cmd(
             check_job(src, out, job, overwrite)  # a typo must not cost a 100 MB download
             sessions = Sessions(offline)
             sessions.styles(job)  # a bad style image must not either
-            _net(sessions, job.model)
+            ran = _net(sessions, job.model)
             with frames(src.name) as on_frames:
                 report = render_source(source, out, sessions.session(job, (info.width,
                                                                            info.height)),
                                        overwrite=overwrite, progress=on_frames)
         _say(f"wrote {escape(str(out))} ({report.frames} frames, "
-             f"{report.frames / max(report.seconds, 1e-9):.2f} fps, {report.precision})")
+             f"{report.frames / max(report.seconds, 1e-9):.2f} fps, model {escape(ran)}, "
+             f"{report.precision})")
 
     _run(go)
 

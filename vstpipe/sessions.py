@@ -32,6 +32,7 @@ class Sessions:
         self._offline = offline or weights.offline_from_env()
         self._nets: dict[str, StyleNet] = dict(nets or {})
         self._styles: dict[tuple[object, ...], list[torch.Tensor]] = {}
+        self.notices: list[str] = []  # what the user should know (e.g. which model `auto` ran)
 
     def styles(self, job: Job) -> list[torch.Tensor]:
         """The look's style images, (1, 3, H, W) in [0, 1], each at its own style size; read
@@ -48,6 +49,8 @@ class Sessions:
         offline, loaded once."""
         if model not in self._nets:
             resolved = weights.resolve(model, offline=self._offline, on_progress=on_progress)
+            if resolved.notice is not None:
+                self.notices.append(resolved.notice)
             self._nets[model] = weights.load(resolved)
         return self._nets[model]
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from .. import tomlspec
 from ..errors import OptionError
-from ..weights import DEFAULT_MODEL
+from ..weights.registry import FULL_MODEL
 from . import affinity
 from .affinity import AffinityChoice
 from .data import MAX_GAP
@@ -28,7 +28,7 @@ class TrainOptions:
     styles: Path  # folder of style images (recursive)
     content: Path | None = None  # image stage: folder of content images
     davis: Path | None = None  # video stage: DAVIS 2017 root
-    model: str = DEFAULT_MODEL  # registry name or model directory to start from
+    model: str = FULL_MODEL  # registry name or model directory to start from
     affinity: AffinityChoice = field(default_factory=AffinityChoice)
     weights: LossWeights = field(default_factory=LossWeights)  # lambda_1..4 of eq. 9
     steps: int = 1000  # optimizer steps in total (a resumed run continues to this)

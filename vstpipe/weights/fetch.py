@@ -44,6 +44,9 @@ def pull(name: str, *, on_progress: ProgressFn | None = None, model: ModelSpec |
     ``name``. ``timeout`` is per connect and per read, in seconds.
     """
     ms = spec_for(name, model)
+    if ms.embedded:  # nothing to download: check what ships
+        store.check_embedded(ms)
+        return store.embedded_dir(ms.name)
     with store.model_folder(ms.name) as folder:
         manifest = store.read_manifest(folder, ms)
         for f in ms.files:

@@ -30,6 +30,9 @@ def import_files(name: str, files: Sequence[Path], *, model: ModelSpec | None = 
     (a re-saved copy, or weights for testing); the manifest records them as not published.
     """
     ms = spec_for(name, model)
+    if ms.embedded:
+        raise ModelError(f"{ms.name} ships inside vstpipe and cannot be replaced; import the "
+                         f"files under a name of your own with `vstpipe models import NAME DIR`")
     published = ", ".join(f.name for f in ms.files)
     if not files:
         raise ModelError(f"no files given to import for {ms.name}; expected {published}")

@@ -9,7 +9,13 @@ from dataclasses import dataclass
 
 from ..errors import ModelError
 
-DEFAULT_MODEL = "adain-vgg19"  # what --model, presets, keyframes and training start from
+# What --model, presets and keyframes use unless they name a model: adain-vgg19 when it is
+# installed or can be downloaded, else the embedded lite model (resolver.resolve says which and
+# why). Training starts from FULL_MODEL.
+AUTO = "auto"
+DEFAULT_MODEL = AUTO
+FULL_MODEL = "adain-vgg19"
+EMBEDDED_MODEL = "lite"
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,7 @@ class ModelSpec:
     licence: str
     homepage: str
     description: str
+    embedded: bool = False  # ships inside the package (vstpipe/models_data/<name>/): no download
 
 
 _ADAIN_RELEASE = "https://github.com/naoto0804/pytorch-AdaIN/releases/download/v0.0.0"
@@ -68,6 +75,26 @@ REGISTRY: dict[str, ModelSpec] = {ms.name: ms for ms in (
         licence="MIT",
         homepage="https://github.com/Liusifei/UVC",
         description="UVC colour autoencoder (Li, Liu et al. 2019), reduced relu3_1, OpenCV Lab",
+    ),
+    # Ships inside the package (models/lite in the repository): what `auto` runs when
+    # adain-vgg19 cannot be had. Encoder: Magenta's MobileNetV2 style-predictor trunk
+    # (Apache-2.0, NOTICE beside it); decoder: trained by vstpipe (model.json says how).
+    ModelSpec(
+        name=EMBEDDED_MODEL,
+        arch="lite-mobilenet",
+        files=(
+            FileSpec("encoder", "encoder.safetensors", "package:vstpipe.models_data/lite",
+                     "d2f4426f67eb49d3c8be4a08af87acb4ac82782d7504ccbcc689c765c7d2b5ef", 244216),
+            FileSpec("decoder", "decoder.safetensors", "package:vstpipe.models_data/lite",
+                     "b0c9517970dbd46f11846c1e82fee98a10236516266944618f81535296f049f9",
+                     2107796),
+        ),
+        licence="Apache-2.0 (encoder, Magenta) and MIT (decoder, vstpipe)",
+        homepage="https://github.com/magenta/magenta/tree/main/magenta/models/"
+                 "arbitrary_image_stylization",
+        description="embedded: Magenta's MobileNetV2 trunk to expanded_conv_6's expansion, "
+                    "AdaIN, a decoder trained by vstpipe; RGB",
+        embedded=True,
     ),
     # Committed to the UVC repository as a plain git blob (no LFS); no sha256 or size is
     # published, so the blob id of that commit pins the bytes instead.

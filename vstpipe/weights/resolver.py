@@ -8,18 +8,18 @@ of exactly one family.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 
-from ..errors import ModelError
+from ..errors import DownloadError, ModelError
 from ..model import FAMILIES, StyleNet, build, check_layout
 from . import fetch, modeljson, store
 from .fetch import ProgressFn
 from .modeljson import MODEL_JSON, ModelJson
-from .registry import REGISTRY, ModelSpec, names
-from .safety import load_state_file
+from .registry import AUTO, EMBEDDED_MODEL, FULL_MODEL, REGISTRY, ModelSpec, names
+from .safety import load_state_file, one_line
 
 
 @dataclass(frozen=True)
@@ -30,16 +30,26 @@ class ResolvedModel:
     # role -> the registry model whose file it is: every role of a registry model, the
     # "<role>_from" roles of a model.json, none for a directory of published files
     sources: dict[str, str] = field(default_factory=dict)
+    notice: str | None = None  # what the user should know, e.g. why `auto` chose this model
 
 
 def resolve(model: str, *, offline: bool, on_progress: ProgressFn | None = None
             ) -> ResolvedModel:
-    """A registry name (pulled first unless ``offline``) or a directory of weight files.
+    """A registry name (pulled first unless ``offline``), ``auto``, or a directory of weight
+    files.
 
-    A registry name wins over a directory of the same name; write ``./NAME`` for the directory.
+    ``auto`` is FULL_MODEL when it is installed or can be downloaded, else the embedded model,
+    with a notice saying why and how to get the full one; a model named explicitly never falls
+    back. A registry name wins over a directory of the same name; write ``./NAME`` for the
+    directory.
     """
+    if model == AUTO:
+        return _auto(offline, on_progress)
     if model in REGISTRY:
         ms = REGISTRY[model]
+        if ms.embedded:
+            return ResolvedModel(model, ms.arch, store.check_embedded(ms),
+                                 {f.role: model for f in ms.files})
         if not store.status(model).installed:
             if offline:
                 raise ModelError(f"model '{model}' is not installed and offline mode is on; "
@@ -65,6 +75,24 @@ def resolve(model: str, *, offline: bool, on_progress: ProgressFn | None = None
         return _resolve_published_dir(folder)
     raise ModelError(f"unknown model '{model}'; choose from {names()}, or give a directory "
                      f"holding the published files of one of them")
+
+
+def _auto(offline: bool, on_progress: ProgressFn | None) -> ResolvedModel:
+    full = REGISTRY[FULL_MODEL]
+    if store.status(FULL_MODEL).installed:
+        return resolve(FULL_MODEL, offline=offline)
+    why = "offline mode is on"
+    if not offline:
+        try:
+            return resolve(FULL_MODEL, offline=False, on_progress=on_progress)
+        except DownloadError as exc:
+            why = f"it could not be downloaded ({one_line(exc)})"
+    embedded = resolve(EMBEDDED_MODEL, offline=True)
+    size = sum(f.size or 0 for f in full.files) // 1_000_000
+    return replace(embedded, notice=(
+        f"using the embedded {EMBEDDED_MODEL} model: {FULL_MODEL} is not installed and {why}; "
+        f"for the full model run `vstpipe models pull {FULL_MODEL}` ({size}+ MB) or `vstpipe "
+        f"models import {FULL_MODEL} FILE...`, or name another model"))
 
 
 def read_model_dir(folder: Path, *, offline: bool, on_progress: ProgressFn | None

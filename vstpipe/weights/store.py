@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -60,11 +61,45 @@ def home() -> Path:
 
 
 def model_dir(name: str) -> Path:
+    """Where a model's files are: the cache, or the package for an embedded model."""
+    ms = REGISTRY.get(name)
+    if ms is not None and ms.embedded:
+        return embedded_dir(name)
     return home() / "models" / name
+
+
+def embedded_dir(name: str) -> Path:
+    """The folder of a model that ships inside the package (``models/<name>`` in a checkout)."""
+    return Path(str(resources.files("vstpipe.models_data"))) / name
+
+
+def check_embedded(ms: ModelSpec) -> dict[str, Path]:
+    """role -> file of an embedded model, each matching the registry's sha256 (a damaged or
+    replaced install is named, with the fix); hashed once per process."""
+    paths = {f.role: embedded_dir(ms.name) / f.name for f in ms.files}
+    for f in ms.files:
+        path = paths[f.role]
+        if not path.is_file():
+            raise ModelError(f"{path}: the embedded {ms.name} model lacks {f.name}; reinstall "
+                             "vstpipe")
+        key = (str(path), path.stat().st_size, path.stat().st_mtime_ns)
+        if key not in _EMBEDDED_OK:
+            sha256, _ = _sha256_file(path)
+            if sha256 != f.sha256:
+                raise ChecksumError(f"{path}: sha256 {sha256[:16]}... differs from the "
+                                    f"registry's {str(f.sha256)[:16]}... for the embedded "
+                                    f"{ms.name} model; reinstall vstpipe")
+            _EMBEDDED_OK.add(key)
+    return paths
+
+
+_EMBEDDED_OK: set[tuple[str, int, int]] = set()  # embedded files already hashed this process
 
 
 
 def fix_hint(name: str) -> str:
+    if name in REGISTRY and REGISTRY[name].embedded:
+        return "reinstall vstpipe (the model ships inside it)"
     if name not in REGISTRY:  # a model directory installed under a name of its own
         return f"`vstpipe models import {name} DIR` again after removing {model_dir(name)}"
     return f"`vstpipe models pull {name}` or `vstpipe models import {name} FILE...`"
@@ -301,19 +336,28 @@ def model_folder(name: str) -> Iterator[Path]:
 def verify(name: str | None = None) -> list[VerifyResult]:
     """Re-hash cached files against the manifest and the registry; one result per file.
 
-    With no ``name``, every model that has anything in the cache is checked.
+    With no ``name``, every model that has anything in the cache is checked (an embedded one
+    only when named).
     """
     if name is not None:
         specs = [spec(name)]
     else:
-        specs = [ms for ms in REGISTRY.values()
-                 if (model_dir(ms.name) / MANIFEST).is_file() or status(ms.name).size]
+        specs = [ms for ms in REGISTRY.values() if not ms.embedded and (
+            (model_dir(ms.name) / MANIFEST).is_file() or status(ms.name).size)]
     return [_verify_file(ms, f, read_manifest(model_dir(ms.name), ms))
             for ms in specs for f in ms.files]
 
 
 def _verify_file(ms: ModelSpec, f: FileSpec, manifest: dict[str, Any]) -> VerifyResult:
     path = model_dir(ms.name) / f.name
+    if ms.embedded:
+        if not path.is_file():
+            return VerifyResult(ms.name, f.name, False, f"missing; {fix_hint(ms.name)}")
+        sha256, _ = _sha256_file(path)
+        if sha256 != f.sha256:
+            return VerifyResult(ms.name, f.name, False, f"changed (sha256 {sha256[:16]}...); "
+                                                        f"{fix_hint(ms.name)}")
+        return VerifyResult(ms.name, f.name, True, "ok, embedded, matches the registry's sha256")
     if not path.is_file():
         return VerifyResult(ms.name, f.name, False, f"missing; run {fix_hint(ms.name)}")
     sha256, size = _sha256_file(path)

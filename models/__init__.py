@@ -1,0 +1,1 @@
+"""Models that ship inside vstpipe (importlib.resources: vstpipe.models_data)."""
