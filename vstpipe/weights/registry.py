@@ -86,7 +86,7 @@ REGISTRY: dict[str, ModelSpec] = {ms.name: ms for ms in (
             FileSpec("encoder", "encoder.safetensors", "package:vstpipe.models_data/lite",
                      "d2f4426f67eb49d3c8be4a08af87acb4ac82782d7504ccbcc689c765c7d2b5ef", 244216),
             FileSpec("decoder", "decoder.safetensors", "package:vstpipe.models_data/lite",
-                     "b0c9517970dbd46f11846c1e82fee98a10236516266944618f81535296f049f9",
+                     "1e2d8b90f67d1872afb9a90379bbd134e2709eaa25a4e261c03b4c569a30d4fb",
                      2107796),
         ),
         licence="Apache-2.0 (encoder, Magenta) and MIT (decoder, vstpipe)",
