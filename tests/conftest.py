@@ -96,6 +96,23 @@ def adain_home(vstpipe_home: Path, _adain_home_once: Path) -> Path:
     return vstpipe_home
 
 
+@pytest.fixture(scope="module")
+def net():
+    """Random adain-vgg19 weights (those `adain_home` imports), built once per test module for
+    its library-level renders; a module may define its own ``net``."""
+    from fakes import random_net
+
+    return random_net("adain-vgg19")
+
+
+@pytest.fixture
+def sessions(net):
+    """A session factory that has the module's ``net`` under its model name, no cache."""
+    from vstpipe.sessions import Sessions
+
+    return Sessions(nets={net.name: net})
+
+
 @pytest.fixture
 def offline_home(vstpipe_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty model cache, and no proxy to swallow requests meant for a local test server."""

@@ -36,6 +36,14 @@ def random_state(arch: str, role: str, seed: int = 0) -> dict[str, torch.Tensor]
     return state
 
 
+def random_net(arch: str = "adain-vgg19") -> model.StyleNet:
+    """A StyleNet of ``arch`` from random weights in its published layout: the encoder with
+    seed 0, the decoder with seed 1 (what `save_random_weights` writes and `adain_home`
+    imports)."""
+    return model.build(arch, {r: random_state(arch, r, i)
+                              for i, r in enumerate(("encoder", "decoder"))})
+
+
 def _centre_output(arch: str, state: dict[str, torch.Tensor], gen: torch.Generator) -> None:
     """Shift the last bias so typical features decode to mid-grey with visible detail, rather
     than to a picture clamped to black or white in some channel."""

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 from clips import make_clip
-from fakes import random_state
 
 from vstpipe import model
 from vstpipe.errors import MediaError, OptionError
@@ -69,13 +68,6 @@ def _write_lossless(path: Path, frames: list[np.ndarray]) -> Path:
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
     return path
-
-
-@pytest.fixture(scope="module")
-def net() -> model.StyleNet:
-    states = {role: random_state("adain-vgg19", role, seed=i)
-              for i, role in enumerate(("encoder", "decoder"))}
-    return model.build("adain-vgg19", states)
 
 
 # --- occlusion_mask ---------------------------------------------------------------------------

@@ -19,11 +19,10 @@ import av
 import numpy as np
 import pytest
 from clips import frame_rgb, make_clip, video_frames
-from fakes import random_state
 from PIL import Image
 from typer.testing import CliRunner
 
-from vstpipe import jobs, model, pipeline, rawio
+from vstpipe import jobs, pipeline, rawio
 from vstpipe.cli import app
 from vstpipe.errors import MediaError
 from vstpipe.media import EncodeOptions
@@ -41,18 +40,6 @@ FPS = 25
 # most of their cost. Both sides of every comparison use the same value.
 STYLE_SIZE = 64
 README = Path(__file__).resolve().parents[1] / "README.md"
-
-
-@pytest.fixture(scope="module")
-def net() -> model.StyleNet:
-    """Random adain-vgg19 weights, built once for the module's library-level tests."""
-    return model.build("adain-vgg19", {r: random_state("adain-vgg19", r, i)
-                                       for i, r in enumerate(("encoder", "decoder"))})
-
-
-@pytest.fixture
-def sessions(net: model.StyleNet) -> Sessions:
-    return Sessions(nets={net.name: net})
 
 
 def _rgb24_stream(frames: int = FRAMES) -> bytes:

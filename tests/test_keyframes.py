@@ -12,10 +12,9 @@ import av
 import numpy as np
 import pytest
 from clips import make_clip
-from fakes import random_state
 from PIL import Image
 
-from vstpipe import jobs, keyframes, model, pipeline, presets
+from vstpipe import jobs, keyframes, pipeline, presets
 from vstpipe.errors import ConfigError, OptionError
 from vstpipe.keyframes import Timeline
 from vstpipe.media import EncodeOptions
@@ -194,18 +193,6 @@ LOSSLESS = EncodeOptions(codec="ffv1", pix_fmt="bgr0")  # decodes to exactly wha
 # tests are about which look applies when, and at the default 512 the encoder's pass over each
 # style image would be most of their cost. Every render compared with another uses the same.
 STYLE_SIZE = 64
-
-
-@pytest.fixture(scope="module")
-def net() -> model.StyleNet:
-    """Random adain-vgg19 weights, built once for the module's renders."""
-    return model.build("adain-vgg19", {r: random_state("adain-vgg19", r, i)
-                                       for i, r in enumerate(("encoder", "decoder"))})
-
-
-@pytest.fixture
-def sessions(net: model.StyleNet) -> Sessions:
-    return Sessions(nets={net.name: net})
 
 
 def _render(sessions: Sessions, src: Path, out: Path, request: jobs.Request, fps: int) -> Path:

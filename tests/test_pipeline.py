@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 from clips import make_clip, truncate_file
 from conftest import MEDIA, UVC_DIR, needs_media, needs_uvc
-from fakes import random_state
 from mediatools import head_clip, one_line_naming
 from PIL import Image
 from typer.testing import CliRunner
@@ -38,13 +37,6 @@ runner = CliRunner()
 # frames, time and streams, and at the default 512 the encoder's pass over a style image is
 # most of a render's cost.
 STYLE_SIZE = 64
-
-
-@pytest.fixture(scope="module")
-def net() -> model.StyleNet:
-    """Random adain-vgg19 weights (those `adain_home` imports), built once for the module."""
-    return model.build("adain-vgg19", {r: random_state("adain-vgg19", r, i)
-                                       for i, r in enumerate(("encoder", "decoder"))})
 
 
 def _job(*styles: Path, weights_: tuple[float, ...] = (), batch: int = 4,

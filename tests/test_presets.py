@@ -10,9 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from fakes import random_state
 
-from vstpipe import jobs, model, presets, preview
+from vstpipe import jobs, presets, preview
 from vstpipe.errors import ConfigError
 from vstpipe.jobs import Request, resolve
 from vstpipe.sessions import Sessions
@@ -29,13 +28,6 @@ def user_presets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "user-presets"
     monkeypatch.setenv("VSTPIPE_PRESETS", str(folder))
     return folder
-
-
-@pytest.fixture(scope="module")
-def net() -> model.StyleNet:
-    """Random adain-vgg19 weights, built once for the module."""
-    return model.build("adain-vgg19", {r: random_state("adain-vgg19", r, i)
-                                       for i, r in enumerate(("encoder", "decoder"))})
 
 
 def _small(preset: presets.Preset) -> presets.Preset:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes import random_state
+from fakes import random_net
 from PIL import Image
 
-from vstpipe import cli, effects, images, jobs, model, ofx, presets, weights
+from vstpipe import cli, effects, images, jobs, ofx, presets, weights
 from vstpipe.errors import ConfigError, OptionError
 from vstpipe.keyframes import Timeline
 from vstpipe.media import EncodeOptions, Frame
@@ -153,8 +153,7 @@ def test_for_preset_is_the_presets_own_job_with_overrides():
 
 def test_sessions_load_each_network_and_each_style_image_once(tmp_path, style_png,
                                                               monkeypatch):
-    net = model.build("adain-vgg19", {r: random_state("adain-vgg19", r, i)
-                                      for i, r in enumerate(("encoder", "decoder"))})
+    net = random_net()
     decoded, resolved = Counter(), Counter()
     rgb = images._rgb
 

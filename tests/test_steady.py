@@ -16,7 +16,6 @@ import av
 import numpy as np
 import pytest
 import torch
-from fakes import random_state
 from typer.testing import CliRunner
 
 from vstpipe import cli, model, ops, pipeline, temporal
@@ -33,13 +32,6 @@ runner = CliRunner()
 # other, and at the default 512 the encoder's pass over the style image is most of a render.
 STYLE_SIZE = 64
 SMOOTH, FLOW, STEADY = {"smooth_stats": 0.9}, {"flow_blend": 0.8}, temporal.with_steady({}, True)
-
-
-@pytest.fixture(scope="module")
-def net() -> model.StyleNet:
-    """Random adain-vgg19 weights (those `adain_home` imports), built once for the module."""
-    return model.build("adain-vgg19", {r: random_state("adain-vgg19", r, i)
-                                       for i, r in enumerate(("encoder", "decoder"))})
 
 
 def _write(path: Path, frames: list[np.ndarray], fps: int = 10) -> Path:

@@ -16,10 +16,10 @@ import av
 import numpy as np
 import pytest
 import torch
-from fakes import random_state
+from fakes import random_net
 from typer.testing import CliRunner
 
-from vstpipe import effects, jobs, model, ofx, ops, pipeline, presets, temporal
+from vstpipe import effects, jobs, ofx, ops, pipeline, presets, temporal
 from vstpipe.cli import app
 from vstpipe.errors import ConfigError, OptionError
 from vstpipe.media import EncodeOptions
@@ -254,8 +254,7 @@ def test_a_registered_method_gets_a_preset_key_and_runs(tmp_path: Path, style_pn
     with pytest.raises(ConfigError, match=r"toy\.toml: toy_mix 2.0 is outside \[0, 1\]"):
         presets.load(preset)
 
-    net = model.build("adain-vgg19", {r: random_state("adain-vgg19", r, i)
-                                      for i, r in enumerate(("encoder", "decoder"))})
+    net = random_net()
     src, frames = _clip(tmp_path / "in.mkv")
     out = tmp_path / "out.mkv"
     # What `render --style S --toy-mix 1 --precision fp32 --codec ffv1 --pix-fmt bgr0` asks

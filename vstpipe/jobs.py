@@ -44,6 +44,9 @@ class Request:
     encode: EncodeOptions = field(default_factory=EncodeOptions)
 
 
+_DEFAULTS = presets.Preset(name="", description="", styles=())  # a preset of the defaults
+
+
 def resolve(request: Request, fps: Fraction | None = None) -> Job:
     """The complete job; ``fps`` turns keyframe frame numbers ("f120") into seconds."""
     given = [name for name, value in (("style", request.styles), ("preset", request.preset),
@@ -60,12 +63,11 @@ def resolve(request: Request, fps: Fraction | None = None) -> Job:
     if request.styles:
         timeline = Timeline.constant(request.styles, request.weights,
                                      1.0 if request.alpha is None else request.alpha)
-        return _job(timeline, presets.Preset(name="", description="", styles=()), request, ())
+        return _job(timeline, _DEFAULTS, request, ())
     if request.alpha is not None:
         raise OptionError.about("{alpha} does not apply to {keyframes}; set alpha per keyframe")
     timeline = keyframes.load(request.keyframes, fps)
-    return _job(timeline, presets.Preset(name="", description="", styles=()), request,
-                timeline.notices)
+    return _job(timeline, _DEFAULTS, request, timeline.notices)
 
 
 def for_preset(preset: presets.Preset, request: Request | None = None,
