@@ -47,3 +47,24 @@ def test_decoder_gives_back_the_frame_size_in_rgb():
     out = net.decode(ops.adain(feat, net.encode(torch.rand(1, 3, 128, 128))))
     assert out.shape == x.shape and out.dtype == torch.float32
     assert sum(v.numel() for v in net.decoder.state_dict().values()) < 600_000
+
+
+def test_the_stylizer_mirrors_a_margin_around_the_frame_and_crops_it_off_after_decoding():
+    from vstpipe.stylize import Stylizer
+    net = build("lite-mobilenet", _states(2))
+    margin = net.arch.margin
+    assert margin > 0 and margin % 8 == 0  # a multiple of the encoder's stride keeps the size
+    content = torch.rand(2, 3, 48, 64)
+    stylizer = Stylizer(net, torch.device("cpu"), torch.float32)
+    stats = stylizer.style_stats(torch.rand(1, 3, 64, 64))
+    out = stylizer(content, stats.mean, stats.std)
+    padded = torch.nn.functional.pad(content, (margin,) * 4, mode="reflect")
+    feat = net.encode(padded)
+    expected = net.decode(ops.adain_stats(feat, stats.mean, stats.std))[..., margin:-margin, margin:-margin]
+    assert out.shape == content.shape
+    torch.testing.assert_close(out, expected)
+    # A frame too small for the margin is stylized without one.
+    small = torch.rand(1, 3, 16, 24)
+    torch.testing.assert_close(stylizer(small, stats.mean, stats.std),
+                               net.decode(ops.adain_stats(net.encode(small), stats.mean, stats.std)))
+

@@ -52,6 +52,18 @@ def blend_stats(means: torch.Tensor, stds: torch.Tensor, weights: torch.Tensor
     return (w * means).sum(0), (w * stds).sum(0)
 
 
+def reflect_pad(rgb: torch.Tensor, margin: int) -> torch.Tensor:
+    """(B, C, H, W) with ``margin`` pixels mirrored onto every side (needs margin < H, W)."""
+    if margin == 0:
+        return rgb
+    return torch.nn.functional.pad(rgb, (margin,) * 4, mode="reflect")
+
+
+def crop(rgb: torch.Tensor, margin: int) -> torch.Tensor:
+    """Inverse of reflect_pad's size change: ``margin`` pixels off every side."""
+    return rgb if margin == 0 else rgb[..., margin:-margin, margin:-margin]
+
+
 def luma_chroma(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, 3, H, W) RGB -> luma (B, 1, H, W) and chroma (B, 2, H, W), full-range BT.601."""
     r, g, b = rgb.unbind(1)

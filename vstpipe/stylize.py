@@ -87,11 +87,12 @@ class Stylizer:
         ``own_stats`` maps the content features to the (mean, std) to normalise them by
         (default: their own), e.g. statistics smoothed over time.
         """
-        feat = self.encode(content)
+        margin = self.net.arch.margin if min(content.shape[-2:]) > self.net.arch.margin else 0
+        feat = self.encode(ops.reflect_pad(content, margin))
         own = own_stats(feat) if own_stats is not None else None
         target = ops.mix(feat, ops.adain_stats(feat, mean, std, own), alpha)
         with self._autocast():
-            out = self.net.decode(target)
+            out = ops.crop(self.net.decode(target), margin)
         if preserve_color:
             out = ops.preserve_color(out, content.to(out.device, out.dtype))
         return out

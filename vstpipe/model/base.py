@@ -62,6 +62,10 @@ class Family:
     decoder: Callable[[], nn.Module] | None = None  # running decoder: features -> pixels
     # (role, published key) -> the running module's key; None: a tensor it does not use
     state_key: Callable[[str, str], str | None] = same_key
+    # Pixels of reflection added on every side of a frame before encoding and cropped after
+    # decoding (a multiple of the encoder's stride): an encoder with zero padding sees the frame's
+    # edge as a feature, and its decoder paints it as a frame line.
+    margin: int = 0
 
     @property
     def kind(self) -> str:
