@@ -1,7 +1,8 @@
 """Optical flow on source frames: DIS flow, the occlusion test, and warping along a flow.
 
-Shared by the consistency metric (evaluate.py) and flow-guided blending in render
-(temporal/flow_blend.py). Conventions: a flow is (H, W, 2) float32 (dx, dy) in pixels.
+DIS is what flow-guided blending in render uses (temporal/flow_blend.py); the consistency
+metric (evaluate.py) takes DIS or an independent estimator by name (flow_estimators.py), and
+the occlusion test and the warp from here. Conventions: a flow is (H, W, 2) float32 (dx, dy) in pixels.
 ``forward`` lives on the grid of frame t and points into a reference frame r, so pixel x of t
 shows what r shows at x + forward(x); it is the flow that warps r onto t:
 warp(r)(x) = r(x + forward(x)).
@@ -58,6 +59,14 @@ def to_gray8(rgb: np.ndarray) -> np.ndarray:
     return cv2.convertScaleAbs(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), alpha=255.0)
 
 
+def check_flow_size(image: np.ndarray) -> None:
+    """OptionError unless both sides of ``image`` (H, W, ...) are at least MIN_FLOW_SIDE."""
+    if min(image.shape[:2]) < MIN_FLOW_SIDE:
+        h, w = image.shape[:2]
+        raise OptionError(f"frames of {w}x{h} are too small for optical flow; both sides "
+                          f"must be at least {MIN_FLOW_SIDE} pixels")
+
+
 class DisFlow:
     """OpenCV's DIS optical flow (medium preset) in both directions between two grey frames."""
 
@@ -68,10 +77,7 @@ class DisFlow:
     def pair(self, current: np.ndarray, reference: np.ndarray
              ) -> tuple[np.ndarray, np.ndarray]:
         """(forward, backward): current -> reference on current's grid, and the reverse."""
-        if min(current.shape[:2]) < MIN_FLOW_SIDE:
-            h, w = current.shape[:2]
-            raise OptionError(f"frames of {w}x{h} are too small for optical flow; both sides "
-                              f"must be at least {MIN_FLOW_SIDE} pixels")
+        check_flow_size(current)
         return (self._dis.calc(current, reference, None),
                 self._dis.calc(reference, current, None))
 
