@@ -1,4 +1,5 @@
-"""Temporal-consistency metric: masks, warping errors, file evaluation and style distance."""
+"""Temporal-consistency metric: masks, warping errors, file evaluation (one render or several
+under one set of flows, each flow estimator) and style distance."""
 
 from __future__ import annotations
 
@@ -20,10 +21,12 @@ from vstpipe.evaluate import (
     EvalReport,
     check_eval_options,
     evaluate,
+    evaluate_many,
     style_distance,
     warp_errors,
 )
-from vstpipe.flow import occlusion_mask
+from vstpipe.flow import DisFlow, occlusion_mask
+from vstpipe.flow_estimators import DEFAULT_FLOW, ESTIMATORS
 from vstpipe.images import load_style
 from vstpipe.media import Frame, open_source
 
@@ -31,21 +34,23 @@ cv2 = pytest.importorskip("cv2")
 
 SIZE = (96, 64)  # (W, H)
 STEP = (2, 1)  # (dx, dy) pixels the camera pans per frame in the shifted clip
-OPTS = EvalOptions(long_gap=4)  # 4 frames = an (8, 4) pixel shift, well within DIS's reach
+# 4 frames = an (8, 4) pixel shift, well within DIS's reach. The metric's mechanics are tested
+# with DIS (fast); the estimators themselves below and in test_flow_estimators.py.
+OPTS = EvalOptions(long_gap=4, flow="dis")
 
 
-def _texture(height: int, width: int, seed: int) -> np.ndarray:
+def _texture(height: int, width: int, seed: int, blur: float = 1.5) -> np.ndarray:
     """Smooth random colour texture (blurred noise stretched to 0..255), uint8 RGB."""
     rng = np.random.default_rng(seed)
-    tex = cv2.GaussianBlur(rng.random((height, width, 3), dtype=np.float32), (0, 0), 1.5)
+    tex = cv2.GaussianBlur(rng.random((height, width, 3), dtype=np.float32), (0, 0), blur)
     tex = (tex - tex.min()) / (tex.max() - tex.min())
     return np.round(tex * 255).astype(np.uint8)
 
 
-def _shifted(frames: int = 12, seed: int = 0) -> list[np.ndarray]:
+def _shifted(frames: int = 12, seed: int = 0, blur: float = 1.5) -> list[np.ndarray]:
     """A pan over one texture: frame i is the window at offset i * STEP (new content enters)."""
     (w, h), (dx, dy) = SIZE, STEP
-    canvas = _texture(h + dy * frames, w + dx * frames, seed)
+    canvas = _texture(h + dy * frames, w + dx * frames, seed, blur)
     return [np.ascontiguousarray(canvas[dy * i:dy * i + h, dx * i:dx * i + w])
             for i in range(frames)]
 
@@ -209,7 +214,8 @@ def test_evaluate_compares_at_the_stylized_size(tmp_path: Path):
     # Source upscaled to the stylized size, and both capped at max_side: either way the
     # two are the same pan, so the ratio stays near 1.
     for max_side in (None, 64):
-        report = evaluate(source, stylized, EvalOptions(long_gap=4, max_side=max_side))
+        report = evaluate(source, stylized, EvalOptions(long_gap=4, max_side=max_side,
+                                                        flow="dis"))
         assert report.frames == 12
         assert 0.5 < report.ratio < 2.0, max_side
 
@@ -232,12 +238,13 @@ def test_a_single_frame_video_is_a_media_error(tmp_path: Path):
 
 def test_report_json_has_the_documented_keys_and_no_nan(tmp_path: Path):
     video = make_clip(tmp_path / "short.mp4", size=SIZE, frames=4)
-    report = evaluate(video, video, EvalOptions(long_gap=10))  # too short for the long gap
+    report = evaluate(video, video, EvalOptions(long_gap=10, flow="dis"))  # too short for it
     assert math.isnan(report.long_term) and math.isnan(report.long_term_ratio)
     data = report.to_json()
     json.dumps(data, allow_nan=False)
     assert {"warp_error", "warp_error_source", "ratio", "long_term_ratio"} <= data.keys()
     assert data["long_term_ratio"] is None and data["ratio"] == 1.0
+    assert data["flow"] == "dis" and report.flow == "dis"
     assert "style_distance" not in data
     with_style = EvalReport(**{**report.__dict__, "style_distance": 0.5}).to_json()
     assert with_style["style_distance"] == 0.5
@@ -258,7 +265,7 @@ def test_style_distance_is_zero_for_the_style_itself(style_png: Path, net: model
 def test_evaluate_reports_the_style_distance(tmp_path: Path, style_png: Path,
                                              net: model.StyleNet):
     video = make_clip(tmp_path / "clip.mp4", size=SIZE, frames=12)
-    opts = EvalOptions(long_gap=4, style_every=5, style_size=64)
+    opts = EvalOptions(long_gap=4, style_every=5, style_size=64, flow="dis")
     report = evaluate(video, video, opts, style=style_png, net=net)
     assert report.style_distance is not None and report.style_distance > 0
     expected = style_distance(_decoded(video), style_png, net, opts)
@@ -282,6 +289,7 @@ def _decoded(path: Path) -> list[np.ndarray]:
     (EvalOptions(max_side=8), "max_side"),
     (EvalOptions(min_valid=1.0), "min_valid"),
     (EvalOptions(long_gap=True), "long_gap"),  # type: ignore[arg-type]
+    (EvalOptions(flow="raft"), "flow 'raft': unknown flow estimator; use one of dis, tvl1"),
 ])
 def test_bad_options_name_the_value(opts: EvalOptions, name: str):
     with pytest.raises(OptionError, match=name):
@@ -292,10 +300,10 @@ def test_missing_opencv_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch,
                                                tmp_path: Path):
     monkeypatch.setitem(sys.modules, "cv2", None)  # makes `import cv2` raise ImportError
     frames = _shifted(2)
-    with pytest.raises(OptionError, match="pip install opencv-python-headless"):
+    with pytest.raises(OptionError, match="pip install opencv-contrib-python-headless"):
         warp_errors(frames, frames, OPTS)
-    with pytest.raises(OptionError, match="opencv-python-headless"):
-        evaluate(tmp_path / "missing.mp4", tmp_path / "missing.mp4", OPTS)
+    with pytest.raises(OptionError, match="opencv-contrib-python-headless"):
+        evaluate(tmp_path / "missing.mp4", tmp_path / "missing.mp4", EvalOptions())
 
 
 def test_style_stats_run_without_gradients(style_png: Path, net: model.StyleNet):
@@ -313,8 +321,103 @@ def test_eval_command_json_against_itself(tmp_path):
     from vstpipe.cli import app
 
     src = make_clip(tmp_path / "in.mp4", size=(96, 64), frames=12)
-    result = CliRunner().invoke(app, ["eval", str(src), str(src), "--json", "--long-gap", "3"])
+    result = CliRunner().invoke(app, ["eval", str(src), str(src), "--json", "--long-gap", "3",
+                                      "--flow", "dis"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert {"warp_error", "warp_error_source", "ratio", "long_term_ratio"} <= set(report)
     assert report["ratio"] == 1.0 and report["long_term_ratio"] == 1.0
+
+
+# --- every estimator, and several renders under one set of flows ------------------------------
+
+
+def _pan_renders(tmp_path: Path) -> tuple[Path, list[Path]]:
+    """A lossless 6-frame pan (2 px right, 1 down per frame) and three renders of it: the pan
+    itself, a consistent restyle (inverted colours: the same squared differences, so the same
+    error) and a flickering one (independent noise on every frame)."""
+    frames = _shifted(6, blur=3.0)  # smoother than DIS needs: DeepFlow on 96x64 needs it
+    source = _write_lossless(tmp_path / "pan.mkv", frames)
+    renders = [source, _write_lossless(tmp_path / "inverted.mkv", [255 - f for f in frames]),
+               _write_lossless(tmp_path / "flicker.mkv", _noisy(frames))]
+    return source, renders
+
+
+@pytest.mark.parametrize("flow", list(ESTIMATORS))
+def test_a_known_pan_scores_zero_and_flicker_scores_worse_under_every_estimator(
+        tmp_path: Path, flow: str):
+    source, renders = _pan_renders(tmp_path)
+    itself, inverted, flicker = evaluate_many(source, renders, EvalOptions(long_gap=2, flow=flow))
+    for report in (itself, inverted, flicker):
+        assert report.flow == flow and report.frames == 6
+        assert report.skipped_pairs == report.long_skipped_pairs == 0
+    # The flow explains the pan: the source's own error (the floor) is ~0, and so are those
+    # of the flicker-free renders, whose ratios are 1.
+    assert itself.warp_error_source < 1e-5 and itself.long_term_source < 1e-4
+    assert itself.warp_error == itself.warp_error_source and itself.ratio == 1.0
+    assert inverted.warp_error < 1e-5 and inverted.long_term < 1e-4
+    assert inverted.ratio == pytest.approx(1, abs=1e-3)
+    assert inverted.long_term_ratio == pytest.approx(1, abs=1e-3)
+    # Noise of +-12 levels: about 1.6e-3 whatever the flow, far above the floor.
+    assert flicker.warp_error > 1e-3 and flicker.long_term > 1e-3
+    assert flicker.ratio > 20 and flicker.long_term_ratio > 20
+
+
+def test_several_renders_give_the_numbers_of_separate_runs_from_flows_computed_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, style_png: Path, net: model.StyleNet):
+    source, renders = _pan_renders(tmp_path)
+    calls = []
+    pair = DisFlow.pair
+
+    def counted(self: DisFlow, current: np.ndarray, reference: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+        calls.append(current.shape)
+        return pair(self, current, reference)
+
+    monkeypatch.setattr(DisFlow, "pair", counted)
+    opts = EvalOptions(long_gap=2, flow="dis", style_every=2, style_size=64)
+    alone = [evaluate(source, render, opts, style=style_png, net=net) for render in renders]
+    assert len(calls) == 3 * (5 + 4)  # per run: 5 short pairs and 4 long ones
+    calls.clear()
+    together = evaluate_many(source, renders, opts, style=style_png, net=net)
+    assert len(calls) == 5 + 4  # once for all three renders
+    assert together == alone  # every figure, the style distance included
+    assert together[2].ratio > 20 and together[2].style_distance != together[0].style_distance
+
+
+def test_renders_of_different_evaluation_sizes_are_one_line_error(tmp_path: Path):
+    frames = _shifted(4)
+    source = _write_lossless(tmp_path / "source.mkv", frames)
+    big = _write_lossless(tmp_path / "big.mkv", [cv2.resize(f, (144, 96)) for f in frames])
+    opts = EvalOptions(long_gap=2, flow="dis", max_side=None)
+    with pytest.raises(MediaError) as info:
+        evaluate_many(source, [source, big], opts)
+    assert str(info.value) == (
+        f"{big}: evaluated at 144x96, the first render at 96x64; renders compared in one run "
+        f"need one evaluation size: set max_side to at most 96 if they share an aspect ratio, "
+        f"or evaluate them one at a time")
+    assert "--max-side" in info.value.named(lambda s: "--" + s.replace("_", "-"))
+    # As suggested: both scaled to 96x64, where the enlarged copy is the pan again, up to the
+    # resampling (the floor of an exact pan is ~1e-6, so compare errors, not ratios).
+    small, large = evaluate_many(source, [source, big], EvalOptions(long_gap=2, flow="dis",
+                                                                   max_side=96))
+    assert small.ratio == 1.0 and large.frames == 4
+    assert large.warp_error < 1e-4 and large.long_term < 1e-4
+
+
+def test_a_render_of_another_length_is_named(tmp_path: Path):
+    twelve = make_clip(tmp_path / "twelve.mp4", size=SIZE, frames=12)
+    nine = make_clip(tmp_path / "nine.mp4", size=SIZE, frames=9)
+    with pytest.raises(MediaError) as info:
+        evaluate_many(twelve, [twelve, nine], OPTS)
+    assert str(info.value) == (f"frame counts differ: {twelve} has 12 frames, {nine} has 9; "
+                               f"compare a video with the source it was made from")
+    with pytest.raises(OptionError, match="give at least one stylized video"):
+        evaluate_many(twelve, [], OPTS)
+
+
+def test_the_default_flow_is_tvl1_and_the_report_names_it(tmp_path: Path):
+    assert EvalOptions().flow == DEFAULT_FLOW == "tvl1"
+    video = make_clip(tmp_path / "clip.mp4", size=(64, 48), frames=3)
+    report = evaluate(video, video, EvalOptions(long_gap=2))
+    assert report.flow == "tvl1" and report.to_json()["flow"] == "tvl1"

@@ -9,9 +9,10 @@ same masks; that is the floor, and stylized / source is the figure worth compari
 
 Definitions (for one pair of frames: the reference r = t-1, or t-long_gap, and t):
 
-* Flow on the source frames, OpenCV DIS (medium preset) on 8-bit grey, both directions,
-  and the valid pixels M from the occlusion test of Lai et al.: see flow.py for the
-  conventions and thresholds.
+* Flow on the source frames, by the estimator ``EvalOptions.flow`` names (TV-L1 unless
+  told otherwise; flow_estimators.py) on 8-bit grey, both directions, and the valid pixels M
+  from the occlusion test of Lai et al. on those two flows: see flow.py for the conventions
+  and thresholds.
 * E(t) = sum_x M(x) * mean_c (O_t(x, c) - warp(O_r)(x, c))^2 / sum_x M(x), RGB in [0, 1];
   the reported error is the mean of E(t) over the pairs.
 
@@ -29,30 +30,51 @@ Choices where the paper, its code and this module differ, and why:
   across a scene cut finds a few spurious "consistent" pixels (flat areas where both
   flows agree on nonsense) whose error is 100-1000x a normal pair's, and a handful of
   cuts then decide the mean (bikes.mp4, 5 cuts in 250 frames: 0.0024 with them, 0.00018
-  without). Across cuts at most ~20% of pixels passed the test on the sample media,
-  between ordinary frames at least 75% (50% at a gap of 10 frames).
-* Flow is DIS rather than FlowNet2 (no network to ship, a few ms per pair on the CPU), so
-  absolute values are not comparable with the paper's tables; ratios against the
-  source floor, measured with the same flow, are.
+  without). Across cuts at most ~20% of pixels passed the test on the sample media under
+  DIS, between ordinary frames at least 75% (50% at a gap of 10 frames). TV-L1 keeps cuts
+  below 3%; DeepFlow does not see them at all (flow_estimators.py).
+* Flow is one of OpenCV's estimators rather than FlowNet2 (no network to ship), so absolute
+  values are not comparable with the paper's tables; ratios against the source floor,
+  measured with the same flow, are. Values differ between estimators, so compare runs
+  measured with the same one.
+* The default flow is not the render's. --flow-blend and --steady carry the output along
+  DIS flow; measured with DIS, the metric forgives exactly the mistakes the method makes
+  (on bikes.mp4 --steady cut the ratio by 36% under DIS and by 2% under Farneback). The
+  default, TV-L1, shares nothing with DIS. Of the two independent estimators it is the
+  slower (a median 0.45 s per flow at 320x136 against DeepFlow's 0.18 s) but the one whose
+  mask can be trusted: on bikes.mp4, DeepFlow's two flows agree across scene cuts (80-98%
+  of the pixels pass; at most 3% under TV-L1 and DIS) and on synthetic pans beyond a few
+  pixels it is consistently wrong, while TV-L1 followed known pans of up to 20 px on a real
+  frame. On the pixels that all three kept (bikes.mp4, 320x136), the source's own warping
+  error was lowest under TV-L1: 6.7e-5 against 7.7e-5 (DeepFlow) and 8.0e-5 (DIS) between
+  neighbours, 1.7e-4 against 4.7e-4 and 4.1e-4 across 10 frames. ``flow="dis"`` stays, a
+  few ms per flow, for quick looks.
 * The long-term error is the same measure between frames ``long_gap`` apart (flow
   computed directly between them, not chained); it shows slow drift that the
   short-term error cannot.
 
 Everything is compared at the stylized video's size (its longer side capped at
-``max_side``): DIS costs grow with the pixel count, and the stylized frames carry no
+``max_side``): flow costs grow with the pixel count, and the stylized frames carry no
 detail finer than the network's processing size anyway. The source is resized to that
 size (INTER_AREA; bilinear in the rare case that enlarges it), so source and output may
 differ in size. Values depend a little on that size, so compare runs evaluated with the
 same ``max_side``.
 
-Memory is bounded: only the last ``long_gap`` frames (at the evaluation size) are kept.
+Several renders of one source are measured in one pass (evaluate_many): the flows and masks
+of each pair of source frames are computed once and every render is scored against them, so
+their figures are those of separate runs at a fraction of the cost. They must share one
+evaluation size.
+
+Memory is bounded: only the last ``long_gap`` frames of each video (at the evaluation size)
+are kept.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -62,7 +84,8 @@ import torch
 
 from . import ops
 from .errors import MediaError, OptionError
-from .flow import MIN_FLOW_SIDE, DisFlow, cv2_module, occlusion_mask, to_gray8, warp
+from .flow import MIN_FLOW_SIDE, cv2_module, occlusion_mask, to_gray8, warp
+from .flow_estimators import DEFAULT_FLOW, check_flow_name, create
 from .images import load_style
 from .media import Frame, Source, open_source
 from .model import StyleNet
@@ -75,8 +98,11 @@ class EvalOptions:
 
     long_gap: int = 10  # frames between the two frames of the long-term error (>= 2)
     style_every: int = 10  # style distance on every Nth stylized frame (0, N, 2N, ...)
+    # Optical flow on the source (flow_estimators.ESTIMATORS); the default is one no render
+    # option uses, so a method is not graded with its own flow.
+    flow: str = DEFAULT_FLOW
     # Longer side of the evaluation size: a larger stylized video is scaled down to it
-    # (never up) because DIS time grows with the pixel count. None: its own size.
+    # (never up) because flow time grows with the pixel count. None: its own size.
     max_side: int | None = 480
     # Shorter side the style image is scaled to before its statistics are taken; feature
     # statistics depend on scale, so use the --style-size the video was rendered with.
@@ -98,6 +124,7 @@ def check_eval_options(options: EvalOptions) -> None:
     valid = options.min_valid
     if isinstance(valid, bool) or not isinstance(valid, int | float) or not 0 <= valid < 1:
         raise OptionError(f"min_valid must be a fraction from 0 to below 1, got {valid!r}")
+    check_flow_name(options.flow)
 
 
 @dataclass(frozen=True)
@@ -117,7 +144,7 @@ class WarpErrors:
 
 @dataclass(frozen=True)
 class EvalReport:
-    """The metric for one stylized video against its source.
+    """The metric for one stylized video against its source, under the flow ``flow`` names.
 
     Ratios are stylized / source: 1.0 means no flicker beyond what the flow cannot explain
     in the source itself. A ratio is NaN when either error is (no pairs: too few frames for
@@ -133,6 +160,7 @@ class EvalReport:
     long_term_source: float
     long_term_ratio: float
     frames: int
+    flow: str  # the estimator (flow_estimators.ESTIMATORS) the flows and masks came from
     style_distance: float | None = None
     skipped_pairs: int = 0
     long_skipped_pairs: int = 0
@@ -147,6 +175,7 @@ class EvalReport:
             "long_term_source": _finite(self.long_term_source),
             "long_term_ratio": _finite(self.long_term_ratio),
             "frames": self.frames,
+            "flow": self.flow,
             "skipped_pairs": self.skipped_pairs,
             "long_skipped_pairs": self.long_skipped_pairs,
         }
@@ -168,21 +197,42 @@ def _ratio(stylized: float, source: float) -> float:
 
 
 class _FrameError(ValueError):
-    """Frames the metric cannot use (wrong shape, too small, changing size)."""
+    """Frames the metric cannot use (wrong shape, too small, changing size).
+
+    ``render``: the index of the stylized video they came from, None for the source.
+    """
+
+    def __init__(self, message: str, render: int | None = None) -> None:
+        super().__init__(message)
+        self.render = render
+
+
+class _SizeError(_FrameError):
+    """Renders compared in one pass whose evaluation sizes differ."""
+
+    def __init__(self, render: int, size: tuple[int, int], first: tuple[int, int],
+                 longest: int) -> None:
+        super().__init__(f"evaluated at {size[0]}x{size[1]}, the first render at "
+                         f"{first[0]}x{first[1]}", render)
+        self.size, self.first, self.longest = size, first, longest
 
 
 class _FrameCountError(ValueError):
-    def __init__(self, source: int, stylized: int) -> None:
-        super().__init__(f"source has {source} frames but stylized has {stylized}")
-        self.source, self.stylized = source, stylized
+    """Videos of different lengths; ``counts``: the source's, then each render's."""
+
+    def __init__(self, counts: list[int]) -> None:
+        self.counts = counts
+        self.render = next(i for i, n in enumerate(counts[1:]) if n != counts[0])
+        super().__init__(f"source has {counts[0]} frames but stylized has "
+                         f"{counts[1 + self.render]}")
 
 
 class _Prepared(NamedTuple):
-    """One frame of both videos, at the evaluation size."""
+    """One frame of the source and of every render, at the evaluation size."""
 
-    gray: np.ndarray  # (H, W) uint8 source luma, what DIS works on
+    gray: np.ndarray  # (H, W) uint8 source luma, what the flow works on
     source: np.ndarray  # (H, W, 3) float32 RGB in [0, 1]
-    stylized: np.ndarray  # (H, W, 3) float32 RGB in [0, 1]
+    stylized: tuple[np.ndarray, ...]  # per render, (H, W, 3) float32 RGB in [0, 1]
 
 
 def _eval_size(shape: tuple[int, ...], max_side: int | None) -> tuple[int, int]:
@@ -238,42 +288,64 @@ class _Mean:
 
 
 class _WarpMeter:
-    """Feed frame pairs in order; keeps only the ``long_gap`` frames still needed."""
+    """Feed the frames of the source and of ``renders`` stylized videos in order; computes
+    each pair's flows and mask once for all of them, and keeps only the ``long_gap`` frames
+    still needed."""
 
-    def __init__(self, options: EvalOptions) -> None:
+    def __init__(self, options: EvalOptions, renders: int = 1) -> None:
         self._max_side = options.max_side
         self._min_valid = options.min_valid
         # The oldest entry is t - long_gap once full, the newest t - 1.
         self._ring: deque[_Prepared] = deque(maxlen=options.long_gap)
-        self._flow = DisFlow()
-        self._shape: tuple[int, ...] | None = None
+        self._flow = create(options.flow)
+        self._shapes: list[tuple[int, ...]] = []
         self._size = (0, 0)
-        self._short, self._long = _Mean(), _Mean()
+        self._short = [_Mean() for _ in range(renders)]
+        self._long = [_Mean() for _ in range(renders)]
         self.frames = 0
 
-    def add(self, source: np.ndarray, stylized: np.ndarray) -> None:
-        if self._shape is None:
-            self._shape = stylized.shape
-            self._size = _eval_size(stylized.shape, self._max_side)
-            if min(self._size) < MIN_FLOW_SIDE:
-                raise _FrameError(f"frames of {self._size[0]}x{self._size[1]} are too small "
-                                  f"for optical flow; both sides must be at least "
-                                  f"{MIN_FLOW_SIDE} pixels")
-        elif stylized.shape != self._shape:
-            raise _FrameError(f"stylized frame {self.frames} has shape {stylized.shape}, "
-                              f"the first had {self._shape}")
+    def add(self, source: np.ndarray, stylized: Sequence[np.ndarray]) -> None:
+        if not self._shapes:
+            self._start([frame.shape for frame in stylized])
+        for render, (frame, shape) in enumerate(zip(stylized, self._shapes, strict=True)):
+            if frame.shape != shape:
+                raise _FrameError(f"stylized frame {self.frames} has shape {frame.shape}, "
+                                  f"the first had {shape}", render)
         src = _to_float(source, self._size)
-        current = _Prepared(to_gray8(src), src, _to_float(stylized, self._size))
+        current = _Prepared(to_gray8(src), src, tuple(
+            self._stylized(render, frame) for render, frame in enumerate(stylized)))
         ring = self._ring
         if ring:
-            self._short.add(self._compare(ring[-1], current))
+            _add_all(self._short, self._compare(ring[-1], current))
         if len(ring) == ring.maxlen:
-            self._long.add(self._compare(ring[0], current))
+            _add_all(self._long, self._compare(ring[0], current))
         ring.append(current)
         self.frames += 1
 
-    def _compare(self, ref: _Prepared, cur: _Prepared) -> tuple[float, float] | None:
-        """(stylized, source) error of warping ``ref`` onto ``cur``; None: a cut."""
+    def _start(self, shapes: list[tuple[int, ...]]) -> None:
+        """The evaluation size, from the first frame of each render: one for all of them."""
+        sizes = [_eval_size(shape, self._max_side) for shape in shapes]
+        for render, size in enumerate(sizes):
+            if size != sizes[0]:
+                longest = min(max(shape[:2]) for shape in (shapes[0], shapes[render]))
+                raise _SizeError(render, size, sizes[0], longest)
+        self._shapes, self._size = shapes, sizes[0]
+        if min(self._size) < MIN_FLOW_SIDE:
+            raise _FrameError(f"frames of {self._size[0]}x{self._size[1]} are too small "
+                              f"for optical flow; both sides must be at least "
+                              f"{MIN_FLOW_SIDE} pixels", 0)
+
+    def _stylized(self, render: int, frame: np.ndarray) -> np.ndarray:
+        try:
+            return _to_float(frame, self._size)
+        except _FrameError as err:
+            raise _FrameError(str(err), render) from None
+
+    def _compare(self, ref: _Prepared, cur: _Prepared) -> list[tuple[float, float]] | None:
+        """Per render, (stylized, source) error of warping ``ref`` onto ``cur``; None: a cut.
+
+        The flows, the mask and the source's error are computed once for every render.
+        """
         forward, backward = self._flow.pair(cur.gray, ref.gray)
         valid = occlusion_mask(forward, backward)
         count = int(np.count_nonzero(valid))
@@ -285,31 +357,42 @@ class _WarpMeter:
             per_pixel = np.einsum("hwc,hwc->hw", diff, diff)  # channel sum; /3 below
             return float(np.sum(per_pixel, where=valid, dtype=np.float64)) / (3 * count)
 
-        return error(cur.stylized, ref.stylized), error(cur.source, ref.source)
+        floor = error(cur.source, ref.source)
+        return [(error(now, before), floor)
+                for now, before in zip(cur.stylized, ref.stylized, strict=True)]
 
-    def result(self) -> WarpErrors:
-        short, short_source = self._short.values()
-        long, long_source = self._long.values()
-        return WarpErrors(short, short_source, long, long_source, self.frames,
-                          self._short.pairs, self._long.pairs, self._short.skipped,
-                          self._long.skipped)
+    def result(self) -> list[WarpErrors]:
+        """One WarpErrors per render, in the order they were given."""
+        out = []
+        for short_mean, long_mean in zip(self._short, self._long, strict=True):
+            short, short_source = short_mean.values()
+            long, long_source = long_mean.values()
+            out.append(WarpErrors(short, short_source, long, long_source, self.frames,
+                                  short_mean.pairs, long_mean.pairs, short_mean.skipped,
+                                  long_mean.skipped))
+        return out
 
 
-def _paired(source: Iterable[np.ndarray], stylized: Iterable[np.ndarray]
-            ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """zip that, when one side runs out first, counts the rest of the other and raises."""
-    a, b = iter(source), iter(stylized)
+def _add_all(means: list[_Mean], errors: list[tuple[float, float]] | None) -> None:
+    for index, mean in enumerate(means):
+        mean.add(None if errors is None else errors[index])
+
+
+def _zipped(*streams: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, ...]]:
+    """zip that, when one stream runs out before the others, counts the rest of each and
+    raises _FrameCountError (the source first, then the renders)."""
+    iterators = [iter(stream) for stream in streams]
     count = 0
     while True:
-        x, y = next(a, None), next(b, None)  # None marks the end: frames are never None
-        if x is None or y is None:
-            if x is None and y is None:
+        row = [next(it, None) for it in iterators]  # None marks the end: frames are never None
+        ended = [frame is None for frame in row]
+        if any(ended):
+            if all(ended):
                 return
-            # Draining decodes the rest of the longer video but keeps none of it.
-            rest_a = 0 if x is None else 1 + sum(1 for _ in a)
-            rest_b = 0 if y is None else 1 + sum(1 for _ in b)
-            raise _FrameCountError(count + rest_a, count + rest_b)
-        yield x, y
+            # Draining decodes the rest of the longer videos but keeps none of it.
+            raise _FrameCountError([count if frame is None else count + 1 + sum(1 for _ in it)
+                                    for frame, it in zip(row, iterators, strict=True)])
+        yield tuple(row)
         count += 1
 
 
@@ -323,11 +406,11 @@ def warp_errors(source: Iterable[np.ndarray], stylized: Iterable[np.ndarray],
     """
     check_eval_options(opts)
     meter = _WarpMeter(opts)
-    for src, sty in _paired(source, stylized):
-        meter.add(src, sty)
+    for src, sty in _zipped(source, stylized):
+        meter.add(src, (sty,))
     if meter.frames < 2:
         raise ValueError(f"the warping error needs at least 2 frames, got {meter.frames}")
-    return meter.result()
+    return meter.result()[0]
 
 
 # ---------------------------------------------------------------------------
@@ -336,7 +419,7 @@ def warp_errors(source: Iterable[np.ndarray], stylized: Iterable[np.ndarray],
 
 
 class _StyleMeter:
-    """Distance of frames' encoder statistics from a style image's.
+    """Distance of frames' encoder statistics from a style image's, for ``renders`` videos.
 
     Per frame: sum over relu1_1..relu4_1 (the encoder's ``taps``; for uvc-lab the last is
     its reduced 1/8 layer) of (||mu_F - mu_S||_2 + ||sigma_F - sigma_S||_2) / sqrt(C_l),
@@ -348,13 +431,14 @@ class _StyleMeter:
     measured at the evaluation size, the style image at ``style_size``.
     """
 
-    def __init__(self, net: StyleNet, style: torch.Tensor, max_side: int | None) -> None:
+    def __init__(self, net: StyleNet, style: torch.Tensor, max_side: int | None,
+                 renders: int = 1) -> None:
         self._net = net
         self._device = next(net.parameters()).device
         self._max_side = max_side
-        self._target = self._stats(style)
-        self.total = 0.0
-        self.count = 0
+        self._target = self._stats(style)  # once, whatever the number of renders
+        self.total = [0.0] * renders
+        self.count = [0] * renders
 
     @torch.inference_mode()
     def _stats(self, rgb: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -362,7 +446,7 @@ class _StyleMeter:
         # Statistics in float32 whatever precision the network runs in.
         return [ops.mean_std(feat.float()) for feat in feats]
 
-    def add(self, frame: np.ndarray) -> None:
+    def add(self, frame: np.ndarray, render: int = 0) -> None:
         rgb = _to_float(frame, _eval_size(frame.shape, self._max_side))
         x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
         distance = 0.0
@@ -370,11 +454,12 @@ class _StyleMeter:
             norm = math.sqrt(mean.shape[1])
             distance += float((torch.linalg.vector_norm(mean - s_mean)
                                + torch.linalg.vector_norm(std - s_std)) / norm)
-        self.total += distance
-        self.count += 1
+        self.total[render] += distance
+        self.count[render] += 1
 
-    def value(self) -> float:
-        return self.total / self.count if self.count else math.nan
+    def value(self, render: int = 0) -> float:
+        count = self.count[render]
+        return self.total[render] / count if count else math.nan
 
 
 def style_distance(frames: Iterable[np.ndarray], style: Path, net: StyleNet,
@@ -405,37 +490,63 @@ def evaluate(source: Path, stylized: Path, opts: EvalOptions = EvalOptions(),
 
     With ``style`` (and the ``net`` whose encoder gives the statistics) the report also
     carries the style distance; pass a per-frame baseline video as ``stylized`` to get
-    its figures the same way. Both files are decoded once, in step, on the media
-    module's background threads. MediaError when their frame counts differ.
+    its figures the same way, or both to evaluate_many. Both files are decoded once, in
+    step, on the media module's background threads. MediaError when their frame counts
+    differ.
     """
-    source, stylized = Path(source), Path(stylized)
+    return evaluate_many(source, [stylized], opts, style=style, net=net)[0]
+
+
+def evaluate_many(source: Path, stylized: Sequence[Path], opts: EvalOptions = EvalOptions(),
+                  style: Path | None = None, net: StyleNet | None = None
+                  ) -> list[EvalReport]:
+    """evaluate for several renders of one ``source``, one report each, in their order.
+
+    The source's flows and masks are computed once, for all of them, so each report holds
+    the figures evaluate would give for that render alone. Every file is decoded once, all
+    in step; the renders must have one evaluation size (MediaError otherwise).
+    """
+    source, renders = Path(source), [Path(path) for path in stylized]
+    if not renders:
+        raise OptionError(f"{source}: give at least one stylized video to evaluate")
     check_eval_options(opts)
-    meter = _WarpMeter(opts)  # before any decoding: fails first when OpenCV is missing
+    meter = _WarpMeter(opts, len(renders))  # before any decoding: fails first without OpenCV
     if style is not None and net is None:
         raise OptionError(f"{style}: the style distance needs the model's encoder; "
                           f"pass net with style")
-    style_meter = (_StyleMeter(net, load_style(style, opts.style_size), opts.max_side)
+    style_meter = (_StyleMeter(net, load_style(style, opts.style_size), opts.max_side,
+                               len(renders))
                    if style is not None and net is not None else None)
-    # Opened here rather than inside the generators so both decode threads stop as soon
+    # Opened here rather than inside the generators so every decode thread stops as soon
     # as anything fails, not whenever the abandoned generators are collected.
-    with open_source(source) as src_video, open_source(stylized) as sty_video:
-        pairs = _paired(_video_frames(src_video), _video_frames(sty_video))
+    with ExitStack() as stack:
+        videos = [stack.enter_context(open_source(path)) for path in (source, *renders)]
+        rows = _zipped(*(_video_frames(video) for video in videos))
         try:
-            for index, (src, sty) in enumerate(pairs):
+            for index, (src, *sty) in enumerate(rows):
                 meter.add(src, sty)
                 if style_meter is not None and index % opts.style_every == 0:
-                    style_meter.add(sty)
+                    for render, frame in enumerate(sty):
+                        style_meter.add(frame, render)
         except _FrameCountError as err:
-            raise MediaError(f"frame counts differ: {source} has {err.source} frames, "
-                             f"{stylized} has {err.stylized}; compare a video with the "
-                             f"source it was made from") from None
+            raise MediaError(f"frame counts differ: {source} has {err.counts[0]} frames, "
+                             f"{renders[err.render]} has {err.counts[1 + err.render]}; "
+                             f"compare a video with the source it was made from") from None
+        except _SizeError as err:
+            raise MediaError.about(
+                "{path}: {what}; renders compared in one run need one evaluation size: set "
+                "{max_side} to at most {longest} if they share an aspect ratio, or evaluate "
+                "them one at a time", path=renders[err.render], what=err,
+                longest=err.longest) from None
         except _FrameError as err:
-            raise MediaError(f"{stylized}: {err}") from None
+            culprit = source if err.render is None else renders[err.render]
+            raise MediaError(f"{culprit}: {err}") from None
     if meter.frames < 2:
-        raise MediaError(f"{stylized}: only {meter.frames} frame; the warping error "
+        raise MediaError(f"{renders[0]}: only {meter.frames} frame; the warping error "
                          f"needs at least 2")
-    errors = meter.result()
-    return EvalReport(
+    styled = [style_meter.value(i) if style_meter is not None else None
+              for i in range(len(renders))]
+    return [EvalReport(
         warp_error=errors.short,
         warp_error_source=errors.short_source,
         ratio=_ratio(errors.short, errors.short_source),
@@ -443,7 +554,8 @@ def evaluate(source: Path, stylized: Path, opts: EvalOptions = EvalOptions(),
         long_term_source=errors.long_source,
         long_term_ratio=_ratio(errors.long, errors.long_source),
         frames=errors.frames,
-        style_distance=style_meter.value() if style_meter is not None else None,
+        flow=opts.flow,
+        style_distance=distance,
         skipped_pairs=errors.short_skipped,
         long_skipped_pairs=errors.long_skipped,
-    )
+    ) for errors, distance in zip(meter.result(), styled, strict=True)]
