@@ -95,3 +95,37 @@ def test_render_prints_plain_progress_lines_off_a_terminal(tmp_path: Path, vstpi
     assert lines[-1].startswith("wrote ") and "6 frames" in lines[-1] and "fp32" in lines[-1]
     assert files  # the weights came from the directory, not the cache
     assert not (vstpipe_home / "models").exists()
+
+
+def test_eval_compares_several_renders_one_row_each(tmp_path: Path, monkeypatch):
+    import json
+
+    from clips import make_clip
+
+    monkeypatch.chdir(tmp_path)  # short relative names: table cells do not wrap
+    make_clip(Path("src.mp4"), size=(96, 64), frames=8)
+    make_clip(Path("lossy.mp4"), size=(96, 64), frames=8, video_options={"crf": "45"})
+    args = ["eval", "src.mp4", "src.mp4", "lossy.mp4", "--flow", "dis", "--long-gap", "3"]
+    table = runner.invoke(app, args)
+    assert table.exit_code == 0, table.output
+    assert "warping error under dis flow, 8 frames" in table.output
+    rows = [line for line in table.output.splitlines() if ".mp4" in line]
+    assert len(rows) == 3 and "src.mp4 (source)" in rows[0]  # the floor, then one per render
+    assert "src.mp4" in rows[1] and "lossy.mp4" in rows[2]
+    lines = runner.invoke(app, [*args, "--json"]).output.splitlines()
+    reports = [json.loads(line) for line in lines]  # JSON Lines: one object per render
+    assert [r["stylized"] for r in reports] == ["src.mp4", "lossy.mp4"]
+    assert all(r["flow"] == "dis" and r["frames"] == 8 for r in reports)
+    assert reports[0]["ratio"] == 1.0 and reports[1]["ratio"] != 1.0
+    assert reports[0]["warp_error_source"] == reports[1]["warp_error_source"]  # one floor
+    assert f"{reports[1]['ratio']:.3f}" in rows[2]
+
+
+def test_eval_bad_flow_is_one_line_naming_the_valid_names(tmp_path: Path):
+    from clips import make_clip
+
+    src = make_clip(tmp_path / "in.mp4", size=(64, 48), frames=2)
+    result = runner.invoke(app, ["eval", str(src), str(src), "--flow", "raft"])
+    assert result.exit_code == 1
+    assert result.output.strip() == ("vstpipe: error: --flow 'raft': unknown flow estimator; "
+                                     "use one of dis, tvl1, deepflow, farneback")

@@ -24,6 +24,7 @@ from . import (
     atomic,
     effects,
     evaluate,
+    flow_estimators,
     jobs,
     keyframes,
     ofx,
@@ -507,8 +508,13 @@ def keyframes_check(
 @app.command("eval")
 def eval_cmd(
     source: Annotated[Path, typer.Argument(help="The original video.")],
-    stylized: Annotated[Path, typer.Argument(help="Its stylized render.")],
-    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    stylized: Annotated[list[Path], typer.Argument(
+        help="Its stylized renders: one or more, compared under the same flows.")],
+    flow: Annotated[str, typer.Option(
+        help=f"Optical flow estimator: {' | '.join(flow_estimators.ESTIMATORS)} "
+             f"(dis is the render's own).")] = flow_estimators.DEFAULT_FLOW,
+    json_out: Annotated[bool, typer.Option(
+        "--json", help="Print one JSON object per render, one per line.")] = False,
     long_gap: Annotated[int, typer.Option(help="Frames apart for the long-term error.")] = 10,
     max_side: Annotated[int | None, typer.Option(
         help="Evaluate at most this many pixels on the longer side.")] = 480,
@@ -519,28 +525,39 @@ def eval_cmd(
     offline: Annotated[bool, typer.Option(
         "--offline", help="Never download (also VSTPIPE_OFFLINE=1).")] = False,
 ) -> None:
-    """Temporal consistency (Lai et al. 2018 warping error) of STYLIZED against SOURCE."""
-    opts = evaluate.EvalOptions(long_gap=long_gap, max_side=max_side)
+    """Temporal consistency (Lai et al. 2018 warping error) of each STYLIZED against SOURCE."""
+    opts = evaluate.EvalOptions(long_gap=long_gap, max_side=max_side, flow=flow)
 
-    def go() -> evaluate.EvalReport:
+    def go() -> list[evaluate.EvalReport]:
         evaluate.check_eval_options(opts)
         net = None
         if style is not None:
             resolved = weights.resolve(model, offline=offline or weights.offline_from_env())
             net = weights.load(resolved)
-        return evaluate.evaluate(source, stylized, opts, style=style, net=net)
+        return evaluate.evaluate_many(source, stylized, opts, style=style, net=net)
 
-    report = _run(go)
+    reports = _run(go)
     if json_out:
-        typer.echo(json.dumps(report.to_json()))
+        for path, report in zip(stylized, reports, strict=True):
+            typer.echo(json.dumps({"stylized": str(path), **report.to_json()}))
         return
-    table = Table("measure", "stylized", "source", "ratio")
-    table.add_row("warping error", f"{report.warp_error:.6f}", f"{report.warp_error_source:.6f}",
-                  f"{report.ratio:.3f}")
-    table.add_row(f"long-term ({long_gap} frames)", f"{report.long_term:.6f}",
-                  f"{report.long_term_source:.6f}", f"{report.long_term_ratio:.3f}")
-    if report.style_distance is not None:
-        table.add_row("style distance", f"{report.style_distance:.4f}", "", "")
+    first = reports[0]
+    skipped = (f"; {first.skipped_pairs} pairs skipped as cuts" if first.skipped_pairs
+               else "")
+    table = Table("video", "warping error", "ratio", f"long-term ({long_gap} frames)", "ratio",
+                  title=f"warping error under {opts.flow} flow, {first.frames} frames{skipped}")
+    styled = first.style_distance is not None
+    if styled:
+        table.add_column("style distance")
+    # The source's own error under the same flows: the floor every ratio divides by.
+    table.add_row(f"{escape(str(source))} (source)", f"{first.warp_error_source:.6f}", "",
+                  f"{first.long_term_source:.6f}", "", *([""] if styled else []))
+    for path, report in zip(stylized, reports, strict=True):
+        row = [escape(str(path)), f"{report.warp_error:.6f}", f"{report.ratio:.3f}",
+               f"{report.long_term:.6f}", f"{report.long_term_ratio:.3f}"]
+        if report.style_distance is not None:
+            row.append(f"{report.style_distance:.4f}")
+        table.add_row(*row)
     Console().print(table)
 
 
