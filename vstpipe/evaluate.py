@@ -32,7 +32,7 @@ Choices where the paper, its code and this module differ, and why:
   cuts then decide the mean (bikes.mp4, 5 cuts in 250 frames: 0.0024 with them, 0.00018
   without). Across cuts at most ~20% of pixels passed the test on the sample media under
   DIS, between ordinary frames at least 75% (50% at a gap of 10 frames). TV-L1 keeps cuts
-  below 3%; DeepFlow does not see them at all (flow_estimators.py).
+  at most 2% through; DeepFlow does not see them at all (flow_estimators.py).
 * Flow is one of OpenCV's estimators rather than FlowNet2 (no network to ship), so absolute
   values are not comparable with the paper's tables; ratios against the source floor,
   measured with the same flow, are. Values differ between estimators, so compare runs
@@ -43,12 +43,12 @@ Choices where the paper, its code and this module differ, and why:
   default, TV-L1, shares nothing with DIS. Of the two independent estimators it is the
   slower (a median 0.45 s per flow at 320x136 against DeepFlow's 0.18 s) but the one whose
   mask can be trusted: on bikes.mp4, DeepFlow's two flows agree across scene cuts (80-98%
-  of the pixels pass; at most 3% under TV-L1 and DIS) and on synthetic pans beyond a few
-  pixels it is consistently wrong, while TV-L1 followed known pans of up to 20 px on a real
-  frame. On the pixels that all three kept (bikes.mp4, 320x136), the source's own warping
-  error was lowest under TV-L1: 6.7e-5 against 7.7e-5 (DeepFlow) and 8.0e-5 (DIS) between
-  neighbours, 1.7e-4 against 4.7e-4 and 4.1e-4 across 10 frames. ``flow="dis"`` stays, a
-  few ms per flow, for quick looks.
+  of the pixels pass; at most 2% under TV-L1, 11% under DIS) and on synthetic pans beyond
+  a few pixels it is consistently wrong, while TV-L1 followed known pans of up to 20 px on
+  a real frame. On the pixels that all three kept (bikes.mp4 frames 0-59 at 320x136), the
+  source's own warping error was lowest under TV-L1: 6.7e-5 against 7.7e-5 (DeepFlow) and
+  8.0e-5 (DIS) between neighbours, 1.7e-4 against 4.7e-4 and 4.1e-4 across 10 frames.
+  ``flow="dis"`` stays, a few ms per flow, for quick looks.
 * The long-term error is the same measure between frames ``long_gap`` apart (flow
   computed directly between them, not chained); it shows slow drift that the
   short-term error cannot.

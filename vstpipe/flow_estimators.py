@@ -10,15 +10,16 @@ by name, and defaults to one that no render option uses:
 * ``tvl1``: TV-L1 (Zach et al. 2007, in the dual form of Wedel et al. 2009), OpenCV contrib's
   ``optflow`` module; the default. Its pyramid halves the size per level (scaleStep 0.5, 5
   levels, so the coarsest is 1/16) where OpenCV's default of 0.8 stops at 0.41: with it a
-  known 20 px pan of a real frame at 320x136 was followed to a median error of 0.001 px,
-  without it 6 px were lost. Otherwise OpenCV's defaults. On bikes.mp4 at 320x136 (a shared
+  known 20 px pan of a real frame at 320x136 was followed to a median error of 0.001 px;
+  without it the mean error was 6 px and half the pixels failed the occlusion test.
+  Otherwise OpenCV's defaults. On bikes.mp4 at 320x136 (a shared
   2-core CPU) a median 0.45 s per flow between neighbouring frames, 1 s (up to 5 s) across
   10 frames: accurate, not fast.
 * ``deepflow``: DeepFlow (Weinzaepfel et al. 2013) as OpenCV contrib ships it, the
-  variational part without DeepMatching; 3-4x faster than tvl1. Its two flows agree even
+  variational part without DeepMatching; 2.5-5x faster than tvl1. Its two flows agree even
   where both are wrong: across bikes.mp4's scene cuts 80-98% of the pixels passed the
-  occlusion test (at most 3% under dis and tvl1), so cuts are not skipped under it, and
-  motions beyond its coarsest level (4 px on 96x64 frames) come back consistently short.
+  occlusion test (at most 11% under dis, 2% under tvl1), so cuts are not skipped under it, and
+  motions beyond its coarsest level (4 px on 96x64 frames) come back consistently wrong.
   Use it on cut-free clips with moderate motion.
 * ``farneback``: Farneback's polynomial expansion (2003), OpenCV's main module; fast, but
   1 px off on a known 2 px pan of a real frame, and 28% of the pixels passed at one cut.
