@@ -172,6 +172,17 @@ def test_config_file_then_flags(tmp_path, data):
         options.merge({"stage": "video"}, config)
 
 
+@pytest.mark.parametrize("model, expected", [("../runs/image", "{dir}/../runs/image"),
+                                             ("./base", "{dir}/base"), ("lite", "lite")])
+def test_a_config_names_a_model_directory_relative_to_itself_and_a_registry_name_as_is(
+        tmp_path, model, expected):
+    config = tmp_path / "cfg" / "train.toml"
+    config.parent.mkdir()
+    config.write_text(f'styles = "s"\ndavis = "d"\nout = "run"\nmodel = "{model}"\n')
+    opts = options.merge({"stage": "video"}, config)
+    assert opts.model == expected.format(dir=config.parent)
+
+
 @pytest.mark.parametrize("kw, needle", [({"max_gap": 11}, "--max-gap 11"),
                                         ({"crop": 30}, "--crop 30"),
                                         ({"lambda_style": -1.0}, "--lambda-style"),

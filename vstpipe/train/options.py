@@ -88,8 +88,18 @@ def load_config(path: Path) -> dict[str, Any]:
     for key in data:
         kind = _KINDS.get(key, Path if key in _PATHS else int)
         checked = tomlspec.get(data, key, str if kind is Path else kind, where)
-        values[key] = (path.parent / Path(checked).expanduser()) if kind is Path else checked
+        if kind is Path or (key == "model" and _is_path(checked)):
+            checked = str(path.parent / Path(checked).expanduser()) if kind is not Path \
+                else path.parent / Path(checked).expanduser()
+        values[key] = checked
     return values
+
+
+def _is_path(model: str) -> bool:
+    """A model given as a directory (it has a path separator or starts with ~ or .), which a
+    config file names relative to itself, like its other paths; a plain word is a registry
+    name."""
+    return "/" in model or model.startswith(("~", "."))
 
 
 def validate(opts: TrainOptions) -> None:
