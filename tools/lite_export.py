@@ -1,10 +1,11 @@
 """Export a lite training run into the embedded model: models/lite/decoder.safetensors and
 models/lite/model.json (how it was made), then print the registry's new sha256 and size.
 
-    python tools/lite_export.py RUN [--stage image|video] [--note TEXT]
+    python tools/lite_export.py RUN [--image IMAGE_RUN] [--note TEXT]
 
-RUN is the `--out` folder of `vstpipe train` / `vstpipe finetune` (its checkpoint.pt and
-log.jsonl). Paste the printed FileSpec values into vstpipe/weights/registry.py (the test
+RUN is the `--out` folder of `vstpipe train` / `vstpipe finetune` whose decoder ships (its
+checkpoint.pt and log.jsonl); ``--image`` names the image-stage run a finetune started from, so
+model.json records both stages. Paste the printed FileSpec values into vstpipe/weights/registry.py (the test
 tests/test_weights_auto.py checks that they match the files).
 """
 
@@ -22,20 +23,58 @@ ROOT = Path(__file__).resolve().parents[1]
 LITE = ROOT / "models" / "lite"
 
 
+def wall_seconds(log: list[dict]) -> float:
+    """Training time of a run over all its sessions: each resumed session restarts the clock."""
+    total, previous = 0.0, 0.0
+    for row in log:
+        seconds = row.get("seconds")
+        if seconds is None:
+            continue
+        if seconds < previous:
+            total += previous
+        previous = seconds
+    return round(total + previous, 1)
+
+
+def stage(run: Path) -> tuple[dict, dict]:
+    """(checkpoint, its record for model.json) of one training run folder."""
+    checkpoint = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    last = [row for row in log if "step" in row and "loss" in row][-1]
+    options = checkpoint.get("options", {})
+    return checkpoint, {
+        "stage": options.get("stage"),
+        "steps": checkpoint["step"],
+        "seed": options.get("seed"),
+        "loss_weights": options.get("weights"),
+        "affinity": options.get("affinity") if options.get("stage") == "video" else None,
+        "options": options,
+        "final_terms": {k: last.get(k) for k in ("content", "style", "affinity", "temporal",
+                                                 "loss") if k in last},
+        "wall_seconds": wall_seconds(log),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("run", type=Path, help="the training run folder")
+    parser.add_argument("run", type=Path, help="the training run folder whose decoder ships")
+    parser.add_argument("--image", type=Path, help="the image-stage run a finetune started from")
     parser.add_argument("--note", default="", help="a sentence on the state of this decoder")
     args = parser.parse_args(argv)
-    checkpoint = torch.load(args.run / "checkpoint.pt", map_location="cpu", weights_only=False)
-    log = [json.loads(line) for line in (args.run / "log.jsonl").read_text().splitlines()]
-    steps = [row for row in log if "step" in row and "loss" in row]
-    last = steps[-1] if steps else {}
+    checkpoint, shipped = stage(args.run)
+    stages = ([stage(args.image)[1]] if args.image else []) + [shipped]
     decoder = {k: v.contiguous() for k, v in checkpoint["decoder"].items()}
     path = LITE / "decoder.safetensors"
     save_file(decoder, str(path), metadata={"format": "vstpipe.model.lite_mobilenet LiteDecoder",
                                             "step": str(checkpoint["step"])})
-    options = checkpoint.get("options", {})
+    commands = [
+        "python tools/convert_magenta.py --out full.safetensors "
+        "--lite-encoder base/encoder.safetensors",
+        "python tools/lite_data.py data/lite",
+        "vstpipe train --config tools/lite_train.toml",
+    ]
+    if shipped["stage"] == "video":
+        commands.append("vstpipe finetune --config tools/lite_finetune.toml")
     (LITE / "model.json").write_text(json.dumps({
         "arch": "lite-mobilenet",
         "files": {"encoder": "encoder.safetensors", "decoder": "decoder.safetensors"},
@@ -44,21 +83,16 @@ def main(argv: list[str] | None = None) -> int:
                        "by vstpipe",
         "training": {
             "note": args.note,
-            "commands": [
-                "python tools/convert_magenta.py --out full.safetensors "
-                "--lite-encoder base/encoder.safetensors",
-                "python tools/lite_data.py data/lite",
-                "vstpipe train --config tools/lite_train.toml",
-            ],
+            "commands": commands,
             "data": "tools/lite_data.py (its SOURCES.md lists every file and licence)",
             "loss_network": "the encoder itself: style taps Conv, expanded_conv_1/3/6 "
                             "expansions; content at expanded_conv_6's expansion",
-            "steps": checkpoint["step"],
-            "seed": options.get("seed"),
-            "loss_weights": options.get("weights"),
-            "options": options,
-            "final_terms": {k: last.get(k) for k in ("content", "style", "loss")},
-            "wall_seconds": last.get("seconds"),
+            "machine": "2-core x86-64 CPU, torch 2.13.0 (CPU), shared with other work",
+            "stages": stages,
+            "steps": sum(s["steps"] for s in stages),
+            "seed": shipped["seed"],
+            "loss_weights": shipped["loss_weights"],
+            "wall_seconds": round(sum(s["wall_seconds"] for s in stages), 1),
         },
     }, indent=1, default=str) + "\n", encoding="utf-8")
     for name in ("encoder.safetensors", "decoder.safetensors"):
