@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
 import torch
+from PIL import Image
 
 from vstpipe import ops
 from vstpipe.model import FAMILIES, build
@@ -68,3 +75,28 @@ def test_the_stylizer_mirrors_a_margin_around_the_frame_and_crops_it_off_after_d
     torch.testing.assert_close(stylizer(small, stats.mean, stats.std),
                                net.decode(ops.adain_stats(net.encode(small), stats.mean, stats.std)))
 
+
+
+@pytest.mark.parametrize("max_side, expected", [(None, (320, 136)), (160, (160, 64)),
+                                                (1024, (640, 272))])
+def test_lite_paints_at_its_working_size_unless_max_side_says_otherwise(max_side, expected):
+    """The family's work_side (320) applies when neither --max-side nor a preset sets one; the
+    output keeps the frame's size whatever the network saw."""
+    from vstpipe import jobs
+    from vstpipe.media import Frame
+    from vstpipe.sessions import Sessions
+    net = build("lite-mobilenet", _states(3))
+    job = jobs.resolve(jobs.Request(styles=(_style_png(),), model="lite", precision="fp32",
+                                    max_side=max_side))
+    session = Sessions(nets={"lite": net}).session(job, (640, 272))
+    assert session.network_size == expected
+    rgb = (np.random.default_rng(0).random((272, 640, 3)) * 255).astype(np.uint8)
+    (out,) = session.process([Frame(rgb, 0, Fraction(1, 25))], (640, 272), 8)
+    assert out.rgb.shape == (272, 640, 3)
+
+
+def _style_png() -> Path:
+    path = Path(tempfile.mkdtemp()) / "style.png"
+    Image.fromarray((np.random.default_rng(1).random((64, 64, 3)) * 255).astype(np.uint8)
+                    ).save(path)
+    return path

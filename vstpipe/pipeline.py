@@ -169,10 +169,18 @@ class Session:
         self._net, self._styles = net, styles
         self._device = resolve_device(job.compute.device)
         self._dtype = resolve_precision(job.compute.precision, self._device)
-        self._net_size = network_size(frame_size[0], frame_size[1], job.compute.max_side)
+        max_side = job.compute.max_side if job.compute.max_side is not None \
+            else net.arch.work_side
+        self._net_size = network_size(frame_size[0], frame_size[1], max_side)
         self._engine: _Engine | None = None
         self._start: Fraction | None = None  # the first frame's time: keyframe time 0
         self._done = 0
+
+    @property
+    def network_size(self) -> tuple[int, int]:
+        """(W, H) the network paints at: --max-side's, else the model's working size, else the
+        frame's, in multiples of 8."""
+        return self._net_size
 
     @property
     def precision(self) -> str:

@@ -14,6 +14,7 @@ from . import atomic, jobs
 from .errors import MediaError
 from .images import load_rgb
 from .media import Frame, open_source
+from .pipeline import Session
 from .presets import Preset
 from .sessions import Sessions
 from .tensors import network_size
@@ -42,11 +43,14 @@ def render_tile(sessions: Sessions, rgb: np.ndarray, preset: Preset, tile: int,
     """One frame under one preset (on ``model`` instead of its own when given), at most
     ``tile`` pixels on its longer side, uint8."""
     h, w = rgb.shape[:2]
-    job = jobs.for_preset(preset, jobs.Request(
-        device="cpu", precision="fp32", batch=1, model=model,
-        max_side=min(tile, preset.max_side or tile)))
-    size = network_size(w, h, job.compute.max_side)  # the session's network size
-    (frame,) = sessions.session(job, (w, h)).process([Frame(rgb, 0, Fraction(1))], size, 8)
+    def session(max_side: int | None) -> Session:
+        return sessions.session(jobs.for_preset(preset, jobs.Request(
+            device="cpu", precision="fp32", batch=1, model=model, max_side=max_side)), (w, h))
+
+    tiled = session(None)  # painted as a render paints it (the preset's or model's size) ...
+    if max(tiled.network_size) > tile:
+        tiled = session(tile)  # ... but no larger than the tile
+    (frame,) = tiled.process([Frame(rgb, 0, Fraction(1))], tiled.network_size, 8)
     return frame.rgb
 
 

@@ -66,6 +66,10 @@ class Family:
     # decoding (a multiple of the encoder's stride): an encoder with zero padding sees the frame's
     # edge as a feature, and its decoder paints it as a frame line.
     margin: int = 0
+    # Longer side the network paints at when neither --max-side nor the preset says (None: the
+    # frame's own size): for a family whose strokes were trained at that scale and whose decoder
+    # would cost seconds a frame at full HD.
+    work_side: int | None = None
 
     @property
     def kind(self) -> str:

@@ -88,4 +88,4 @@ def _published(role: str) -> nn.Module:
 FAMILY = Family("lite-mobilenet", {"encoder": "encoder.safetensors",
                                    "decoder": "decoder.safetensors"},
                 channels=CHANNELS, space=RGB, published=_published, encoder=LiteEncoder,
-                decoder=LiteDecoder, margin=16)
+                decoder=LiteDecoder, margin=16, work_side=320)
