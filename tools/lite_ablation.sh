@@ -8,5 +8,6 @@ case "$1" in
   paper)     run --out runs/lite-paper --affinity-layer -1 --eps 0.1 --lambda-affinity 10000 ;;
   affinity)  run --out runs/lite-affinity --lambda-temporal 0 ;;
   temporal)  run --out runs/lite-temporal --lambda-affinity 0 ;;
-  *) echo "usage: tools/lite_ablation.sh paper|affinity|temporal" >&2; exit 2 ;;
+  plain)     run --out runs/lite-plain --lambda-affinity 0 --lambda-temporal 0 ;;
+  *) echo "usage: tools/lite_ablation.sh paper|affinity|temporal|plain" >&2; exit 2 ;;
 esac
