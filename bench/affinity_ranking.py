@@ -1,6 +1,6 @@
 """Does the affinity loss (eq. 8) see flicker? The grid behind tests/test_affinity_ranking.py.
 
-    python bench/affinity_ranking.py                  # the shipped lite model, three clips
+    python bench/affinity_ranking.py                  # lite before video tuning, three clips
     python bench/affinity_ranking.py --model runs/lite-image --layers 1,3 --eps 0,0.1
 
 For a frame of each clip, a source pair with a known motion (two crops 5 px down and 3 px right
@@ -34,13 +34,15 @@ from vstpipe.train import affinity  # noqa: E402
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="lite")
+    parser.add_argument("--model", default="image-stage",
+                        help="image-stage (the decoder the finetune starts from), or a model")
     parser.add_argument("--layers", default="0,1,2,3")
     parser.add_argument("--temperatures", default="0.02,0.05,0.2")
     parser.add_argument("--eps", default="0,0.1")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    net = weights.load(weights.resolve(args.model, offline=True)).eval()
+    net = ranking.image_stage_net() if args.model == "image-stage" else \
+        weights.load(weights.resolve(args.model, offline=True)).eval()
     style = load_style(ranking.MEDIA / "starry_night.jpg", 256)
     print(f"{'clip':<24}{'layer':>6}{'T':>6}{'eps':>6}{'consistent':>12}{'flickering':>12}"
           f"{'ratio':>7}{'x 1e4':>9}")

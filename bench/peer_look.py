@@ -1,7 +1,7 @@
 """The look of the lite model beside its peer: one contact sheet, every shipped preset.
 
-    python bench/peer_look.py                          # writes docs/peer_look.png
-    python bench/peer_look.py --out sheet.png --model DIR --frame 40
+    python bench/peer_look.py                          # writes docs/peer_look.jpg
+    python bench/peer_look.py --out sheet.jpg --model DIR --frame 40
     python bench/peer_look.py --smoke                  # seconds, for CI
 
 For a frame (``--frame``) of each real clip in ../shared/media, and every shipped preset: the
@@ -136,7 +136,7 @@ def distances(frames: dict[str, np.ndarray], shipped: list, sessions: Sessions, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "peer_look.png")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "peer_look.jpg")
     parser.add_argument("--model", default="lite")
     parser.add_argument("--frame", type=int, default=40)
     parser.add_argument("--max-side", type=int, default=480, help="of the source frames")
@@ -150,7 +150,7 @@ def main() -> None:
             print("smoke: a generated clip, two presets, no peer")
             clip = make_clip(Path(tmp) / "clip.mp4", frames=2, size=(64, 48))
             frames, shipped, with_peer = {"clip": frame_of(clip, 0)}, shipped[:2], False
-            out = Path(tmp) / "sheet.png"
+            out = Path(tmp) / "sheet.jpg"
         else:
             frames = {}
             for name in CLIPS:
@@ -162,7 +162,7 @@ def main() -> None:
         sessions, tiles = Sessions(offline=True), {}
         image = sheet(frames, shipped, sessions, args.model, with_peer, tiles)
         out.parent.mkdir(parents=True, exist_ok=True)
-        image.save(out)
+        image.save(out, quality=85)
         print(f"wrote {out} ({image.width}x{image.height})")
         distances(frames, shipped, sessions, args.model, tiles)
 

@@ -1,7 +1,8 @@
 """Point 7 of the lite issue: does the inter-frame affinity loss (eq. 8) measure flicker?
 
 On real frames, a source pair with a known motion (two crops of one frame, 5 px down and 3 px
-right) is stylized two ways by the shipped ``lite`` model:
+right) is stylized two ways by the ``lite`` model as the video stage finds it (the image stage's
+decoder, before any tuning):
 
 * consistent: one stylized frame carried along the true motion (the same two crops of the
   stylized frame);
@@ -14,13 +15,15 @@ settings on this encoder's AdaIN layer (1/8 resolution, eps = 0.1) it is not: th
 adds the same floor to both pairs and the 1/8-resolution features barely see a texture moved by
 less than a cell. Without the eps floor, on the encoder's first style layer at 1/2 resolution
 (expanded_conv_1's expansion, 96 channels), the flickering pair scores clearly higher; that is
-the setting ``tools/lite_finetune.toml`` trains with. ``bench/affinity_ranking.py`` prints the
+the setting ``tools/lite_finetune.toml`` trains with (ratios 1.11 to 1.29). ``bench/affinity_ranking.py`` prints the
 full grid (layers, temperatures, eps) behind these two cases.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+
+from pathlib import Path
 
 import av
 import numpy as np
@@ -36,9 +39,21 @@ CLIPS = (("bikes.mp4", 40), ("bigbuckbunny.mp4", 60), ("carphone_pristine.mp4", 
 H, W, DY, DX = 128, 192, 5, 3
 
 
+IMAGE_STAGE = Path(__file__).resolve().parents[1] / "tools" / "lite_run" / "checkpoint.pt"
+
+
+def image_stage_net():
+    """The lite model before any video tuning: the shipped encoder and the image stage's final
+    decoder (the checkpoint committed in tools/lite_run), as the finetune starts from it."""
+    net = weights.load(weights.resolve("lite", offline=True)).eval()
+    state = torch.load(IMAGE_STAGE, map_location="cpu", weights_only=True)
+    net.decoder.load_state_dict(state["decoder"])
+    return net
+
+
 @pytest.fixture(scope="module")
 def net():
-    return weights.load(weights.resolve("lite", offline=True)).eval()
+    return image_stage_net()
 
 
 def _frame(name: str, index: int) -> torch.Tensor:
@@ -86,10 +101,10 @@ def test_the_affinity_loss_ranks_flicker_only_without_the_eps_floor_at_a_fine_la
     paper = affinity.build(affinity.AffinityChoice(backend="encoder"), net, offline=True)
     ratio = (_loss(paper, paper.settings, source, flickering)
              / _loss(paper, paper.settings, source, consistent))
-    assert 0.9 < ratio < 1.1  # blind: the eps floor and the coarse layer
+    assert 0.9 < ratio < 1.1  # blind (0.99-1.03): the eps floor and the coarse layer
 
     fine = affinity.build(affinity.AffinityChoice(backend="encoder", layer=1), net, offline=True)
     settings = replace(fine.settings, eps=0.0)
     ratio = (_loss(fine, settings, source, flickering)
              / _loss(fine, settings, source, consistent))
-    assert ratio > 1.1
+    assert ratio > 1.05  # 1.11, 1.16, 1.29 on the three clips

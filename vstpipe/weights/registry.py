@@ -86,7 +86,7 @@ REGISTRY: dict[str, ModelSpec] = {ms.name: ms for ms in (
             FileSpec("encoder", "encoder.safetensors", "package:vstpipe.models_data/lite",
                      "d2f4426f67eb49d3c8be4a08af87acb4ac82782d7504ccbcc689c765c7d2b5ef", 244216),
             FileSpec("decoder", "decoder.safetensors", "package:vstpipe.models_data/lite",
-                     "1e2d8b90f67d1872afb9a90379bbd134e2709eaa25a4e261c03b4c569a30d4fb",
+                     "cf750df302399a2ced56b2057ddd7bc36608f93353521640825d863186fc1011",
                      2107796),
         ),
         licence="Apache-2.0 (encoder, Magenta) and MIT (decoder, vstpipe)",
