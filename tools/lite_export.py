@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         "training": {
             "note": args.note,
             "commands": commands,
-            "data": "tools/lite_data.py (its SOURCES.md lists every file and licence)",
+            "data": "TRAINING_DATA.md beside this file: every file tools/lite_data.py assembles, "
+                    "where it comes from and its licence",
             "loss_network": "the encoder itself: style taps Conv, expanded_conv_1/3/6 "
                             "expansions; content at expanded_conv_6's expansion",
             "machine": "2-core x86-64 CPU, torch 2.13.0 (CPU), shared with other work",
