@@ -14,6 +14,7 @@ state; written atomically every ``checkpoint_every`` steps, at the end and on Ct
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -255,7 +256,10 @@ def train(opts: TrainOptions, progress: Progress | None = None) -> TrainReport:
     if ranks.world > 1:
         dist.barrier()
         # Leaving with the group alive aborts the process ("terminate called without an
-        # active exception") when gloo's threads are torn down at interpreter exit.
+        # active exception") when gloo's threads are torn down at interpreter exit; so can
+        # freeing the DDP wrapper (its reducer) after the group is gone, so it goes first.
+        net.decoder = decoder
+        gc.collect()
         dist.destroy_process_group()
     return TrainReport(step, final, len(data.sampler.skipped), interrupted,
                        time.perf_counter() - start, ranks.main)
