@@ -24,7 +24,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
@@ -33,6 +32,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import peer  # noqa: E402
+from mediatools import nth_frame  # noqa: E402
 
 from vstpipe import presets, weights  # noqa: E402
 from vstpipe.evaluate import EvalOptions, style_distance  # noqa: E402
@@ -44,17 +44,6 @@ UVC = ROOT.parent / "shared" / "models" / "uvc-ae"
 CLIPS = ("bikes.mp4", "bigbuckbunny.mp4", "carphone_pristine.mp4", "tree.avi")
 TILE = 240
 LABEL = 22
-
-
-def frame_of(clip: Path, index: int) -> np.ndarray:
-    """(H, W, 3) uint8 of video frame ``index`` (or the last, if the clip is shorter)."""
-    rgb = None
-    with av.open(str(clip)) as container:
-        for i, frame in enumerate(container.decode(video=0)):
-            rgb = frame.to_ndarray(format="rgb24")
-            if i == index:
-                break
-    return rgb
 
 
 def _fit(rgb: np.ndarray, size: tuple[int, int]) -> Image.Image:
@@ -149,12 +138,12 @@ def main() -> None:
             from clips import make_clip
             print("smoke: a generated clip, two presets, no peer")
             clip = make_clip(Path(tmp) / "clip.mp4", frames=2, size=(64, 48))
-            frames, shipped, with_peer = {"clip": frame_of(clip, 0)}, shipped[:2], False
+            frames, shipped, with_peer = {"clip": nth_frame(clip, 0)}, shipped[:2], False
             out = Path(tmp) / "sheet.jpg"
         else:
             frames = {}
             for name in CLIPS:
-                rgb = frame_of(MEDIA / name, args.frame)
+                rgb = nth_frame(MEDIA / name, args.frame)
                 scale = min(1.0, args.max_side / max(rgb.shape[:2]))
                 size = (round(rgb.shape[1] * scale / 8) * 8, round(rgb.shape[0] * scale / 8) * 8)
                 frames[name] = np.asarray(_fit(rgb, size))

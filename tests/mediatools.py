@@ -9,6 +9,7 @@ from pathlib import Path
 
 import av
 import clips
+import cv2
 import numpy as np
 import pytest
 
@@ -41,6 +42,25 @@ def pass_through(src: Path, out: Path, options: EncodeOptions | None = None,
             else:
                 sink.copy(item)
     return written, sink
+
+
+def smooth_texture(height: int, width: int, seed: int = 0, blur: float = 1.5) -> np.ndarray:
+    """Smooth random colour texture (blurred noise stretched to [0, 1]), float32 RGB, that
+    optical flow can follow; a larger ``blur`` for estimators with coarser pyramids."""
+    rng = np.random.default_rng(seed)
+    tex = cv2.GaussianBlur(rng.random((height, width, 3), dtype=np.float32), (0, 0), blur)
+    return (tex - tex.min()) / (tex.max() - tex.min())
+
+
+def nth_frame(path: Path, index: int) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of video frame ``index`` of ``path`` (its last, if it is shorter)."""
+    rgb = None
+    with av.open(str(path)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            rgb = frame.to_ndarray(format="rgb24")
+            if i == index:
+                break
+    return rgb
 
 
 def video_times(path: Path) -> list[Fraction]:

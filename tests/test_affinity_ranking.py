@@ -25,11 +25,10 @@ from dataclasses import replace
 
 from pathlib import Path
 
-import av
-import numpy as np
 import pytest
 import torch
 from conftest import MEDIA, needs_media
+from mediatools import nth_frame
 
 from vstpipe import ops, weights
 from vstpipe.images import load_style
@@ -57,12 +56,7 @@ def net():
 
 
 def _frame(name: str, index: int) -> torch.Tensor:
-    with av.open(str(MEDIA / name)) as container:
-        for i, frame in enumerate(container.decode(video=0)):
-            if i == index:
-                rgb = frame.to_ndarray(format="rgb24")
-                break
-    x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
+    x = torch.from_numpy(nth_frame(MEDIA / name, index)).permute(2, 0, 1)[None].float() / 255
     scale = 480 / max(x.shape[-2:])  # the clips differ in size; the texture scale should not
     x = torch.nn.functional.interpolate(x, scale_factor=scale, mode="area")
     return x[..., 8:8 + H + 8, 8:8 + W + 8]  # room for the shift

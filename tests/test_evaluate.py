@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from clips import make_clip
+from mediatools import smooth_texture
 
 from vstpipe import model
 from vstpipe.errors import MediaError, OptionError
@@ -40,11 +41,8 @@ OPTS = EvalOptions(long_gap=4, flow="dis")
 
 
 def _texture(height: int, width: int, seed: int, blur: float = 1.5) -> np.ndarray:
-    """Smooth random colour texture (blurred noise stretched to 0..255), uint8 RGB."""
-    rng = np.random.default_rng(seed)
-    tex = cv2.GaussianBlur(rng.random((height, width, 3), dtype=np.float32), (0, 0), blur)
-    tex = (tex - tex.min()) / (tex.max() - tex.min())
-    return np.round(tex * 255).astype(np.uint8)
+    """smooth_texture as uint8 RGB."""
+    return np.round(smooth_texture(height, width, seed, blur) * 255).astype(np.uint8)
 
 
 def _shifted(frames: int = 12, seed: int = 0, blur: float = 1.5) -> list[np.ndarray]:

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from mediatools import smooth_texture
 
 from vstpipe.errors import OptionError
 from vstpipe.flow import (
@@ -26,18 +27,11 @@ SHIFT = (3, -2)  # (dx, dy): frame t shows at x what frame r shows at x + SHIFT
 MARGIN = 12  # interior: away from the strip the shift uncovers and from DIS's border patches
 
 
-def _texture(height: int, width: int, seed: int = 0) -> np.ndarray:
-    """Smooth random colour texture, float32 RGB in [0, 1], that DIS can follow."""
-    rng = np.random.default_rng(seed)
-    tex = cv2.GaussianBlur(rng.random((height, width, 3), dtype=np.float32), (0, 0), 1.5)
-    return (tex - tex.min()) / (tex.max() - tex.min())
-
-
 @pytest.fixture(scope="module")
 def pair() -> tuple[np.ndarray, np.ndarray]:
     """(current t, reference r) cut from one canvas so that t(x) = r(x + SHIFT) exactly."""
     (dx, dy), pad = SHIFT, 8
-    canvas = _texture(H + 2 * pad, W + 2 * pad)
+    canvas = smooth_texture(H + 2 * pad, W + 2 * pad)
     ref = canvas[pad:pad + H, pad:pad + W]
     cur = canvas[pad + dy:pad + dy + H, pad + dx:pad + dx + W]
     return np.ascontiguousarray(cur), np.ascontiguousarray(ref)
@@ -90,7 +84,7 @@ def test_to_gray8_is_bt601_luma_in_8_bits():
     gray = to_gray8(rgb)
     assert gray.dtype == np.uint8 and gray.shape == (1, 7)
     np.testing.assert_array_equal(gray[0], [0, 255, 76, 150, 29, 128, 255])  # 2.0 saturates
-    tex = _texture(16, 24, seed=3)
+    tex = smooth_texture(16, 24, seed=3)
     expected = (tex @ np.array([0.299, 0.587, 0.114], np.float32)) * 255
     assert np.abs(to_gray8(tex) - expected).max() <= 0.51
 

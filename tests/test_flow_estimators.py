@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from mediatools import smooth_texture
 
 from vstpipe.errors import OptionError
 from vstpipe.flow import MIN_FLOW_SIDE, to_gray8
@@ -21,18 +22,11 @@ MARGIN = 12  # interior: away from the strip the shift uncovers and from the bor
 NAMES = list(ESTIMATORS)
 
 
-def _texture(height: int, width: int, seed: int = 0) -> np.ndarray:
-    """Smooth random colour texture, float32 RGB in [0, 1], that every estimator can follow."""
-    rng = np.random.default_rng(seed)
-    tex = cv2.GaussianBlur(rng.random((height, width, 3), dtype=np.float32), (0, 0), 3.0)
-    return (tex - tex.min()) / (tex.max() - tex.min())
-
-
 @pytest.fixture(scope="module")
 def pair() -> tuple[np.ndarray, np.ndarray]:
     """(current t, reference r) grey frames cut from one canvas: t(x) = r(x + SHIFT) exactly."""
     (dx, dy), pad = SHIFT, 8
-    canvas = to_gray8(_texture(H + 2 * pad, W + 2 * pad))
+    canvas = to_gray8(smooth_texture(H + 2 * pad, W + 2 * pad, blur=3.0))
     ref = canvas[pad:pad + H, pad:pad + W]
     cur = canvas[pad + dy:pad + dy + H, pad + dx:pad + dx + W]
     return np.ascontiguousarray(cur), np.ascontiguousarray(ref)
