@@ -43,6 +43,7 @@ def render_tile(sessions: Sessions, rgb: np.ndarray, preset: Preset, tile: int,
     """One frame under one preset (on ``model`` instead of its own when given), at most
     ``tile`` pixels on its longer side, uint8."""
     h, w = rgb.shape[:2]
+
     def session(max_side: int | None) -> Session:
         return sessions.session(jobs.for_preset(preset, jobs.Request(
             device="cpu", precision="fp32", batch=1, model=model, max_side=max_side)), (w, h))

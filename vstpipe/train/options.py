@@ -89,8 +89,8 @@ def load_config(path: Path) -> dict[str, Any]:
         kind = _KINDS.get(key, Path if key in _PATHS else int)
         checked = tomlspec.get(data, key, str if kind is Path else kind, where)
         if kind is Path or (key == "model" and _is_path(checked)):
-            checked = str(path.parent / Path(checked).expanduser()) if kind is not Path \
-                else path.parent / Path(checked).expanduser()
+            resolved = path.parent / Path(checked).expanduser()  # relative to the config
+            checked = resolved if kind is Path else str(resolved)
         values[key] = checked
     return values
 
