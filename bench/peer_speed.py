@@ -89,11 +89,12 @@ def main() -> None:
         median = {k: statistics.median(v) for k, v in fps.items()}
         ref = median.get("peer")
         print(f"{clip.name}, {torch.get_num_threads()} torch threads, {rounds} rounds")
-        print(f"{'job':<24}{'median fps':>11}   runs{'':<18}vs peer")
+        width = max(22, 6 * rounds)
+        print(f"{'job':<24}{'median fps':>11}   {'runs':<{width}} vs peer")
         for k, values in fps.items():
             runs = " ".join(f"{v:.2f}" for v in values)
             rel = f"{median[k] / ref:.2f}x" if ref else "-"
-            print(f"{k:<24}{median[k]:>11.2f}   {runs:<22}{rel}")
+            print(f"{k:<24}{median[k]:>11.2f}   {runs:<{width}} {rel}")
 
 
 if __name__ == "__main__":

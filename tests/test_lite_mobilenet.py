@@ -77,22 +77,27 @@ def test_the_stylizer_mirrors_a_margin_around_the_frame_and_crops_it_off_after_d
 
 
 
-@pytest.mark.parametrize("max_side, expected", [(None, (320, 136)), (160, (160, 64)),
-                                                (1024, (640, 272))])
-def test_lite_paints_at_its_working_size_unless_max_side_says_otherwise(max_side, expected):
-    """The family's work_side (320) applies when neither --max-side nor a preset sets one; the
-    output keeps the frame's size whatever the network saw."""
+@pytest.mark.parametrize("frame, max_side, expected", [
+    ((640, 272), None, (320, 136)), ((640, 272), 160, (160, 64)),
+    ((640, 272), 1024, (640, 272)),
+    ((176, 144), None, (320, 256)),  # a small frame is enlarged to the working size ...
+    ((176, 144), 320, (176, 144)),  # ... but --max-side never enlarges
+])
+def test_lite_paints_at_its_working_size_unless_max_side_says_otherwise(frame, max_side,
+                                                                        expected):
+    """The family's work_side (320) applies, shrinking or enlarging, when neither --max-side nor
+    a preset sets one; the output keeps the frame's size whatever the network saw."""
     from vstpipe import jobs
     from vstpipe.media import Frame
     from vstpipe.sessions import Sessions
     net = build("lite-mobilenet", _states(3))
     job = jobs.resolve(jobs.Request(styles=(_style_png(),), model="lite", precision="fp32",
                                     max_side=max_side))
-    session = Sessions(nets={"lite": net}).session(job, (640, 272))
+    session = Sessions(nets={"lite": net}).session(job, frame)
     assert session.network_size == expected
-    rgb = (np.random.default_rng(0).random((272, 640, 3)) * 255).astype(np.uint8)
-    (out,) = session.process([Frame(rgb, 0, Fraction(1, 25))], (640, 272), 8)
-    assert out.rgb.shape == (272, 640, 3)
+    rgb = (np.random.default_rng(0).random((frame[1], frame[0], 3)) * 255).astype(np.uint8)
+    (out,) = session.process([Frame(rgb, 0, Fraction(1, 25))], frame, 8)
+    assert out.rgb.shape == (frame[1], frame[0], 3)
 
 
 def _style_png() -> Path:
@@ -100,3 +105,24 @@ def _style_png() -> Path:
     Image.fromarray((np.random.default_rng(1).random((64, 64, 3)) * 255).astype(np.uint8)
                     ).save(path)
     return path
+
+
+def test_a_preview_tile_of_a_small_frame_paints_as_the_render_does():
+    """A 176x144 frame on lite: the render enlarges it to 320 to paint; the preview tile (at the
+    frame's size) shows the same pixels, not a painting at 176."""
+    from vstpipe import jobs, presets
+    from vstpipe.media import Frame
+    from vstpipe.preview import render_tile
+    from vstpipe.sessions import Sessions
+    net = build("lite-mobilenet", _states(3))
+    sessions = Sessions(nets={"lite": net})
+    preset = presets.available()[0]["vangogh"]
+    rgb = (np.random.default_rng(2).random((144, 176, 3)) * 255).astype(np.uint8)
+    tile = render_tile(sessions, rgb, preset, 176, "lite")
+    job = jobs.for_preset(preset, jobs.Request(device="cpu", precision="fp32", batch=1,
+                                               model="lite"))
+    session = sessions.session(job, (176, 144))
+    assert session.network_size == (320, 256)
+    (rendered,) = session.process([Frame(rgb, 0, Fraction(1))], (176, 144), 8)
+    assert tile.shape == (144, 176, 3)
+    np.testing.assert_array_equal(tile, rendered.rgb)

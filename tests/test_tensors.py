@@ -51,6 +51,16 @@ def test_network_size(width: int, height: int, max_side: int | None, expected):
     assert network_size(width, height, max_side) == expected
 
 
+@pytest.mark.parametrize("width, height, side, expected", [
+    (176, 144, 320, (320, 256)),  # QCIF enlarged to a model's working size: 261.8 floors to 256
+    (640, 272, 320, (320, 136)),  # larger frames shrink as with max_side
+    (320, 240, 320, (320, 240)),  # already there
+    (176, 144, None, (176, 144)),  # without a working size, the frame's own
+])
+def test_network_size_grows_small_frames_to_a_working_size(width, height, side, expected):
+    assert network_size(width, height, side, grow=True) == expected
+
+
 def test_network_size_is_a_multiple_of_8_within_max_side_keeping_the_aspect():
     for width in range(16, 2000, 37):
         for height in range(16, 1200, 29):

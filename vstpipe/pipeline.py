@@ -169,17 +169,19 @@ class Session:
         self._net, self._styles = net, styles
         self._device = resolve_device(job.compute.device)
         self._dtype = resolve_precision(job.compute.precision, self._device)
-        max_side = job.compute.max_side if job.compute.max_side is not None \
-            else net.arch.work_side
-        self._net_size = network_size(frame_size[0], frame_size[1], max_side)
+        if job.compute.max_side is not None:  # --max-side or the preset's: at most that
+            self._net_size = network_size(frame_size[0], frame_size[1], job.compute.max_side)
+        else:  # the model's working size, small frames enlarged to it; else the frame's
+            self._net_size = network_size(frame_size[0], frame_size[1], net.arch.work_side,
+                                          grow=True)
         self._engine: _Engine | None = None
         self._start: Fraction | None = None  # the first frame's time: keyframe time 0
         self._done = 0
 
     @property
     def network_size(self) -> tuple[int, int]:
-        """(W, H) the network paints at: --max-side's, else the model's working size, else the
-        frame's, in multiples of 8."""
+        """(W, H) the network paints at: at most --max-side's, else the model's working size
+        (small frames enlarged to it), else the frame's, in multiples of 8."""
         return self._net_size
 
     @property

@@ -49,9 +49,10 @@ def render_tile(sessions: Sessions, rgb: np.ndarray, preset: Preset, tile: int,
             device="cpu", precision="fp32", batch=1, model=model, max_side=max_side)), (w, h))
 
     tiled = session(None)  # painted as a render paints it (the preset's or model's size) ...
-    if max(tiled.network_size) > tile:
-        tiled = session(tile)  # ... but no larger than the tile
-    (frame,) = tiled.process([Frame(rgb, 0, Fraction(1))], tiled.network_size, 8)
+    if tile < max(tiled.network_size) <= max(w, h):
+        tiled = session(tile)  # ... but no larger than the tile, unless the model enlarges
+    out = tiled.network_size if max(tiled.network_size) <= tile else network_size(w, h, tile)
+    (frame,) = tiled.process([Frame(rgb, 0, Fraction(1))], out, 8)
     return frame.rgb
 
 

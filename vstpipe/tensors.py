@@ -13,12 +13,16 @@ from .media import Frame
 MIN_SIDE = 16  # below this the 1/8 features are 1 pixel wide and reflection padding fails
 
 
-def network_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
-    """(W, H) the network sees: scaled so the longer side <= max_side, floored to multiples of 8.
+def network_size(width: int, height: int, max_side: int | None,
+                 grow: bool = False) -> tuple[int, int]:
+    """(W, H) the network sees: scaled so the longer side <= max_side (== max_side when
+    ``grow``: a model's working size, which small frames are enlarged to), floored to
+    multiples of 8.
 
     The encoders pool three times, so sizes that are multiples of 8 come back out unchanged.
     """
-    scale = min(1.0, max_side / max(width, height)) if max_side else 1.0
+    scale = max_side / max(width, height) if max_side else 1.0
+    scale = scale if grow else min(1.0, scale)
     return (max(MIN_SIDE, int(width * scale) // 8 * 8),
             max(MIN_SIDE, int(height * scale) // 8 * 8))
 

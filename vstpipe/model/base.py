@@ -67,8 +67,9 @@ class Family:
     # edge as a feature, and its decoder paints it as a frame line.
     margin: int = 0
     # Longer side the network paints at when neither --max-side nor the preset says (None: the
-    # frame's own size): for a family whose strokes were trained at that scale and whose decoder
-    # would cost seconds a frame at full HD.
+    # frame's own size), larger frames shrunk to it and smaller ones enlarged: for a family whose
+    # strokes were trained at that scale (a face in a 176-pixel frame is a few feature cells
+    # wide) and whose decoder would cost seconds a frame at full HD.
     work_side: int | None = None
 
     @property
