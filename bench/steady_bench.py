@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from vstpipe import pipeline, weights
-from vstpipe.evaluate import EvalOptions, evaluate
+from vstpipe.evaluate import EvalOptions, evaluate_many
 from vstpipe.keyframes import Timeline
 from vstpipe.media import EncodeOptions
 from vstpipe.sessions import Sessions
@@ -75,42 +75,64 @@ def throughput(clip: Path, style: Path, net, configs: list[str], max_side: int, 
 
 
 def run(clip: Path, style: Path, net, configs: list[str], max_side: int, batch: int,
-        tmp: Path) -> list[dict]:
-    rows = []
+        flows: list[str], tmp: Path) -> list[dict]:
+    """Render every configuration, then measure all renders in one pass per estimator (the
+    source's flows computed once), the style distance with the first."""
+    outs, fps = [], []
     for name in configs:
         out = tmp / f"{clip.stem}-{name}.mkv"
         report = _render(clip, out, style, net, name, max_side, batch)
-        ev = evaluate(clip, out, EvalOptions(), style=style, net=net)
-        rows.append({"clip": clip.name, "config": name, "short": ev.warp_error,
-                     "ratio": ev.ratio, "long": ev.long_term, "long_ratio": ev.long_term_ratio,
-                     "style": ev.style_distance, "fps": report.frames / report.seconds})
+        outs.append(out)
+        fps.append(report.frames / report.seconds)
+    rows = [{"clip": clip.name, "config": name, "fps": f} for name, f in zip(configs, fps)]
+    for flow in flows:
+        first = flow == flows[0]
+        reports = evaluate_many(clip, outs, EvalOptions(flow=flow, max_side=max_side),
+                                style=style if first else None, net=net if first else None)
+        for row, ev in zip(rows, reports, strict=True):
+            row[flow] = (ev.ratio, ev.long_term_ratio)
+            if first:
+                row["style"] = ev.style_distance
+    for out in outs:
         out.unlink()
     return rows
 
 
-def show(rows: list[dict]) -> None:
-    print(f"{'clip':<17}{'config':<20}{'short':>10}{'ratio':>7}{'long':>10}{'ratio':>7}"
-          f"{'style':>8}{'fps':>7}   vs per-frame: short ratio, style, fps")
+def show(rows: list[dict], flows: list[str]) -> None:
+    """One line per render: short and long ratio (stylized / source) under each estimator with
+    the change against per-frame, the style distance and its change, fps and its ratio."""
+    head = "".join(f"{flow + ' short':>18}{flow + ' long':>16}" for flow in flows)
+    print(f"{'clip':<24}{'config':<20}{head}{'style':>16}{'fps':>13}")
     base = {r["clip"]: r for r in rows if r["config"] == "per-frame"}
     for r in rows:
         b = base.get(r["clip"])
-        rel = (f"   {r['ratio'] / b['ratio'] - 1:+.0%}, {r['style'] / b['style'] - 1:+.1%}, "
-               f"{r['fps'] / b['fps']:.2f}x" if b else "")
-        print(f"{r['clip']:<17}{r['config']:<20}{r['short']:>10.2e}{r['ratio']:>7.2f}"
-              f"{r['long']:>10.2e}{r['long_ratio']:>7.2f}{r['style']:>8.4f}{r['fps']:>7.2f}{rel}")
+
+        def cell(value: float, ref: float | None, width: int, fmt: str = ".3f") -> str:
+            change = f" ({value / ref - 1:+.0%})" if ref else ""
+            return f"{format(value, fmt) + change:>{width}}"
+
+        cells = "".join(cell(r[f][0], b and b[f][0], 18) + cell(r[f][1], b and b[f][1], 16)
+                        for f in flows)
+        style = f"{r['style']:.4f}" + (f" ({r['style'] / b['style'] - 1:+.1%})" if b else "")
+        speed = f"{r['fps']:.2f}" + (f" ({r['fps'] / b['fps']:.2f}x)" if b else "")
+        print(f"{r['clip']:<24}{r['config']:<20}{cells}{style:>16}{speed:>13}")
+    sys.stdout.flush()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clips", default="bikes.mp4,bigbuckbunny.mp4")
+    parser.add_argument("--clips", default="bikes.mp4,bigbuckbunny.mp4,carphone_pristine.mp4")
     parser.add_argument("--style", type=Path, default=MEDIA / "starry_night.jpg")
     parser.add_argument("--configs", default="per-frame,smooth-0.9,flow-0.8,steady")
+    parser.add_argument("--flows", default="dis,tvl1,deepflow",
+                        help="estimators to measure under; the style distance comes with the "
+                             "first")
     parser.add_argument("--max-side", type=int, default=320)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--throughput", type=int, default=0, metavar="ROUNDS")
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args()
-    configs = args.configs.split(",")
+    configs, flows = args.configs.split(","), args.flows.split(",")
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         if args.smoke or not UVC.exists():
@@ -136,8 +158,8 @@ def main() -> None:
             return
         rows = []
         for clip in clips:
-            rows += run(clip, style, net, configs, max_side, args.batch, tmp)
-            show(rows)
+            rows += run(clip, style, net, configs, max_side, args.batch, flows, tmp)
+            show(rows, flows)
             print()
 
 

@@ -23,6 +23,7 @@ from . import (
     __version__,
     atomic,
     effects,
+    eval_report,
     evaluate,
     flow_estimators,
     jobs,
@@ -524,22 +525,38 @@ def eval_cmd(
         help="Encoder for the style figure.")] = weights.DEFAULT_MODEL,
     offline: Annotated[bool, typer.Option(
         "--offline", help="Never download (also VSTPIPE_OFFLINE=1).")] = False,
+    report: Annotated[Path | None, typer.Option(
+        help="Also write a self-contained HTML page: curves per frame, worst frames, "
+             "figures.")] = None,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Replace an existing --report file.")] = False,
 ) -> None:
     """Temporal consistency (Lai et al. 2018 warping error) of each STYLIZED against SOURCE."""
     opts = evaluate.EvalOptions(long_gap=long_gap, max_side=max_side, flow=flow)
+    trace = eval_report.Trace(len(stylized)) if report is not None else None
 
     def go() -> list[evaluate.EvalReport]:
         evaluate.check_eval_options(opts)
+        if report is not None:
+            inputs = [source, *stylized, *([style] if style is not None else [])]
+            atomic.check_target(report, inputs, overwrite=overwrite, what="report")
         net = None
         if style is not None:
             resolved = weights.resolve(model, offline=offline or weights.offline_from_env())
             net = weights.load(resolved)
-        return evaluate.evaluate_many(source, stylized, opts, style=style, net=net)
+        found = evaluate.evaluate_many(source, stylized, opts, style=style, net=net,
+                                       trace=trace)
+        if report is not None and trace is not None:
+            eval_report.write(report, source, stylized, found, trace, long_gap,
+                              overwrite=overwrite)
+        return found
 
     reports = _run(go)
+    if report is not None:
+        _say(f"wrote report {escape(str(report))}")
     if json_out:
-        for path, report in zip(stylized, reports, strict=True):
-            typer.echo(json.dumps({"stylized": str(path), **report.to_json()}))
+        for path, rep in zip(stylized, reports, strict=True):
+            typer.echo(json.dumps({"stylized": str(path), **rep.to_json()}))
         return
     first = reports[0]
     skipped = (f"; {first.skipped_pairs} pairs skipped as cuts" if first.skipped_pairs
@@ -552,11 +569,11 @@ def eval_cmd(
     # The source's own error under the same flows: the floor every ratio divides by.
     table.add_row(f"{escape(str(source))} (source)", f"{first.warp_error_source:.6f}", "",
                   f"{first.long_term_source:.6f}", "", *([""] if styled else []))
-    for path, report in zip(stylized, reports, strict=True):
-        row = [escape(str(path)), f"{report.warp_error:.6f}", f"{report.ratio:.3f}",
-               f"{report.long_term:.6f}", f"{report.long_term_ratio:.3f}"]
-        if report.style_distance is not None:
-            row.append(f"{report.style_distance:.4f}")
+    for path, rep in zip(stylized, reports, strict=True):
+        row = [escape(str(path)), f"{rep.warp_error:.6f}", f"{rep.ratio:.3f}",
+               f"{rep.long_term:.6f}", f"{rep.long_term_ratio:.3f}"]
+        if rep.style_distance is not None:
+            row.append(f"{rep.style_distance:.4f}")
         table.add_row(*row)
     Console().print(table)
 

@@ -84,6 +84,7 @@ import torch
 
 from . import ops
 from .errors import MediaError, OptionError
+from .eval_report import Trace
 from .flow import MIN_FLOW_SIDE, cv2_module, occlusion_mask, to_gray8, warp
 from .flow_estimators import DEFAULT_FLOW, check_flow_name, create
 from .images import load_style
@@ -292,7 +293,9 @@ class _WarpMeter:
     each pair's flows and mask once for all of them, and keeps only the ``long_gap`` frames
     still needed."""
 
-    def __init__(self, options: EvalOptions, renders: int = 1) -> None:
+    def __init__(self, options: EvalOptions, renders: int = 1, trace: Trace | None = None
+                 ) -> None:
+        self._trace = trace  # fed every short-term pair when given (the --report page)
         self._max_side = options.max_side
         self._min_valid = options.min_valid
         # The oldest entry is t - long_gap once full, the newest t - 1.
@@ -316,7 +319,7 @@ class _WarpMeter:
             self._stylized(render, frame) for render, frame in enumerate(stylized)))
         ring = self._ring
         if ring:
-            _add_all(self._short, self._compare(ring[-1], current))
+            _add_all(self._short, self._compare(ring[-1], current, self._trace))
         if len(ring) == ring.maxlen:
             _add_all(self._long, self._compare(ring[0], current))
         ring.append(current)
@@ -330,6 +333,8 @@ class _WarpMeter:
                 longest = min(max(shape[:2]) for shape in (shapes[0], shapes[render]))
                 raise _SizeError(render, size, sizes[0], longest)
         self._shapes, self._size = shapes, sizes[0]
+        if self._trace is not None:
+            self._trace.size = self._size
         if min(self._size) < MIN_FLOW_SIDE:
             raise _FrameError(f"frames of {self._size[0]}x{self._size[1]} are too small "
                               f"for optical flow; both sides must be at least "
@@ -341,15 +346,19 @@ class _WarpMeter:
         except _FrameError as err:
             raise _FrameError(str(err), render) from None
 
-    def _compare(self, ref: _Prepared, cur: _Prepared) -> list[tuple[float, float]] | None:
+    def _compare(self, ref: _Prepared, cur: _Prepared, trace: Trace | None = None
+                 ) -> list[tuple[float, float]] | None:
         """Per render, (stylized, source) error of warping ``ref`` onto ``cur``; None: a cut.
 
-        The flows, the mask and the source's error are computed once for every render.
+        The flows, the mask and the source's error are computed once for every render; the
+        pair goes to ``trace`` too when given.
         """
         forward, backward = self._flow.pair(cur.gray, ref.gray)
         valid = occlusion_mask(forward, backward)
         count = int(np.count_nonzero(valid))
         if count == 0 or count < self._min_valid * valid.size:
+            if trace is not None:
+                trace.add(None, cur.stylized, lambda render: ref.stylized[render], valid)
             return None
 
         def error(now: np.ndarray, before: np.ndarray) -> float:
@@ -358,8 +367,12 @@ class _WarpMeter:
             return float(np.sum(per_pixel, where=valid, dtype=np.float64)) / (3 * count)
 
         floor = error(cur.source, ref.source)
-        return [(error(now, before), floor)
-                for now, before in zip(cur.stylized, ref.stylized, strict=True)]
+        errors = [(error(now, before), floor)
+                  for now, before in zip(cur.stylized, ref.stylized, strict=True)]
+        if trace is not None:
+            trace.add(errors, cur.stylized, lambda render: warp(ref.stylized[render], forward),
+                      valid)
+        return errors
 
     def result(self) -> list[WarpErrors]:
         """One WarpErrors per render, in the order they were given."""
@@ -498,19 +511,23 @@ def evaluate(source: Path, stylized: Path, opts: EvalOptions = EvalOptions(),
 
 
 def evaluate_many(source: Path, stylized: Sequence[Path], opts: EvalOptions = EvalOptions(),
-                  style: Path | None = None, net: StyleNet | None = None
-                  ) -> list[EvalReport]:
+                  style: Path | None = None, net: StyleNet | None = None,
+                  trace: Trace | None = None) -> list[EvalReport]:
     """evaluate for several renders of one ``source``, one report each, in their order.
 
     The source's flows and masks are computed once, for all of them, so each report holds
     the figures evaluate would give for that render alone. Every file is decoded once, all
-    in step; the renders must have one evaluation size (MediaError otherwise).
+    in step; the renders must have one evaluation size (MediaError otherwise). ``trace``
+    (eval_report.Trace for as many renders) collects the per-frame curves and worst frames.
     """
     source, renders = Path(source), [Path(path) for path in stylized]
     if not renders:
         raise OptionError(f"{source}: give at least one stylized video to evaluate")
     check_eval_options(opts)
-    meter = _WarpMeter(opts, len(renders))  # before any decoding: fails first without OpenCV
+    if trace is not None and len(trace.curves) != len(renders):
+        raise ValueError(f"trace is for {len(trace.curves)} renders, not {len(renders)}")
+    # Before any decoding: fails first without OpenCV.
+    meter = _WarpMeter(opts, len(renders), trace)
     if style is not None and net is None:
         raise OptionError(f"{style}: the style distance needs the model's encoder; "
                           f"pass net with style")
