@@ -159,6 +159,23 @@ def test_a_scene_cut_is_skipped():
     assert errors.short < 1e-4  # the cut's nonsense does not leak into the mean
 
 
+@pytest.mark.parametrize("flow", list(ESTIMATORS))
+def test_a_cut_to_other_colours_is_skipped_under_every_estimator(flow: str):
+    """The histogram test skips a cut whatever the estimator's mask says (DeepFlow's passes
+    most pixels of a cut); long-term pairs across it are skipped too."""
+    first = _shifted(6, seed=0, blur=3.0)
+    second = [np.ascontiguousarray(f[..., ::-1] // 3) for f in _shifted(6, seed=5, blur=3.0)]
+    frames = first + second  # a cut at frame 6 to a darker shot with swapped channels
+    opts = EvalOptions(long_gap=3, flow=flow)
+    errors = warp_errors(frames, _noisy(frames), opts)
+    assert (errors.short_skipped, errors.short_pairs) == (1, 10)
+    assert (errors.long_skipped, errors.long_pairs) == (3, 6)  # t = 6, 7, 8 reach across
+    # With the cut threshold at its maximum only the mask decides, and DeepFlow's passes the
+    # cut: the reason for the histogram test.
+    loose = warp_errors(frames, frames, EvalOptions(long_gap=3, flow=flow, cut_threshold=1.0))
+    assert loose.short_skipped == (0 if flow == "deepflow" else 1)
+
+
 def test_warp_errors_needs_two_frames_and_equal_counts():
     frames = _shifted(3)
     with pytest.raises(ValueError, match="at least 2 frames"):

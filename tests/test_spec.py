@@ -126,7 +126,7 @@ def test_keyframes_resolve_with_frame_numbers_and_refuse_a_global_alpha(tmp_path
 
 def test_the_cli_and_the_stylize_effect_resolve_the_same_settings_to_the_same_job(style_png):
     request = cli._request([style_png], None, None, None, None, True, 256, 320, "uvc-lab",
-                           {"smooth_stats": 0.9, "flow_blend": 0.8}, "cpu", "fp32", 1)
+                           {"smooth_stats": 0.9, "flow_blend": 0.9}, "cpu", "fp32", 1)
     from_cli = jobs.resolve(request)
     stylize = effects.load_catalog().get("stylize")
 

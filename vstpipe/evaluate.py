@@ -25,14 +25,19 @@ Choices where the paper, its code and this module differ, and why:
   ratios do not depend on it.
 * A correspondence that leaves the frame is invalid. Lai et al.'s resampler clamps at
   the border, which scores content that only just entered the picture as flicker.
-* Pairs where fewer than ``min_valid`` (25%) of the pixels are valid are skipped, and
-  counted in the report. Lai et al. evaluate cut-free clips; on edited footage the flow
-  across a scene cut finds a few spurious "consistent" pixels (flat areas where both
-  flows agree on nonsense) whose error is 100-1000x a normal pair's, and a handful of
-  cuts then decide the mean (bikes.mp4, 5 cuts in 250 frames: 0.0024 with them, 0.00018
-  without). Across cuts at most ~20% of pixels passed the test on the sample media under
-  DIS, between ordinary frames at least 75% (50% at a gap of 10 frames). TV-L1 keeps cuts
-  at most 2% through; DeepFlow does not see them at all (flow_estimators.py).
+* Scene cuts are skipped, and counted in the report. Lai et al. evaluate cut-free clips; on
+  edited footage the flow across a cut finds a few spurious "consistent" pixels (flat areas
+  where both flows agree on nonsense) whose error is 100-1000x a normal pair's, and a handful
+  of cuts then decide the mean (bikes.mp4, 5 cuts in 250 frames: 0.0024 with them, 0.00018
+  without). Two tests, either enough: the source frames' colour histograms differ by more
+  than ``cut_threshold`` (temporal/cuts.py's distance, at the render's default of 0.2; a
+  long-term pair is skipped when such a cut lies between its frames), or fewer than
+  ``min_valid`` (25%) of the pixels are valid. The first is a property of the source, the
+  same under every estimator; it is needed because DeepFlow's mask does not see cuts at all
+  (flow_estimators.py): with the mask alone, bikes.mp4's 5 cuts in 249 pairs made up most of
+  DeepFlow's mean, and per-frame and --steady renders, both fresh after a cut, scored alike.
+  Across cuts at most ~20% of pixels passed the mask under DIS and 2% under TV-L1; between
+  ordinary frames at least 75% (50% at a gap of 10 frames).
 * Flow is one of OpenCV's estimators rather than FlowNet2 (no network to ship), so absolute
   values are not comparable with the paper's tables; ratios against the source floor,
   measured with the same flow, are. Values differ between estimators, so compare runs
@@ -91,6 +96,7 @@ from .images import load_style
 from .media import Frame, Source, open_source
 from .model import StyleNet
 from .spec import check_size
+from .temporal.cuts import colour_histograms
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,9 @@ class EvalOptions:
     # A pair with a smaller fraction of valid pixels is a scene cut (or a flow failure)
     # and is skipped; see the module docstring for where 0.25 comes from.
     min_valid: float = 0.25
+    # A pair whose source frames' colour histograms differ by more is a scene cut, skipped
+    # under every estimator (temporal/cuts.py's distance; 0.2 is the render's default).
+    cut_threshold: float = 0.2
 
 
 def check_eval_options(options: EvalOptions) -> None:
@@ -125,6 +134,10 @@ def check_eval_options(options: EvalOptions) -> None:
     valid = options.min_valid
     if isinstance(valid, bool) or not isinstance(valid, int | float) or not 0 <= valid < 1:
         raise OptionError(f"min_valid must be a fraction from 0 to below 1, got {valid!r}")
+    cut = options.cut_threshold
+    if isinstance(cut, bool) or not isinstance(cut, int | float) or not 0 < cut <= 1:
+        raise OptionError(f"cut_threshold must be a fraction above 0 and at most 1, "
+                          f"got {cut!r}")
     check_flow_name(options.flow)
 
 
@@ -234,6 +247,8 @@ class _Prepared(NamedTuple):
     gray: np.ndarray  # (H, W) uint8 source luma, what the flow works on
     source: np.ndarray  # (H, W, 3) float32 RGB in [0, 1]
     stylized: tuple[np.ndarray, ...]  # per render, (H, W, 3) float32 RGB in [0, 1]
+    histogram: torch.Tensor  # the source's colour histograms (temporal/cuts.py)
+    shot: int  # scene cuts before this frame: pairs of one shot have equal counts
 
 
 def _eval_size(shape: tuple[int, ...], max_side: int | None) -> tuple[int, int]:
@@ -298,6 +313,7 @@ class _WarpMeter:
         self._trace = trace  # fed every short-term pair when given (the --report page)
         self._max_side = options.max_side
         self._min_valid = options.min_valid
+        self._cut_threshold = options.cut_threshold
         # The oldest entry is t - long_gap once full, the newest t - 1.
         self._ring: deque[_Prepared] = deque(maxlen=options.long_gap)
         self._flow = create(options.flow)
@@ -315,9 +331,15 @@ class _WarpMeter:
                 raise _FrameError(f"stylized frame {self.frames} has shape {frame.shape}, "
                                   f"the first had {shape}", render)
         src = _to_float(source, self._size)
-        current = _Prepared(to_gray8(src), src, tuple(
-            self._stylized(render, frame) for render, frame in enumerate(stylized)))
+        histogram = colour_histograms(torch.from_numpy(src).permute(2, 0, 1)[None])[0]
         ring = self._ring
+        shot = 0
+        if ring:
+            cut = ops.histogram_distance(histogram, ring[-1].histogram) > self._cut_threshold
+            shot = ring[-1].shot + cut
+        current = _Prepared(to_gray8(src), src, tuple(
+            self._stylized(render, frame) for render, frame in enumerate(stylized)),
+            histogram, shot)
         if ring:
             _add_all(self._short, self._compare(ring[-1], current, self._trace))
         if len(ring) == ring.maxlen:
@@ -353,6 +375,11 @@ class _WarpMeter:
         The flows, the mask and the source's error are computed once for every render; the
         pair goes to ``trace`` too when given.
         """
+        if ref.shot != cur.shot:  # a scene cut between them: nothing for a flow to follow
+            if trace is not None:
+                trace.add(None, cur.stylized, lambda render: ref.stylized[render],
+                          np.zeros(cur.gray.shape, bool))
+            return None
         forward, backward = self._flow.pair(cur.gray, ref.gray)
         valid = occlusion_mask(forward, backward)
         count = int(np.count_nonzero(valid))
