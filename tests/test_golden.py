@@ -87,10 +87,8 @@ def _keyframed_blend(tmp: Path, a: Path, b: Path) -> dict[str, list]:
 
 def _steady(tmp: Path, a: Path, b: Path) -> dict[str, list]:
     src = make_clip(tmp / "in.mp4", size=(64, 48), frames=12)
-    # --steady as it was when the checksums were made (its blend is now 0.9): the old
-    # settings stay reachable by their flags, frame for frame.
     _render("render", str(src), "--out", str(tmp / "o.mkv"), "--style", str(a), "--steady",
-            "--flow-blend", "0.8", "--batch", "3", "--codec", "ffv1")
+            "--batch", "3", "--codec", "ffv1")
     return _decoded(tmp / "o.mkv")
 
 
@@ -99,8 +97,7 @@ def _filter(tmp: Path, a: Path, b: Path) -> dict[str, list]:
     with av.open(str(src)) as container:
         raw = b"".join(f.to_ndarray(format="rgb24").tobytes() for f in container.decode(video=0))
     done = subprocess.run([sys.executable, "-m", "vstpipe", "filter", "--size", "64x48",
-                           "--fps", "25", "--style", str(a), "--steady", "--flow-blend", "0.8",
-                           "--batch", "3",
+                           "--fps", "25", "--style", str(a), "--steady", "--batch", "3",
                            "--quiet", *FP32], input=raw, capture_output=True, timeout=300,
                           env=dict(os.environ))
     assert done.returncode == 0, done.stderr.decode()
@@ -113,8 +110,7 @@ def _ofx_render(tmp: Path, a: Path, b: Path) -> dict[str, list]:
                     audio="aac")
     result = runner.invoke(app, ["ofx", "render", "stylize", str(src), str(tmp / "o.mkv"),
                                  "--tiles", "2x2", "--param", f"style={a}", "--param",
-                                 "steady=true", "--param", "flow_blend=0.8", "--param",
-                                 "precision=fp32", "--codec", "ffv1",
+                                 "steady=true", "--param", "precision=fp32", "--codec", "ffv1",
                                  "--pix-fmt", "bgr0", "--offline"])
     assert result.exit_code == 0, result.output
     return _decoded(tmp / "o.mkv")

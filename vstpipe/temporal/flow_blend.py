@@ -2,8 +2,12 @@
 
 The previous output frame, warped onto the current one along the optical flow of the *source*
 frames, replaces a share ``flow_blend`` of the current output wherever the flow is trustworthy
-(the occlusion test of flow.py), so textures stay put on the surfaces they belong to. The state
-is one previous frame (grey source and output) at the network's size.
+(the occlusion test of flow.py), so textures stay put on the surfaces they belong to. The mask is
+feathered: eroded by FEATHER pixels, then box-blurred by as many, so the share falls to 0 over
+a few pixels before each unreliable region instead of at its edge; a hard edge left visible
+seams between carried and fresh paint wherever the mask had holes (Big Buck Bunny's belly as
+he raises his arm). The state is one previous frame (grey source and output) at the network's
+size.
 """
 
 from __future__ import annotations
@@ -15,8 +19,21 @@ import numpy as np
 import torch
 
 from .. import ops
-from ..flow import DisFlow, occlusion_mask, to_gray8, warp
+from ..flow import DisFlow, cv2_module, occlusion_mask, to_gray8, warp
 from .base import Option, Range, Settings, TemporalMethod
+
+
+FEATHER = 2  # pixels: the mask is eroded by this, then blurred by a (2F+1)^2 box
+
+
+def feathered(valid: np.ndarray) -> np.ndarray:
+    """float32 (H, W) weights in [0, 1] from a boolean mask: 0 on and within FEATHER pixels
+    of an invalid pixel's erosion reach, rising linearly to 1 inside valid regions."""
+    cv2 = cv2_module()
+    size = 2 * FEATHER + 1
+    kernel = np.ones((size, size), np.uint8)
+    eroded = cv2.erode(valid.astype(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE)
+    return cv2.blur(eroded.astype(np.float32), (size, size), borderType=cv2.BORDER_REPLICATE)
 
 
 def _hwc(x: torch.Tensor) -> np.ndarray:
@@ -60,7 +77,7 @@ class FlowBlend(TemporalMethod):
             gray = to_gray8(sources[i])
             if self._gray is not None and self._out is not None:
                 forward, backward = self._flow.pair(gray, self._gray)
-                valid = occlusion_mask(forward, backward)[..., None].astype(np.float32)
+                valid = feathered(occlusion_mask(forward, backward))[..., None]
                 outputs[i] = ops.guided_blend(outputs[i], warp(self._out, forward), valid,
                                               self.strength)
             self._gray, self._out = gray, outputs[i]
