@@ -125,7 +125,9 @@ def test_static_scene_renders_to_near_identical_frames(tmp_path, net, style_png)
     steadiest = jitter({"smooth_stats": 0.9, "flow_blend": 1})
     assert per_frame > 2  # the noise does reach the output: the test can fail
     assert steady < 0.5 * per_frame
-    assert steadiest < 0.5  # a still shot stays still: every frame repeats the first
+    # A still shot stays still: every frame repeats the first, but around the few pixels that
+    # fail the occlusion test, which the feathered mask widens by 2 px (0.56 levels here).
+    assert steadiest < 0.8
 
 
 def test_guided_blend_is_the_documented_formula():
