@@ -262,8 +262,9 @@ def page(source: Path, names: Sequence[str], rows: Sequence[Row], trace: Trace, 
 <p>Warping error (Lai et al. 2018) of each render against <b>{html.escape(str(source))}</b>
 under <b id="flow">{html.escape(flow)}</b> flow on the source, {frames} frames evaluated at
 {size[0]}x{size[1]}; ratio = the render's error / the source's own under the same flows and
-masks (1.0: no flicker beyond what the flow cannot explain). Pairs with too few valid pixels
-are skipped as scene cuts.</p>
+masks (1.0: no flicker beyond what the flow cannot explain). Scene cuts (the source's colours
+jump, or too few pixels pass the occlusion test) are skipped. A ratio is of the means, so the
+pairs with the largest errors decide it: the curves show which.</p>
 <h2>Figures ({html.escape(flow)})</h2>
 <table id="figures">{head}{body}</table>
 <h2>Short-term error per frame</h2>
