@@ -66,16 +66,17 @@ class Trace:
         """The render's worst pairs, the worst first."""
         return sorted(self._worst[render], reverse=True)
 
-    def add(self, errors: Sequence[tuple[float, float]] | None, frames: Sequence[np.ndarray],
+    def skip(self) -> None:
+        """The next pair was skipped as a scene cut: a gap in every curve."""
+        self.source.append(None)
+        for curve in self.curves:
+            curve.append(None)
+
+    def add(self, errors: Sequence[tuple[float, float]], frames: Sequence[np.ndarray],
             warped: Callable[[int], np.ndarray], valid: np.ndarray) -> None:
-        """The next pair: per render (stylized, source) error, or None for a skipped pair;
-        ``frames`` the renders' current frames (H, W, 3) float in [0, 1], ``warped(r)`` render
-        r's previous frame warped onto the current one, ``valid`` the flow's mask."""
-        if errors is None:
-            self.source.append(None)
-            for curve in self.curves:
-                curve.append(None)
-            return
+        """The next pair: per render (stylized, source) error; ``frames`` the renders' current
+        frames (H, W, 3) float in [0, 1], ``warped(r)`` render r's previous frame warped onto
+        the current one, ``valid`` the flow's mask."""
         self.source.append(errors[0][1])
         t = len(self.source)
         for render, (error, _) in enumerate(errors):

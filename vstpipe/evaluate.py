@@ -377,15 +377,14 @@ class _WarpMeter:
         """
         if ref.shot != cur.shot:  # a scene cut between them: nothing for a flow to follow
             if trace is not None:
-                trace.add(None, cur.stylized, lambda render: ref.stylized[render],
-                          np.zeros(cur.gray.shape, bool))
+                trace.skip()
             return None
         forward, backward = self._flow.pair(cur.gray, ref.gray)
         valid = occlusion_mask(forward, backward)
         count = int(np.count_nonzero(valid))
         if count == 0 or count < self._min_valid * valid.size:
             if trace is not None:
-                trace.add(None, cur.stylized, lambda render: ref.stylized[render], valid)
+                trace.skip()
             return None
 
         def error(now: np.ndarray, before: np.ndarray) -> float:
