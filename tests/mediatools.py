@@ -167,3 +167,17 @@ def head_clip(src: Path, dst: Path, frames: int) -> Path:
                 packet.stream = audio[packet.stream.index]
                 container.mux(packet)
     return dst
+
+
+def write_lossless(path: Path, frames: list[np.ndarray]) -> Path:
+    """FFV1 in Matroska at 25 fps, stored as RGB (bgr0) so decoding gives back the exact
+    pixels of ``frames`` ((H, W, 3) uint8)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("ffv1", rate=25)
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = "bgr0"
+        for rgb in frames:
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="bgr0")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path

@@ -7,10 +7,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
-from mediatools import smooth_texture
+from mediatools import smooth_texture, write_lossless
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -20,19 +19,6 @@ from vstpipe.evaluate import EvalOptions, evaluate_many
 
 SIZE, STEP, FRAMES, FLICKER = (96, 64), (2, 1), 12, 7  # FLICKER: the frame given noise
 OPTS = EvalOptions(long_gap=3, flow="dis")
-
-
-def _write(path: Path, frames: list[np.ndarray]) -> Path:
-    """Lossless FFV1 stored as RGB, so decoding gives back the exact pixels."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("ffv1", rate=25)
-        stream.height, stream.width = frames[0].shape[:2]
-        stream.pix_fmt = "bgr0"
-        for rgb in frames:
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="bgr0")
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-    return path
 
 
 def _pan(frames: int, seed: int) -> list[np.ndarray]:
@@ -53,7 +39,8 @@ def _clips(tmp_path: Path, cut: bool = False) -> tuple[Path, Path]:
               for f in frames]
     noise = np.random.default_rng(3).integers(-40, 41, render[FLICKER].shape)
     render[FLICKER] = np.clip(render[FLICKER].astype(int) + noise, 0, 255).astype(np.uint8)
-    return _write(tmp_path / "src.mkv", frames), _write(tmp_path / "green.mkv", render)
+    return (write_lossless(tmp_path / "src.mkv", frames),
+            write_lossless(tmp_path / "green.mkv", render))
 
 
 def test_the_trace_holds_every_pair_and_the_worst_frames_are_the_flickering_ones(

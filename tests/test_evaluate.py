@@ -8,12 +8,11 @@ import math
 import sys
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import torch
 from clips import make_clip
-from mediatools import smooth_texture
+from mediatools import smooth_texture, write_lossless
 
 from vstpipe import model
 from vstpipe.errors import MediaError, OptionError
@@ -58,19 +57,6 @@ def _noisy(frames: list[np.ndarray], amplitude: int = 12) -> list[np.ndarray]:
     rng = np.random.default_rng(7)
     return [np.clip(f.astype(np.int16) + rng.integers(-amplitude, amplitude + 1, f.shape),
                     0, 255).astype(np.uint8) for f in frames]
-
-
-def _write_lossless(path: Path, frames: list[np.ndarray]) -> Path:
-    """FFV1 in Matroska, stored as RGB (bgr0) so decoding gives back the exact pixels."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("ffv1", rate=25)
-        stream.height, stream.width = frames[0].shape[:2]
-        stream.pix_fmt = "bgr0"
-        for rgb in frames:
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="bgr0")
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-    return path
 
 
 # --- occlusion_mask ---------------------------------------------------------------------------
@@ -198,7 +184,7 @@ def test_float_and_16_bit_frames_give_the_same_error_as_8_bit():
 
 
 def test_evaluate_a_lossless_pan_against_itself(tmp_path: Path):
-    video = _write_lossless(tmp_path / "pan.mkv", _shifted())
+    video = write_lossless(tmp_path / "pan.mkv", _shifted())
     report = evaluate(video, video, OPTS)
     assert report.frames == 12
     assert report.warp_error < 1e-4 and report.long_term < 1e-4
@@ -215,17 +201,17 @@ def test_evaluate_a_video_against_itself_gives_ratio_one(tmp_path: Path):
 
 def test_evaluate_injected_noise_raises_the_ratio(tmp_path: Path):
     frames = _shifted()
-    source = _write_lossless(tmp_path / "source.mkv", frames)
-    noisy = _write_lossless(tmp_path / "noisy.mkv", _noisy(frames))
+    source = write_lossless(tmp_path / "source.mkv", frames)
+    noisy = write_lossless(tmp_path / "noisy.mkv", _noisy(frames))
     report = evaluate(source, noisy, OPTS)
     assert report.ratio > 50 and report.long_term_ratio > 5
 
 
 def test_evaluate_compares_at_the_stylized_size(tmp_path: Path):
     frames = _shifted()
-    source = _write_lossless(tmp_path / "source.mkv", frames)
+    source = write_lossless(tmp_path / "source.mkv", frames)
     big = [cv2.resize(f, (144, 96), interpolation=cv2.INTER_LINEAR) for f in frames]
-    stylized = _write_lossless(tmp_path / "big.mkv", big)
+    stylized = write_lossless(tmp_path / "big.mkv", big)
     # Source upscaled to the stylized size, and both capped at max_side: either way the
     # two are the same pan, so the ratio stays near 1.
     for max_side in (None, 64):
@@ -352,9 +338,9 @@ def _pan_renders(tmp_path: Path) -> tuple[Path, list[Path]]:
     itself, a consistent restyle (inverted colours: the same squared differences, so the same
     error) and a flickering one (independent noise on every frame)."""
     frames = _shifted(6, blur=3.0)  # smoother than DIS needs: DeepFlow on 96x64 needs it
-    source = _write_lossless(tmp_path / "pan.mkv", frames)
-    renders = [source, _write_lossless(tmp_path / "inverted.mkv", [255 - f for f in frames]),
-               _write_lossless(tmp_path / "flicker.mkv", _noisy(frames))]
+    source = write_lossless(tmp_path / "pan.mkv", frames)
+    renders = [source, write_lossless(tmp_path / "inverted.mkv", [255 - f for f in frames]),
+               write_lossless(tmp_path / "flicker.mkv", _noisy(frames))]
     return source, renders
 
 
@@ -402,8 +388,8 @@ def test_several_renders_give_the_numbers_of_separate_runs_from_flows_computed_o
 
 def test_renders_of_different_evaluation_sizes_are_one_line_error(tmp_path: Path):
     frames = _shifted(4)
-    source = _write_lossless(tmp_path / "source.mkv", frames)
-    big = _write_lossless(tmp_path / "big.mkv", [cv2.resize(f, (144, 96)) for f in frames])
+    source = write_lossless(tmp_path / "source.mkv", frames)
+    big = write_lossless(tmp_path / "big.mkv", [cv2.resize(f, (144, 96)) for f in frames])
     opts = EvalOptions(long_gap=2, flow="dis", max_side=None)
     with pytest.raises(MediaError) as info:
         evaluate_many(source, [source, big], opts)
