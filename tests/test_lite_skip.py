@@ -1,0 +1,64 @@
+"""lite-skip: lite-mobilenet's AdaIN layer plus the folded 1/4 path, and a decoder grown from a
+lite-mobilenet one."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from vstpipe import ops
+from vstpipe.model import FAMILIES, build
+from vstpipe.model.lite_mobilenet import CHANNELS, LiteDecoder, LiteEncoder
+from vstpipe.model.lite_skip import FOLDED, SCALE, LiteSkipDecoder, grow
+from vstpipe.model.mobilenet_v2 import MobileNetV2
+
+
+def _lite(seed: int) -> dict[str, dict[str, torch.Tensor]]:
+    torch.manual_seed(seed)
+    return {"encoder": LiteEncoder().state_dict(), "decoder": LiteDecoder().state_dict()}
+
+
+def test_the_features_are_the_adain_layer_then_the_folded_quarter_resolution_path():
+    states = _lite(0)
+    skip = build("lite-skip", {**states, "decoder": grow(states["decoder"])})
+    lite = build("lite-mobilenet", states)
+    x = torch.rand(2, 3, 64, 96)
+    feat = skip.encode(x)
+    assert feat.shape == (2, CHANNELS + FOLDED, 8, 12)
+    torch.testing.assert_close(feat[:, :CHANNELS], lite.encode(x))
+    trunk = MobileNetV2("expanded_conv_2")
+    trunk.load_state_dict({k: v for k, v in states["encoder"].items()
+                           if k in trunk.state_dict()})
+    quarter = trunk(x)  # (2, 24, 16, 24)
+    torch.testing.assert_close(F.pixel_shuffle(feat[:, CHANNELS:], 2), quarter * SCALE)
+    # The style taps are lite-mobilenet's but for the last, which is the whole feature.
+    for a, b in zip(skip.taps(x)[:-1], lite.taps(x)[:-1], strict=True):
+        torch.testing.assert_close(a, b)
+    torch.testing.assert_close(skip.taps(x)[-1], feat)
+
+
+def test_a_grown_decoder_paints_exactly_what_the_lite_decoder_painted():
+    states = _lite(1)
+    skip = build("lite-skip", {**states, "decoder": grow(states["decoder"])})
+    lite = build("lite-mobilenet", states)
+    x, style = torch.rand(1, 3, 136, 160), torch.rand(1, 3, 128, 128)
+    painted = skip.decode(ops.adain(skip.encode(x), skip.encode(style)))
+    assert painted.shape == x.shape
+    torch.testing.assert_close(painted, lite.decode(ops.adain(lite.encode(x), lite.encode(style))),
+                               rtol=0, atol=1e-5)
+    # Once the fine path's weights are not zero, it changes the picture.
+    grown = grow(states["decoder"])
+    grown["2.1.weight"][:, 96:] = 1.0
+    moved = build("lite-skip", {**states, "decoder": grown})
+    assert (moved.decode(moved.encode(x)) - skip.decode(skip.encode(x))).abs().max() > 1e-3
+
+
+def test_the_published_decoder_layout_is_lite_mobilenets_with_one_wider_convolution():
+    lite = FAMILIES["lite-mobilenet"].published_layout("decoder")
+    skip = FAMILIES["lite-skip"].published_layout("decoder")
+    assert lite.keys() == skip.keys()
+    assert [k for k in lite if lite[k] != skip[k]] == ["2.1.weight"]
+    assert skip["2.1.weight"] == (96, 120, 3, 3)
+    assert FAMILIES["lite-skip"].published_layout("encoder") == \
+        FAMILIES["lite-mobilenet"].published_layout("encoder")
+    assert isinstance(FAMILIES["lite-skip"].published("decoder"), LiteSkipDecoder)
