@@ -75,3 +75,26 @@ def test_dump_write_and_read_round_trip(tmp_path: Path, uvc_random: dict[str, Pa
         ("uvc-lab", {"decoder": "decoder.pth"}, {"encoder": "uvc-lab"}, text)
     assert spec.paths == {"encoder": uvc_random["encoder"], "decoder": folder / "decoder.pth"}
     assert borrowed == [("uvc-lab", "encoder")]
+
+
+def test_a_role_may_be_borrowed_from_a_registry_model_whose_file_has_that_layout(
+        tmp_path: Path) -> None:
+    """lite-mobilenet and lite-skip share their encoder file, so a lite-mobilenet folder (the
+    image stage, tools/lite_base) borrows the embedded lite's; uvc-lab's does not fit."""
+    torch.manual_seed(0)
+    folder = tmp_path / "base"
+    folder.mkdir()
+    from safetensors.torch import save_file
+    save_file(model.published_module("lite-mobilenet", "decoder").state_dict(),
+              str(folder / "decoder.safetensors"))
+    spec = {"arch": "lite-mobilenet", "files": {"decoder": "decoder.safetensors"},
+            "encoder_from": "lite"}
+    (folder / "model.json").write_text(json.dumps(spec))
+    resolved = weights.resolve(str(folder), offline=True)
+    assert (resolved.arch, resolved.sources) == ("lite-mobilenet", {"encoder": "lite"})
+    assert weights.load(resolved).arch.name == "lite-mobilenet"
+    (folder / "model.json").write_text(json.dumps({**spec, "encoder_from": "uvc-lab"}))
+    with pytest.raises(ModelError, match=r"encoder_from \"uvc-lab\" is not a registry model "
+                                         r"whose encoder fits arch lite-mobilenet; choose from "
+                                         r"lite"):
+        weights.resolve(str(folder), offline=True)

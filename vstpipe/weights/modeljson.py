@@ -77,10 +77,16 @@ def read(folder: Path, borrow: Borrow) -> ModelJson:
                 raise ModelError(f"{path}: files.{role} names {paths[role]}, which does not "
                                  "exist")
         elif source is not None:
-            same_arch = [n for n, ms in REGISTRY.items() if ms.arch == arch_name]
-            if source not in same_arch:
+            # A registry model of this family, or of one whose file for the role has the same
+            # layout (lite-mobilenet and lite-skip share their encoder file).
+            layout = FAMILIES[arch_name].published_layout(role)
+            fits = [n for n, ms in REGISTRY.items() if ms.arch == arch_name or (
+                FAMILIES[ms.arch].kind == "style" and role in FAMILIES[ms.arch].files
+                and FAMILIES[ms.arch].published_layout(role) == layout)]
+            if source not in fits:
                 raise ModelError(f"{path}: {role}_from {json.dumps(source)} is not a registry "
-                                 f"model of arch {arch_name}; choose from {', '.join(same_arch)}")
+                                 f"model whose {role} fits arch {arch_name}; choose from "
+                                 f"{', '.join(fits)}")
             paths[role] = borrow(source, role)
             sources[role] = source
         else:
