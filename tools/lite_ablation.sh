@@ -1,6 +1,7 @@
 #!/bin/sh
 # The video-stage variants of the README's "Reproducing the paper" table, each from the finished
-# image stage with tools/lite_finetune.toml's data, steps and seed; only the loss changes.
+# image stage (runs/lite-skip, the decoder the video stage starts from) with
+# tools/lite_finetune.toml's data, steps and seed; only the loss changes.
 # Run from the repository root. Two at a time fit a 2-core CPU (one thread each).
 set -e
 run() { OMP_NUM_THREADS=1 vstpipe finetune --config tools/lite_finetune.toml "$@"; }

@@ -1,11 +1,11 @@
 """Export a lite training run into the embedded model: models/lite/decoder.safetensors and
 models/lite/model.json (how it was made), then print the registry's new sha256 and size.
 
-    python tools/lite_export.py RUN [--image IMAGE_RUN] [--note TEXT]
+    python tools/lite_export.py RUN [--before EARLIER_RUN ...] [--note TEXT]
 
 RUN is the `--out` folder of `vstpipe train` / `vstpipe finetune` whose decoder ships (its
-checkpoint.pt and log.jsonl); ``--image`` names the image-stage run a finetune started from, so
-model.json records both stages. Paste the printed FileSpec values into vstpipe/weights/registry.py (the test
+checkpoint.pt, log.jsonl and model.json, which names the family); ``--before`` names the runs it
+grew from, in order (the image stage, the fine-path stage), so model.json records every stage. Paste the printed FileSpec values into vstpipe/weights/registry.py (the test
 tests/test_weights_auto.py checks that they match the files).
 """
 
@@ -58,14 +58,16 @@ def stage(run: Path) -> tuple[dict, dict]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path, help="the training run folder whose decoder ships")
-    parser.add_argument("--image", type=Path, help="the image-stage run a finetune started from")
+    parser.add_argument("--before", type=Path, nargs="+", default=[],
+                        help="the runs RUN grew from, first first (image stage, fine path)")
     parser.add_argument("--note", default="", help="a sentence on the state of this decoder")
     args = parser.parse_args(argv)
     checkpoint, shipped = stage(args.run)
-    stages = ([stage(args.image)[1]] if args.image else []) + [shipped]
+    stages = [stage(run)[1] for run in args.before] + [shipped]
+    arch = json.loads((args.run / "model.json").read_text(encoding="utf-8"))["arch"]
     decoder = {k: v.contiguous() for k, v in checkpoint["decoder"].items()}
     path = LITE / "decoder.safetensors"
-    save_file(decoder, str(path), metadata={"format": "vstpipe.model.lite_mobilenet LiteDecoder",
+    save_file(decoder, str(path), metadata={"format": f"vstpipe decoder of {arch}",
                                             "step": str(checkpoint["step"])})
     commands = [
         "python tools/convert_magenta.py --out full.safetensors "
@@ -73,21 +75,28 @@ def main(argv: list[str] | None = None) -> int:
         "python tools/lite_data.py data/lite",
         "vstpipe train --config tools/lite_train.toml",
     ]
+    if arch == "lite-skip":
+        commands += ["python tools/lite_grow.py runs/lite-image runs/lite-skip-init",
+                     "vstpipe train --config tools/lite_skip_train.toml"]
     if shipped["stage"] == "video":
         commands.append("vstpipe finetune --config tools/lite_finetune.toml")
     (LITE / "model.json").write_text(json.dumps({
-        "arch": "lite-mobilenet",
+        "arch": arch,
         "files": {"encoder": "encoder.safetensors", "decoder": "decoder.safetensors"},
         "description": "vstpipe's embedded model: Magenta's MobileNetV2 trunk (Apache-2.0, "
-                       "NOTICE) to expanded_conv_6's expansion, AdaIN there, a decoder trained "
-                       "by vstpipe",
+                       "NOTICE) to expanded_conv_6's expansion, AdaIN there"
+                       + (" and on expanded_conv_2's output (the 1/4 fine path)"
+                          if arch == "lite-skip" else "")
+                       + ", a decoder trained by vstpipe",
         "training": {
             "note": args.note,
             "commands": commands,
             "data": "TRAINING_DATA.md beside this file: every file tools/lite_data.py assembles, "
                     "where it comes from and its licence",
             "loss_network": "the encoder itself: style taps Conv, expanded_conv_1/3/6 "
-                            "expansions; content at expanded_conv_6's expansion",
+                            "expansions; content at expanded_conv_6's expansion"
+                            + (" and expanded_conv_2's output (x 1/4), also a style tap"
+                               if arch == "lite-skip" else ""),
             "machine": "2-core x86-64 CPU, torch 2.13.0 (CPU), shared with other work",
             "stages": stages,
             "steps": sum(s["steps"] for s in stages),
