@@ -38,13 +38,16 @@ CLIPS = (("bikes.mp4", 40), ("bigbuckbunny.mp4", 60), ("carphone_pristine.mp4", 
 H, W, DY, DX = 128, 192, 5, 3
 
 
-IMAGE_STAGE = Path(__file__).resolve().parents[1] / "tools" / "lite_run" / "checkpoint.pt"
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
+IMAGE_STAGE = TOOLS / "lite_run" / "checkpoint.pt"
 
 
 def image_stage_net():
     """The lite model before any video tuning: the shipped encoder and the image stage's final
-    decoder (the checkpoint committed in tools/lite_run), as the finetune starts from it."""
-    net = weights.load(weights.resolve("lite", offline=True)).eval()
+    decoder (the checkpoint committed in tools/lite_run, a lite-mobilenet decoder: the fine
+    path is grown and trained after it). The affinity's layer, expanded_conv_1's expansion, is
+    the same in both families."""
+    net = weights.load(weights.resolve(str(TOOLS / "lite_base"), offline=True)).eval()
     state = torch.load(IMAGE_STAGE, map_location="cpu", weights_only=True)
     net.decoder.load_state_dict(state["decoder"])
     return net
