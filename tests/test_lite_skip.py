@@ -62,3 +62,17 @@ def test_the_published_decoder_layout_is_lite_mobilenets_with_one_wider_convolut
     assert FAMILIES["lite-skip"].published_layout("encoder") == \
         FAMILIES["lite-mobilenet"].published_layout("encoder")
     assert isinstance(FAMILIES["lite-skip"].published("decoder"), LiteSkipDecoder)
+
+
+def test_any_frame_size_encodes_and_decodes_to_the_1_8_grid():
+    """Style images and evaluated frames come at any size: an odd side at 1/4 repeats its last
+    row or column, so the fine path folds onto the 1/8 grid (ceil(side / 8))."""
+    states = _lite(2)
+    skip = build("lite-skip", {**states, "decoder": grow(states["decoder"])})
+    lite = build("lite-mobilenet", states)
+    for h, w in ((180, 90), (37, 53), (64, 96)):
+        x = torch.rand(1, 3, h, w)
+        feat = skip.encode(x)
+        assert feat.shape[-2:] == (-(-h // 8), -(-w // 8))
+        torch.testing.assert_close(feat[:, :CHANNELS], lite.encode(x))
+        assert skip.decode(feat).shape[-2:] == (feat.shape[-2] * 8, feat.shape[-1] * 8)

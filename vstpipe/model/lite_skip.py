@@ -53,7 +53,12 @@ class LiteSkipEncoder(LiteEncoder):
                 out.append(pre)
                 x = _rest(block, pre, x)
             elif name == ADAIN_BLOCK:
-                out.append(torch.cat([block.expand(x), F.pixel_unshuffle(skip, 2) * SCALE], dim=1))
+                # An odd side at 1/4 (a frame whose side is not a multiple of 8, as a style
+                # image may be) gets its last row or column repeated, so that the folded grid
+                # is the 1/8 grid: ceil(side / 8) under TensorFlow's SAME padding.
+                skip = F.pad(skip, (0, skip.shape[-1] % 2, 0, skip.shape[-2] % 2), "replicate")
+                out.append(torch.cat([block.expand(x), F.pixel_unshuffle(skip, 2) * SCALE],
+                                     dim=1))
                 return out  # the last: (B, 288, H/8, W/8)
             else:
                 x = block(x)
