@@ -38,7 +38,12 @@ class LiteEncoder(MobileNetV2):
         self.add_module(ADAIN_BLOCK, head)
 
     def taps(self, rgb: torch.Tensor) -> list[torch.Tensor]:  # (B, 3, H, W) RGB in [0, 1]
-        out, x = [], rgb
+        return self.walk(rgb)[0]
+
+    def walk(self, rgb: torch.Tensor, keep: str | None = None
+             ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        """(the style taps, the output of block ``keep`` if named) in one pass."""
+        out, x, kept = [], rgb, None
         for name in (*self.tap_names, ADAIN_BLOCK):
             block = getattr(self, name)
             if name == "Conv":
@@ -48,10 +53,12 @@ class LiteEncoder(MobileNetV2):
                 pre = block.expand(x)  # (B, C, h, w) before ReLU6
                 out.append(pre)
                 if name == ADAIN_BLOCK:
-                    return out  # the last: (B, 192, H/8, W/8)
+                    return out, kept  # the last: (B, 192, H/8, W/8)
                 x = _rest(block, pre, x)
             else:
                 x = block(x)
+            if name == keep:
+                kept = x
         raise AssertionError("unreachable: the AdaIN block ends the trunk")
 
     def forward(self, rgb: torch.Tensor) -> torch.Tensor:

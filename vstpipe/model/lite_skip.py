@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import RGB, Family
-from .lite_mobilenet import ADAIN_BLOCK, CHANNELS, LiteDecoder, LiteEncoder, _rest
+from .lite_mobilenet import CHANNELS, LiteDecoder, LiteEncoder
 from .mobilenet_v2 import TAP_CHANNELS
 
 SKIP_BLOCK = "expanded_conv_2"  # its output (24 channels at 1/4) is the fine path
@@ -41,30 +41,14 @@ GROWN = "2.1.weight"  # the decoder convolution at 1/4 that takes the fine path 
 class LiteSkipEncoder(LiteEncoder):
     """lite-mobilenet's encoder; the AdaIN layer's output carries the folded fine path."""
 
-    def taps(self, rgb: torch.Tensor) -> list[torch.Tensor]:  # (B, 3, H, W), H, W % 8 == 0
-        out, x, skip = [], rgb, None
-        for name in (*self.tap_names, ADAIN_BLOCK):
-            block = getattr(self, name)
-            if name == "Conv":
-                x = block(x)
-                out.append(x)
-            elif name in ("expanded_conv_1", "expanded_conv_3"):
-                pre = block.expand(x)
-                out.append(pre)
-                x = _rest(block, pre, x)
-            elif name == ADAIN_BLOCK:
-                # An odd side at 1/4 (a frame whose side is not a multiple of 8, as a style
-                # image may be) gets its last row or column repeated, so that the folded grid
-                # is the 1/8 grid: ceil(side / 8) under TensorFlow's SAME padding.
-                skip = F.pad(skip, (0, skip.shape[-1] % 2, 0, skip.shape[-2] % 2), "replicate")
-                out.append(torch.cat([block.expand(x), F.pixel_unshuffle(skip, 2) * SCALE],
-                                     dim=1))
-                return out  # the last: (B, 288, H/8, W/8)
-            else:
-                x = block(x)
-                if name == SKIP_BLOCK:
-                    skip = x  # (B, 24, H/4, W/4)
-        raise AssertionError("unreachable: the AdaIN block ends the trunk")
+    def taps(self, rgb: torch.Tensor) -> list[torch.Tensor]:  # (B, 3, H, W) RGB in [0, 1]
+        out, skip = self.walk(rgb, keep=SKIP_BLOCK)  # skip: (B, 24, H/4, W/4)
+        # An odd side at 1/4 (a frame whose side is not a multiple of 8, as a style image may
+        # be) gets its last row or column repeated, so that the folded grid is the 1/8 grid:
+        # ceil(side / 8) under TensorFlow's SAME padding.
+        skip = F.pad(skip, (0, skip.shape[-1] % 2, 0, skip.shape[-2] % 2), "replicate")
+        out[-1] = torch.cat([out[-1], F.pixel_unshuffle(skip, 2) * SCALE], dim=1)
+        return out  # the last: (B, 288, H/8, W/8)
 
 
 class LiteSkipDecoder(LiteDecoder):
