@@ -79,11 +79,8 @@ def read(folder: Path, borrow: Borrow) -> ModelJson:
         elif source is not None:
             # A registry model of this family, or of one whose file for the role has the same
             # layout (lite-mobilenet and lite-skip share their encoder file).
-            layout = FAMILIES[arch_name].published_layout(role)
-            fits = [n for n, ms in REGISTRY.items() if ms.arch == arch_name or (
-                FAMILIES[ms.arch].kind == "style" and role in FAMILIES[ms.arch].files
-                and FAMILIES[ms.arch].published_layout(role) == layout)]
-            if source not in fits:
+            if not _fits(source, arch_name, role):
+                fits = [n for n in REGISTRY if _fits(n, arch_name, role)]
                 raise ModelError(f"{path}: {role}_from {json.dumps(source)} is not a registry "
                                  f"model whose {role} fits arch {arch_name}; choose from "
                                  f"{', '.join(fits)}")
@@ -92,6 +89,18 @@ def read(folder: Path, borrow: Borrow) -> ModelJson:
         else:
             raise ModelError(f"{path}: no {role}; give files.{role} or {role}_from")
     return ModelJson(arch_name, paths, files, sources, text)
+
+
+def _fits(name: str, arch: str, role: str) -> bool:
+    """Whether registry model ``name``'s file for ``role`` loads into family ``arch``."""
+    spec = REGISTRY.get(name)
+    if spec is None:
+        return False
+    if spec.arch == arch:
+        return True
+    other = FAMILIES[spec.arch]
+    return role in other.files and other.kind == "style" and \
+        other.published_layout(role) == FAMILIES[arch].published_layout(role)
 
 
 def dump(*, arch: str, files: Mapping[str, str], sources: Mapping[str, str], description: str,
