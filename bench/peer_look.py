@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import peer  # noqa: E402
+import texture_stats  # noqa: E402
 from mediatools import nth_frame  # noqa: E402
 
 from vstpipe import presets, weights  # noqa: E402
@@ -121,6 +122,33 @@ def distances(frames: dict[str, np.ndarray], shipped: list, sessions: Sessions, 
                       for v in values.values()]
         print(f"{preset.name:<16}{''.join(cells)}", flush=True)
     print("(the x figure: the ratio to uvc-lab's distance under the same ruler)")
+    independent(frames, shipped, painters, tiles)
+
+
+def independent(frames: dict[str, np.ndarray], shipped: list, painters: list[str],
+                tiles: dict) -> None:
+    """Print bench/texture_stats.py's colour and texture distances (no network involved) of
+    each painter's tiles, and of the unpainted source frames, to each preset's style image."""
+    side = 320  # every painting compared at one size, the style at the size the network saw it
+    names = ["source"] + painters
+    print(f"\nindependent statistic (bench/texture_stats.py), mean over {len(frames)} clips: "
+          "Lab colour distance / Gabor texture distance / texture energy vs the style's")
+    print(f"{'preset':<16}" + "".join(f"{n:>24}" for n in names))
+    for preset in shipped:
+        path, _ = max(preset.styles, key=lambda item: item[1])
+        style = texture_stats.fit(np.asarray(Image.open(path).convert("RGB")),
+                                  preset.style_size or 512, shorter=True)
+        cells = []
+        for name in names:
+            paintings = list(frames.values()) if name == "source" else tiles[(preset.name, name)]
+            stats = np.array([(texture_stats.colour_distance(fit, style),
+                               *texture_stats.texture_distance(fit, style))
+                              for fit in (texture_stats.fit(p, side) for p in paintings)])
+            c, t, e = stats.mean(axis=0)
+            cells.append(f"{c:>10.1f} /{t:>5.2f} /{e:>5.2f}")
+        print(f"{preset.name:<16}{''.join(cells)}", flush=True)
+    print("(lower distances are closer to the style; energy below 1: fainter texture than the "
+          "style's)")
 
 
 def main() -> None:

@@ -128,4 +128,4 @@ def test_eval_bad_flow_is_one_line_naming_the_valid_names(tmp_path: Path):
     result = runner.invoke(app, ["eval", str(src), str(src), "--flow", "raft"])
     assert result.exit_code == 1
     assert result.output.strip() == ("vstpipe: error: --flow 'raft': unknown flow estimator; "
-                                     "use one of dis, tvl1, deepflow, farneback")
+                                     "use one of dis, tvl1, deepflow, farneback, sparsetodense")

@@ -602,7 +602,8 @@ def _train(stage: str, values: dict[str, object], config: Path | None) -> None:
         _say(f"interrupted at step {report.steps}; checkpoint saved in {escape(str(opts.out))}"
              f"; continue with --resume{skipped}")
         raise typer.Exit(130)
-    _say(f"wrote model {escape(str(opts.out))} ({report.steps} steps, {terms}){skipped}; "
+    terms = f", {terms}" if terms else ""  # a finished run resumed trains no step
+    _say(f"wrote model {escape(str(opts.out))} ({report.steps} steps{terms}){skipped}; "
          f"render with --model {escape(str(opts.out))}")
 
 
