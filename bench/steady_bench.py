@@ -40,14 +40,18 @@ UVC = ROOT.parent / "shared" / "models" / "uvc-ae"
 
 
 def _config(name: str) -> TemporalOptions:
-    """per-frame | smooth-X | flow-X | cuts-off-flow-X | steady (the --steady combination)."""
+    """per-frame | steady (the --steady combination) | parts joined by "+": smooth-X, flow-X,
+    edges-N (--flow-across-edges), after an optional leading "steady" that they override
+    (steady+edges-0 is the previous --steady)."""
     if name == "per-frame":
         return TemporalOptions()
-    if name == "steady":
-        return TemporalOptions.of(STEADY)
-    parts = dict(part.split("-", 1) for part in name.split("+"))
-    return TemporalOptions.of({"smooth_stats": float(parts.get("smooth", 0)),
-                               "flow_blend": float(parts.get("flow", 0))})
+    first, *rest = name.split("+")
+    values = dict(STEADY) if first == "steady" else {}
+    keys = {"smooth": "smooth_stats", "flow": "flow_blend", "edges": "flow_across_edges"}
+    for part in rest if first == "steady" else [first, *rest]:
+        key, value = part.split("-", 1)
+        values[keys[key]] = int(value) if key == "edges" else float(value)
+    return TemporalOptions.of(values)
 
 
 def _render(clip: Path, out: Path, style: Path, net, name: str, max_side: int, batch: int

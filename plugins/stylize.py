@@ -39,7 +39,8 @@ def _setup() -> tuple[str, ...]:
 def _temporal_params() -> list[ofx.ParamDef]:
     """`steady` and one parameter per temporal setting, from their declarations; 0 leaves a
     setting to the preset (or to `steady`)."""
-    steady = " and ".join(f"{name} {value}" for name, value in temporal.STEADY.items())
+    *most, last = (f"{name} {value}" for name, value in temporal.STEADY.items())
+    steady = f"{', '.join(most)} and {last}" if most else last
     params = [ofx.boolean("steady", False, hint=f"{steady} where those are 0")]
     for o in temporal.options():
         make = ofx.double if o.type is float else ofx.integer

@@ -212,6 +212,19 @@ def test_a_jump_in_the_flow_is_a_motion_boundary():
     assert not valid[-1, 8:].any()  # y + 0.3 passes the last row
 
 
+def test_without_the_boundary_test_a_consistent_jump_is_valid():
+    """What --steady's flow_across_edges asks for: only the forward-backward test and the
+    frame's edge decide."""
+    forward = np.zeros((8, 16, 2), np.float32)
+    forward[:, 8:, 1] = 0.3
+    valid = occlusion_mask(forward, np.zeros_like(forward), boundaries=False)
+    assert valid[:, 7].all() and valid[:-1].all()
+    assert not valid[-1, 8:].any()  # still outside the frame
+    backward = np.zeros_like(forward)
+    backward[:, 8:, 1] = 0.9  # now inconsistent there: |0.3 + 0.9|^2 > 0.01 (...) + 0.5
+    assert not occlusion_mask(forward, backward, boundaries=False)[:-1, 8:].any()
+
+
 def test_occlusion_mask_refuses_flows_that_are_not_h_w_2():
     with pytest.raises(ValueError, match=r"flows must both be \(H, W, 2\), got \(8, 8, 3\)"):
         occlusion_mask(np.zeros((8, 8, 3)), np.zeros((8, 8, 3)))

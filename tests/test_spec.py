@@ -11,7 +11,7 @@ import pytest
 from fakes import random_net
 from PIL import Image
 
-from vstpipe import cli, effects, images, jobs, ofx, presets, weights
+from vstpipe import cli, effects, images, jobs, ofx, presets, temporal, weights
 from vstpipe.errors import ConfigError, OptionError
 from vstpipe.keyframes import Timeline
 from vstpipe.media import EncodeOptions, Frame
@@ -126,7 +126,7 @@ def test_keyframes_resolve_with_frame_numbers_and_refuse_a_global_alpha(tmp_path
 
 def test_the_cli_and_the_stylize_effect_resolve_the_same_settings_to_the_same_job(style_png):
     request = cli._request([style_png], None, None, None, None, True, 256, 320, "uvc-lab",
-                           {"smooth_stats": 0.9, "flow_blend": 0.9}, "cpu", "fp32", 1)
+                           temporal.with_steady({}, True), "cpu", "fp32", 1)
     from_cli = jobs.resolve(request)
     stylize = effects.load_catalog().get("stylize")
 

@@ -52,14 +52,20 @@ def test_an_option_checks_its_range_and_names_the_setting():
 
 def test_settings_fill_in_defaults_validate_and_name_unknown_ones():
     default = TemporalOptions()
-    assert dict(default) == {"smooth_stats": 0.0, "flow_blend": 0.0, "cut_threshold": 0.2}
+    assert dict(default) == {"smooth_stats": 0.0, "flow_blend": 0.0, "flow_across_edges": 0,
+                             "cut_threshold": 0.2}
     assert default == TemporalOptions.of({"cut_threshold": 0.2}) and hash(default)
     steady = TemporalOptions.of(STEADY)
-    assert (steady["smooth_stats"], steady["flow_blend"]) == (0.9, 0.9)
+    assert (steady["smooth_stats"], steady["flow_blend"], steady["flow_across_edges"]) == \
+        (0.9, 0.9, 1)
     with pytest.raises(OptionError, match=r"^flow_blend 1.5 is outside \[0, 1\]$"):
         TemporalOptions.of({"flow_blend": 1.5})
+    with pytest.raises(OptionError, match=r"^flow_across_edges 0.5 is not a whole number; use "
+                                          r"one in \[0, 1\]$"):
+        TemporalOptions.of({"flow_across_edges": 0.5})
     with pytest.raises(OptionError, match="unknown temporal setting 'smoth'; expected "
-                                          "smooth_stats, flow_blend, cut_threshold"):
+                                          "smooth_stats, flow_blend, flow_across_edges, "
+                                          "cut_threshold"):
         TemporalOptions.of({"smoth": 0.5})
 
 
@@ -67,7 +73,7 @@ def test_steady_fills_in_only_the_unset_settings():
     assert temporal.with_steady({"smooth_stats": None, "cut_threshold": 0.3}, False) == \
         {"cut_threshold": 0.3}
     assert temporal.with_steady({"smooth_stats": 0.0, "flow_blend": None}, True) == \
-        {"smooth_stats": 0.0, "flow_blend": STEADY["flow_blend"]}
+        {"smooth_stats": 0.0, "flow_blend": STEADY["flow_blend"], "flow_across_edges": 1}
 
 
 # -- cut detection ------------------------------------------------------------------------------
@@ -231,7 +237,10 @@ def test_effect_parameters_are_generated_from_the_declarations():
     assert (params["smooth_stats"].minimum, params["smooth_stats"].maximum) == (0.0, 0.999)
     assert (params["cut_threshold"].minimum, params["cut_threshold"].maximum) == (0.0, 1.0)
     assert params["flow_blend"].hint == "share of the flow-warped previous output; 0: the preset's"
-    assert params["steady"].hint == "smooth_stats 0.9 and flow_blend 0.9 where those are 0"
+    assert params["steady"].hint == ("smooth_stats 0.9, flow_blend 0.9 and flow_across_edges 1 "
+                                     "where those are 0")
+    assert (params["flow_across_edges"].kind, params["flow_across_edges"].minimum,
+            params["flow_across_edges"].maximum) == ("integer", 0, 1)
 
 
 # -- a new method: one class, one registry line ---------------------------------------------------

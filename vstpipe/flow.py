@@ -89,13 +89,14 @@ def warp(image: np.ndarray, forward: np.ndarray) -> np.ndarray:
     return cv2.remap(image, coords, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-def occlusion_mask(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
+def occlusion_mask(forward: np.ndarray, backward: np.ndarray, boundaries: bool = True
+                   ) -> np.ndarray:
     """Boolean (H, W) mask of the pixels whose correspondence the flow explains: True = valid.
 
     ``forward``: (H, W, 2) flow on the grid of frame t into the reference frame r;
     ``backward``: the reverse flow, on the grid of r into t. A pixel is valid when its
-    correspondence lands inside r, the two flows agree there, and it is not on a motion
-    boundary of ``forward`` (thresholds in the module docstring).
+    correspondence lands inside r, the two flows agree there, and (unless ``boundaries`` is
+    False) it is not on a motion boundary of ``forward`` (thresholds in the module docstring).
     """
     cv2 = cv2_module()
     f = np.ascontiguousarray(forward, dtype=np.float32)
@@ -111,6 +112,10 @@ def occlusion_mask(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
     f_mag = fu * fu + fv * fv
     su, sv = fu + bu, fv + bv
     consistent = su * su + sv * sv <= _FB_SCALE * (f_mag + bu * bu + bv * bv) + _FB_OFFSET
+    x, y = cv2.split(coords)
+    inside = (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
+    if not boundaries:
+        return consistent & inside
     grad = np.zeros((height, width), np.float32)
     for plane in (fu, fv):
         du = plane[:, :-1] - plane[:, 1:]
@@ -118,6 +123,4 @@ def occlusion_mask(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
         dv = plane[:-1] - plane[1:]
         grad[:-1] += dv * dv
     smooth = grad <= _MB_SCALE * f_mag + _MB_OFFSET
-    x, y = cv2.split(coords)
-    inside = (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
     return consistent & smooth & inside

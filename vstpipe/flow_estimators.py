@@ -28,8 +28,9 @@ by name, and defaults to one that no render option uses:
   robust locally-weighted affine fits (the interpolation idea of EpicFlow, Revaud et al. 2015).
   No dense data term and no variational smoothing, so it shares neither DIS's dense patch
   search nor its variational refinement. Follows large motion: a known 24 px shift of a bikes
-  frame at 320x136 to 0.02 px (median), where deepflow was off by 22 px; about 0.05 s per flow
-  there.
+  frame at 320x136 to 0.02 px (median), where deepflow was off by 22 px; about 0.1-0.2 s per
+  flow there. Like deepflow, its two flows agree across a cut (the interpolation is smooth
+  wherever it has no match), so cuts are found from the source's colours.
 
 Every estimator has DisFlow's interface: ``pair(current, reference) -> (forward, backward)``
 on (H, W) uint8 grey frames, with flow.py's conventions (forward on current's grid, pointing

@@ -36,7 +36,7 @@ METHODS: dict[str, type[TemporalMethod]] = {m.name: m for m in map(_load, _REGIS
 # the measurements in README's results table: under TV-L1 and DeepFlow, a blend of 0.9 cuts
 # the long-term ratio by 10-20 points more than 0.8 for the same short-term cut; 0.95 adds
 # less again and moves the style distance up to +9%.
-STEADY = {"smooth_stats": 0.9, "flow_blend": 0.9}
+STEADY = {"smooth_stats": 0.9, "flow_blend": 0.9, "flow_across_edges": 1}
 
 
 def options() -> tuple[Option, ...]:

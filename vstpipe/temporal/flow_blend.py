@@ -8,6 +8,13 @@ a few pixels before each unreliable region instead of at its edge; a hard edge l
 seams between carried and fresh paint wherever the mask had holes (Big Buck Bunny's belly as
 he raises his arm). The state is one previous frame (grey source and output) at the network's
 size.
+
+Motion boundaries: the metric (evaluate.py) also refuses pixels where the flow's gradient is
+large, after Ruder et al. With ``flow_across_edges`` 1 (part of --steady) the blend carries
+the previous output there too wherever the forward and backward flows agree: in bikes.mp4's
+pans, parallax makes much of the frame a "boundary" by that test, and repainting it fresh every
+frame left most of the flicker there (README, "Steadier renders without retraining"). Occluded
+and disoccluded pixels still fail the forward-backward test and stay fresh.
 """
 
 from __future__ import annotations
@@ -48,17 +55,22 @@ class FlowBlend(TemporalMethod):
                help="Blend in the previous output frame warped along the source's optical "
                     "flow, where the flow is reliable; share in [0, 1].",
                hint="share of the flow-warped previous output"),
+        Option("flow_across_edges", int, Range(0, 1), 0,
+               help="1: carry the previous output across motion boundaries wherever the "
+                    "forward and backward flows agree (--steady's); 0: repaint them fresh.",
+               hint="carry across motion boundaries (1) or repaint them (0)"),
     )
 
-    def __init__(self, strength: float) -> None:
+    def __init__(self, strength: float, across_edges: bool = False) -> None:
         self.strength = strength  # share of the warped previous output kept, in (0, 1]
+        self.across_edges = across_edges  # no motion-boundary test in the mask
         self._flow = DisFlow()  # needs OpenCV: fails here, before any file is opened
         self.reset()
 
     @classmethod
     def create(cls, settings: Settings) -> Self | None:
         strength = settings["flow_blend"]
-        return cls(strength) if strength > 0 else None
+        return cls(strength, bool(settings["flow_across_edges"])) if strength > 0 else None
 
     def reset(self) -> None:
         self._gray: np.ndarray | None = None  # previous source frame, uint8 luma
@@ -77,7 +89,8 @@ class FlowBlend(TemporalMethod):
             gray = to_gray8(sources[i])
             if self._gray is not None and self._out is not None:
                 forward, backward = self._flow.pair(gray, self._gray)
-                valid = feathered(occlusion_mask(forward, backward))[..., None]
+                valid = feathered(occlusion_mask(forward, backward,
+                                                 boundaries=not self.across_edges))[..., None]
                 outputs[i] = ops.guided_blend(outputs[i], warp(self._out, forward), valid,
                                               self.strength)
             self._gray, self._out = gray, outputs[i]
