@@ -183,8 +183,9 @@ def test_one_size_parser_for_every_wxh_setting(tmp_path, style_png):
     from vstpipe.spec import parse_size
 
     assert parse_size("1280x720") == (1280, 720) and parse_size("64X48") == (64, 48)
-    for bad in ("1280", "axb", "1x2x3", "9" * 5000 + "x1"):
-        with pytest.raises(OptionError, match=r"^size .*: not WxH, e.g. 1280x720$") as err:
+    assert parse_size("640:480") == (640, 480)  # ffmpeg's form
+    for bad in ("1280", "axb", "1x2x3", "1:2:3", "1:2x3", "9" * 5000 + "x1"):
+        with pytest.raises(OptionError, match=r"^size .*: not WxH or W:H, e.g. 1280x720$") as err:
             parse_size(bad)
         assert len(str(err.value)) < 100
     # render --size and filter --size give the same one line and exit status
@@ -193,4 +194,5 @@ def test_one_size_parser_for_every_wxh_setting(tmp_path, style_png):
         result = CliRunner().invoke(cli.app, [*args, "--size", "big", "--style", str(style_png),
                                               "--offline"], input=b"")
         assert result.exit_code == 1
-        assert result.output.strip() == "vstpipe: error: --size big: not WxH, e.g. 1280x720"
+        assert result.output.strip() == ("vstpipe: error: --size big: not WxH or W:H, e.g. "
+                                         "1280x720")

@@ -44,11 +44,12 @@ def check_size(setting: str, value: Any) -> int:
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """'WxH' -> (W, H), or an OptionError naming ``size``; the parts check the bounds."""
+    """'WxH' or ffmpeg's 'W:H' -> (W, H), or an OptionError naming ``size``; the parts check
+    the bounds."""
     try:
-        w, h = (int(v) for v in text.lower().split("x"))
+        w, h = (int(v) for v in text.lower().replace(":", "x", 1).split("x"))
     except ValueError:  # also a number of thousands of digits
-        raise OptionError.about("{size} {text}: not WxH, e.g. 1280x720",
+        raise OptionError.about("{size} {text}: not WxH or W:H, e.g. 1280x720",
                                 text=text[:40]) from None
     return w, h
 
