@@ -69,7 +69,7 @@ class Option:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise error.about(f"{prefix}{{{self.name}}} {{value}} is not a number; use a value "
                               f"in {self.range}", value=repr(value))
-        if self.type is int and value != int(value):
+        if self.type is int and not float(value).is_integer():  # NaN and inf too
             raise error.about(f"{prefix}{{{self.name}}} {{value}} is not a whole number; use "
                               f"one in {self.range}", value=repr(value))
         value = self.type(value)
