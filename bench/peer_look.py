@@ -138,11 +138,12 @@ def independent(frames: dict[str, np.ndarray], shipped: list, painters: list[str
         path, _ = max(preset.styles, key=lambda item: item[1])
         style = texture_stats.fit(np.asarray(Image.open(path).convert("RGB")),
                                   preset.style_size or 512, shorter=True)
-        cells = []
+        style_energy, cells = texture_stats.gabor_energy(style), []
         for name in names:
             paintings = list(frames.values()) if name == "source" else tiles[(preset.name, name)]
             stats = np.array([(texture_stats.colour_distance(fit, style),
-                               *texture_stats.texture_distance(fit, style))
+                               *texture_stats.texture_distance(texture_stats.gabor_energy(fit),
+                                                               style_energy))
                               for fit in (texture_stats.fit(p, side) for p in paintings)])
             c, t, e = stats.mean(axis=0)
             cells.append(f"{c:>10.1f} /{t:>5.2f} /{e:>5.2f}")

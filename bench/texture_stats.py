@@ -40,25 +40,33 @@ def colour_distance(rgb: np.ndarray, style: np.ndarray) -> float:
                         - np.quantile(b, QUANTILES, axis=0)).mean())
 
 
-def gabor_energy(rgb: np.ndarray) -> np.ndarray:
-    """Mean absolute response of each Gabor filter on the lightness, (16,) float64."""
-    light = lab(rgb)[:, 0].reshape(rgb.shape[:2]) / 100
-    out = []
+def _gabor_bank() -> tuple[np.ndarray, ...]:
+    """The 16 zero-mean Gabor kernels, one octave of bandwidth each."""
+    bank = []
     for wavelength in WAVELENGTHS:
-        sigma = 0.56 * wavelength  # one octave of bandwidth
+        sigma = 0.56 * wavelength
         size = int(6 * sigma) | 1
         for k in range(ORIENTATIONS):
             kernel = cv2.getGaborKernel((size, size), sigma, np.pi * k / ORIENTATIONS,
                                         wavelength, 1.0, 0, cv2.CV_32F)
-            kernel -= kernel.mean()  # no response to flat areas
-            response = cv2.filter2D(light, cv2.CV_32F, kernel, borderType=cv2.BORDER_REFLECT)
-            out.append(np.abs(response).mean())
-    return np.asarray(out, np.float64) + 1e-6
+            bank.append(kernel - kernel.mean())  # no response to flat areas
+    return tuple(bank)
 
 
-def texture_distance(rgb: np.ndarray, style: np.ndarray) -> tuple[float, float]:
-    """(distance, energy ratio) of the painting's Gabor energies to the style's."""
-    mine, theirs = gabor_energy(rgb), gabor_energy(style)
+GABOR = _gabor_bank()
+
+
+def gabor_energy(rgb: np.ndarray) -> np.ndarray:
+    """Mean absolute response of each Gabor filter on the lightness, (16,) float64."""
+    light = lab(rgb)[:, 0].reshape(rgb.shape[:2]) / 100
+    return np.asarray([np.abs(cv2.filter2D(light, cv2.CV_32F, kernel,
+                                           borderType=cv2.BORDER_REFLECT)).mean()
+                       for kernel in GABOR], np.float64) + 1e-6
+
+
+def texture_distance(mine: np.ndarray, theirs: np.ndarray) -> tuple[float, float]:
+    """(distance, energy ratio) of a painting's Gabor energies (``gabor_energy``) to the
+    style's, computed once per style by the caller."""
     return float(np.abs(np.log(mine) - np.log(theirs)).mean()), float(mine.sum() / theirs.sum())
 
 
