@@ -361,11 +361,11 @@ def test_render_output_size_is_bounded_before_a_model_is_loaded(tmp_path, style_
 
 
 @pytest.mark.parametrize("at, needle", [
-    ("1e999", r"#2: time inf must be >= 0"),
-    ("9" * 4000, r"#2: time 9{24}\.\.\. \(4000 characters\) must be >= 0"),
-    ('"f' + "9" * 5000 + '"', r"#2: cannot read time 'f9{22}\.\.\. \(5003 characters\)"),
-    ('"9999999:00:00"', r"#2: time '9999999:00:00' is past 1000000 seconds"),
-    ('"1:00:00.' + "5" * 5000 + '"', r"#2: cannot read time"),
+    ("1e999", r"#2 'at': time inf must be >= 0"),
+    ("9" * 4000, r"#2 'at': time 9{24}\.\.\. \(4000 characters\) must be >= 0"),
+    ('"f' + "9" * 5000 + '"', r"#2 'at': cannot read time 'f9{22}\.\.\. \(5003 characters\)"),
+    ('"9999999:00:00"', r"#2 'at': time '9999999:00:00' is past 1000000 seconds"),
+    ('"1:00:00.' + "5" * 5000 + '"', r"#2 'at': cannot read time"),
 ])
 def test_keyframe_times_with_thousands_of_digits_are_refused_quickly(tmp_path, png, at,
                                                                       needle):

@@ -14,7 +14,7 @@ import pytest
 from clips import make_clip
 from PIL import Image
 
-from vstpipe import jobs, keyframes, pipeline, presets
+from vstpipe import jobs, keyframes, pipeline, presets, timecode
 from vstpipe.errors import ConfigError, OptionError
 from vstpipe.keyframes import Timeline
 from vstpipe.media import EncodeOptions
@@ -94,9 +94,10 @@ def test_segment_easing_overrides_the_timeline_default(tmp_path, images, no_user
 
 @pytest.mark.parametrize("value, seconds", [
     ("00:00:00", 0.0), ("01:02:03.5", 3723.5), (4, 4.0), (2.25, 2.25), ("f50", 2.0),
+    ("00:00:02:10", 2.4), ("1.5", 1.5),
 ])
 def test_time_formats(value, seconds):
-    assert keyframes.parse_time(value, 25.0, "x") == pytest.approx(seconds)
+    assert timecode.parse(value, Fraction(25), "x") == pytest.approx(seconds)
 
 
 def test_constant_timeline_from_flags(images):
@@ -123,8 +124,8 @@ GOOD_ROW = 'at = {at}\nstyle = "red.png"'
     (['at = 0\nstyle = "nosuchpreset"'], r"#1: unknown preset or missing image 'nosuchpreset'"),
     (['at = 0\nstyle = "missing.png"'], r"#1: unknown preset or missing image 'missing.png'"),
     (['at = 0\nstyle = "red.png"\nalpha = 1.5'], r"#1: alpha 1.5 is outside \[0, 1\]"),
-    (['at = "1:2"\nstyle = "red.png"'], r"#1: cannot read time '1:2'"),
-    (['at = -1\nstyle = "red.png"'], r"#1: time -1 must be >= 0"),
+    (['at = "1:2"\nstyle = "red.png"'], r"#1 'at': cannot read time '1:2'"),
+    (['at = -1\nstyle = "red.png"'], r"#1 'at': time -1 must be >= 0"),
     (['at = 0\nstyle = "red.png"\nease = "bouncy"'], r"#1: ease 'bouncy' is not one of"),
     (['at = 0'], r"#1: missing key 'style'"),
 ])

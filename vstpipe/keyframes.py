@@ -5,7 +5,7 @@ A keyframes file::
     [timeline]
     ease = "smooth"                    # linear | smooth | hold (default for every segment)
     [[keyframe]]
-    at = "00:00:00"                    # timecode HH:MM:SS[.fff], seconds, or a frame "f120"
+    at = "00:00:00"                    # seconds, HH:MM:SS[.fff], HH:MM:SS:FF or a frame "f120"
     style = "vangogh"                  # preset name, image path (relative to this file), or none
     [[keyframe]]
     at = 6.0
@@ -14,17 +14,16 @@ A keyframes file::
     ease = "linear"                    # easing of the segment that ends here
 
 Between keyframes the style weights and alpha follow the segment's easing; before the first and
-after the last keyframe they hold. Time is each frame's pts in seconds from the first frame's.
+after the last keyframe they hold. Time is each frame's pts in seconds from the first frame's;
+in a trimmed render (``--start``), from the source's first frame, so one file serves any trim.
 
 Limits, checked before anything is built: MAX_KEYFRAMES keyframes, spec.MAX_STYLES distinct
-style images, times up to MAX_SECONDS (a timecode's hours up to 7 digits, its fraction up to 9, a frame
-number up to 12 digits).
+style images, times up to timecode.MAX_SECONDS (timecode.py reads them).
 """
 
 from __future__ import annotations
 
 import bisect
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -34,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from . import presets, spec, tomlspec
+from . import presets, spec, timecode, tomlspec
 from .errors import ConfigError, OptionError
 from .images import NOT_AN_IMAGE, is_image
 from .weights import DEFAULT_MODEL
@@ -43,11 +42,6 @@ EASES = ("linear", "smooth", "hold")
 KEYFRAME_KEYS = ("at", "style", "alpha", "ease")
 TIMELINE_KEYS = ("ease",)
 MAX_KEYFRAMES = 100_000  # validated in seconds; a render looks each frame up by bisection
-MAX_SECONDS = 1_000_000  # about 277 hours: keyframe times, however written
-# Digit counts are bounded in the patterns, so no string reaches int() or Fraction() at a
-# length that costs time: a time with thousands of digits is refused by the pattern itself.
-_TIMECODE = re.compile(r"^(\d{1,7}):([0-5]\d):([0-5]\d(?:\.\d{1,9})?)$")
-_FRAME = re.compile(r"^f(\d{1,12})$")
 
 
 @dataclass(frozen=True)
@@ -132,31 +126,6 @@ def ease(kind: str, s: float) -> float:
     if kind == "smooth":
         return s * s * (3 - 2 * s)  # smoothstep: zero slope at both keyframes
     return 0.0  # hold: keep the previous keyframe's look until the next one
-
-
-def parse_time(value: Any, fps: Fraction | None, where: str) -> Fraction:
-    """Exact seconds from a timecode "HH:MM:SS[.fff]", seconds, or a frame number "f120"."""
-    if isinstance(value, bool):
-        raise ConfigError(f"{where}: 'at' must be a timecode, seconds or a frame like "
-                          f"\"f120\", got {value!r}")
-    if isinstance(value, int | float):
-        if not 0 <= value <= MAX_SECONDS:  # also NaN and inf, before any conversion
-            raise ConfigError(f"{where}: time {tomlspec.shown(value)} must be >= 0 and at "
-                              f"most {MAX_SECONDS} seconds")
-        return Fraction(str(value))  # 0.1 means 1/10 s, not the nearest double
-    if isinstance(value, str) and (m := _TIMECODE.match(value.strip())):
-        seconds = int(m[1]) * 3600 + int(m[2]) * 60 + Fraction(m[3])
-    elif isinstance(value, str) and (m := _FRAME.match(value.strip())):
-        if not fps:
-            raise ConfigError.about("{where}: frame number '{value}' needs a frame rate; give "
-                                    "{fps}", where=where, value=value)
-        seconds = Fraction(int(m[1])) / fps
-    else:
-        raise ConfigError(f"{where}: cannot read time {tomlspec.shown(value)}; use "
-                          "HH:MM:SS[.fff], seconds, or a frame number like \"f120\"")
-    if seconds > MAX_SECONDS:
-        raise ConfigError(f"{where}: time {value!r} is past {MAX_SECONDS} seconds")
-    return seconds
 
 
 class _StyleReader:
@@ -255,7 +224,7 @@ def load(path: Path, fps: Fraction | None = None) -> Timeline:
         if not isinstance(row, dict):
             raise ConfigError(f"{where}: must be a table")
         tomlspec.check_keys(row, KEYFRAME_KEYS, where, required=("at", "style"))
-        at = parse_time(row["at"], fps, where)
+        at = timecode.parse(row["at"], fps, f"{where} 'at'")
         if parsed and at <= parsed[-1][0]:
             raise ConfigError(f"{where}: time {tomlspec.shown(row['at'])} ({float(at):g} s) does "
                               f"not come after keyframe #{number - 1} "
