@@ -29,8 +29,8 @@ def test_each_form_reads_as_exact_seconds(value, fps, seconds):
 
 @pytest.mark.parametrize("value, fps, message", [
     ("f12", None, r"^--start: frame number 'f12' needs a frame rate"),
-    ("00:00:01:25", Fraction(25), r"^--start: timecode '00:00:01:25' has frame 25; at 25 fps "
-                                  r"frames run 0\.\.24$"),
+    ("00:00:01:25", Fraction(25),
+     r"^--start: timecode '00:00:01:25' has frame 25; at 25 fps frames run 0\.\.24$"),
     ("00:01:00;00", NTSC, r"skips frames 0\.\.1 of minute 1$"),
     ("00:00:01;00", Fraction(25), r"exists at 29\.97 and 59\.94 fps, not 25"),
     ("1:2", None, r"^--start: cannot read time '1:2'; use seconds, HH:MM:SS\[\.fff\]"),

@@ -10,6 +10,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -225,6 +226,15 @@ def render_cmd(
     crf: Annotated[int, typer.Option(help="Constant rate factor for x264/x265.")] = 18,
     pix_fmt: Annotated[str | None, typer.Option(help="Output pixel format (default: from input).")
                        ] = None,
+    start: Annotated[str | None, typer.Option(
+        help="Render from this time of SRC: seconds, HH:MM:SS[.fff], timecode HH:MM:SS:FF "
+             "or a frame f120 (from SRC's first frame). Audio and subtitles are cut with it.")
+    ] = None,
+    duration: Annotated[str | None, typer.Option(
+        help="Render this long (same forms as --start).")] = None,
+    end: Annotated[str | None, typer.Option(
+        help="Render up to, not including, this time of SRC (same forms as --start).")
+    ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")
                          ] = False,
     allow_partial: Annotated[bool, typer.Option(
@@ -241,11 +251,13 @@ def render_cmd(
                            style_size, max_side, model, temporal_flags, device, precision, batch,
                            EncodeOptions(codec=codec, crf=crf, pix_fmt=pix_fmt,
                                          size=parse_size(size) if size else None))
+        request = replace(request, start=start, duration=duration, end=end)
         # Opened once: its description sets keyframe frame numbers, and it is then decoded.
         with open_source(src, allow_partial=allow_partial) as source:
             info = source.info
             job = _resolve(request, Fraction(info.average_rate) if info.average_rate else None)
             check_job(src, out, job, overwrite)  # a typo must not cost a 100 MB download
+            source.trim(job.trim)
             sessions = Sessions(offline)
             sessions.styles(job)  # a bad style image must not either
             ran = _net(sessions, job.model)

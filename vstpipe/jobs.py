@@ -8,16 +8,17 @@ themselves (spec.py), so a value is validated once, whoever set it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import TypeVar
 
-from . import keyframes, presets
+from . import keyframes, presets, timecode
 from .errors import OptionError
 from .keyframes import Timeline
-from .media import EncodeOptions
+from .media import EncodeOptions, Trim
 from .spec import Compute, Job, Look
 from .temporal import TemporalOptions
 
@@ -42,6 +43,11 @@ class Request:
     batch: int = 4
     queue: int = 8
     encode: EncodeOptions = field(default_factory=EncodeOptions)
+    # The part of the input to render, as written (seconds, HH:MM:SS[.fff], HH:MM:SS:FF, f120),
+    # from the input's first frame; give at most one of duration and end.
+    start: str | None = None
+    duration: str | None = None
+    end: str | None = None
 
 
 _DEFAULTS = presets.Preset(name="", description="", styles=())  # a preset of the defaults
@@ -57,17 +63,43 @@ def resolve(request: Request, fps: Fraction | None = None) -> Job:
                                    if given else ""))
     if request.weights and not request.styles:
         raise OptionError.about("{weights} goes with several {style} images")
+    trim = _trim(request, fps)
     if request.preset:
         preset, notices = presets.find(request.preset)
-        return for_preset(preset, request, notices)
+        return replace(for_preset(preset, request, notices), trim=trim)
     if request.styles:
         timeline = Timeline.constant(request.styles, request.weights,
                                      1.0 if request.alpha is None else request.alpha)
-        return _job(timeline, _DEFAULTS, request, ())
+        return replace(_job(timeline, _DEFAULTS, request, ()), trim=trim)
     if request.alpha is not None:
         raise OptionError.about("{alpha} does not apply to {keyframes}; set alpha per keyframe")
     timeline = keyframes.load(request.keyframes, fps)
-    return _job(timeline, _DEFAULTS, request, timeline.notices)
+    return replace(_job(timeline, _DEFAULTS, request, timeline.notices), trim=trim)
+
+
+def _trim(request: Request, fps: Fraction | None) -> Trim:
+    """The request's start/duration/end as seconds from the input's first frame."""
+    def read(setting: str) -> Fraction | None:
+        value = getattr(request, setting)
+        if value is None:
+            return None
+        if not fps and re.match(r"\s*f\d|.*:.*:.*[:;]", value):
+            raise OptionError.about(f"{{{setting}}} {{value}}: the input states no frame rate, "
+                                    "so frames cannot be counted; give seconds or HH:MM:SS",
+                                    value=repr(value))
+        return timecode.parse(value, fps, setting, OptionError, setting=True)
+
+    start, duration, end = read("start"), read("duration"), read("end")
+    if duration is not None and end is not None:
+        raise OptionError.about("give {duration} or {end}, not both")
+    if duration is not None and duration <= 0:
+        raise OptionError.about("{duration} {value}: must be longer than 0",
+                                value=repr(request.duration))
+    start = start or Fraction(0)
+    if end is not None and end <= start:
+        raise OptionError.about("{end} {value} must come after {start} ({a:g} s)",
+                                value=repr(request.end), a=float(start))
+    return Trim(start, end if duration is None else start + duration)
 
 
 def for_preset(preset: presets.Preset, request: Request | None = None,

@@ -178,6 +178,13 @@ class Session:
         self._start: Fraction | None = None  # the first frame's time: keyframe time 0
         self._done = 0
 
+    def anchor(self, origin: Fraction) -> None:
+        """Count keyframe time from ``origin`` (seconds on the frames' clock) instead of from
+        the first frame processed: a trimmed render's keyframes stay on the source's clock."""
+        if self._done:
+            raise RuntimeError("Session.anchor() must come before the first batch")
+        self._start = origin
+
     @property
     def network_size(self) -> tuple[int, int]:
         """(W, H) the network paints at: at most --max-side's, else the model's working size
@@ -233,12 +240,14 @@ class Session:
 
 def render(src: Path, out: Path, job: Job, sessions: Sessions, *, overwrite: bool = False,
            allow_partial: bool = False, progress: Progress | None = None) -> RenderReport:
-    """Stylize every frame of ``src`` into ``out``; audio/subtitles/data are copied as packets.
+    """Stylize every frame of ``src`` (of ``job.trim``'s part) into ``out``; audio, subtitles and
+    data are copied as packets (a trim keeps those that start in it).
 
     The input is opened once and each style image read once; ``out`` appears only on success.
     """
     check_job(src, out, job, overwrite)
     with open_source(src, queue_size=job.compute.queue, allow_partial=allow_partial) as source:
+        source.trim(job.trim)
         session = sessions.session(job, (source.info.width, source.info.height))
         return render_source(source, out, session, overwrite=overwrite, progress=progress)
 
@@ -253,11 +262,14 @@ def render_source(source: Source, out: Path, session: Session, *, overwrite: boo
     """
     start = time.perf_counter()
     info, job = source.info, session.job
+    source.trim(job.trim)
+    if not job.trim.whole:
+        session.anchor(source.origin)
     out_size = job.encode.size or (info.width, info.height)
     with open_sink(out, source.plan, job.encode, overwrite=overwrite) as sink:
         depth = 16 if sink.bit_depth > 8 else 8
         driver.run(source, partial(session.process, out_size=out_size, depth=depth), sink,
-                   job.compute.batch, progress, info.frames)
+                   job.compute.batch, progress, source.expected_frames)
     return RenderReport(session.frames_done, time.perf_counter() - start, session.precision)
 
 

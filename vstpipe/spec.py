@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import OptionError
-from .media import EncodeOptions, check_encode_options
+from .media import EncodeOptions, Trim, check_encode_options
 from .temporal import TemporalOptions
 from .tensors import MIN_SIDE
 from .tomlspec import shown
@@ -106,6 +106,7 @@ class Job:
     temporal: TemporalOptions = field(default_factory=TemporalOptions)
     model: str = DEFAULT_MODEL  # registry name or weights directory
     encode: EncodeOptions = field(default_factory=EncodeOptions)  # output files only
+    trim: Trim = field(default_factory=Trim)  # the part of an input file to render
     notices: tuple[str, ...] = ()  # what the user should know (a preset overriding another)
 
     def __post_init__(self) -> None:

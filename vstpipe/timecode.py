@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any, Final
 
@@ -32,15 +33,20 @@ FORMS: Final = 'seconds, HH:MM:SS[.fff], a timecode HH:MM:SS:FF, or a frame numb
 
 
 def parse(value: Any, fps: Fraction | None, where: str,
-          error: type[VstpipeError] = ConfigError) -> Fraction:
+          error: type[VstpipeError] = ConfigError, setting: bool = False) -> Fraction:
     """Exact seconds from any accepted form; ``error`` (naming ``where``) if it is none of them,
-    negative, past MAX_SECONDS, or a frame count without ``fps``."""
+    negative, past MAX_SECONDS, or a frame count without ``fps``. With ``setting``, ``where``
+    is a setting's name, which each front end spells its own way (VstpipeError.about)."""
+    def fail(message: str, **values: Any) -> VstpipeError:
+        return error.about(("{" + where + "}" if setting else "{where}") + ": " + message,
+                           where=where, shown=shown(value), **values)
+
     if isinstance(value, bool):
-        raise error(f"{where}: must be {FORMS}, got {value!r}")
+        raise fail("must be {forms}, got {shown}", forms=FORMS)
     if isinstance(value, int | float):
         if not 0 <= value <= MAX_SECONDS:  # also NaN and inf, before any conversion
-            raise error(f"{where}: time {shown(value)} must be >= 0 and at most "
-                        f"{MAX_SECONDS} seconds")
+            raise fail("time {shown} must be >= 0 and at most {limit} seconds",
+                       limit=MAX_SECONDS)
         return Fraction(str(value))  # 0.1 means 1/10 s, not the nearest double
     text = value.strip() if isinstance(value, str) else None
     if text is not None and _NUMBER.match(text):
@@ -48,23 +54,21 @@ def parse(value: Any, fps: Fraction | None, where: str,
     elif text is not None and (m := _CLOCK.match(text)):
         seconds = int(m[1]) * 3600 + int(m[2]) * 60 + Fraction(m[3])
     elif text is not None and (m := _SMPTE.match(text)):
-        rate = _need_rate(fps, value, where, error)
+        rate = _need_rate(fps, fail)
         seconds = Fraction(smpte_frames(int(m[1]), int(m[2]), int(m[3]), int(m[5]),
-                                        m[4] == ";", rate, value, where, error)) / rate
+                                        m[4] == ";", rate, fail)) / rate
     elif text is not None and (m := _FRAME.match(text)):
-        seconds = Fraction(int(m[1])) / _need_rate(fps, value, where, error)
+        seconds = Fraction(int(m[1])) / _need_rate(fps, fail)
     else:
-        raise error(f"{where}: cannot read time {shown(value)}; use {FORMS}")
+        raise fail("cannot read time {shown}; use {forms}", forms=FORMS)
     if seconds > MAX_SECONDS:
-        raise error(f"{where}: time {value!r} is past {MAX_SECONDS} seconds")
+        raise fail("time {shown} is past {limit} seconds", limit=MAX_SECONDS)
     return seconds
 
 
-def _need_rate(fps: Fraction | None, value: Any, where: str, error: type[VstpipeError]
-               ) -> Fraction:
+def _need_rate(fps: Fraction | None, fail: Callable[..., VstpipeError]) -> Fraction:
     if not fps:
-        raise error.about("{where}: frame number '{value}' needs a frame rate; give {fps}",
-                          where=where, value=value)
+        raise fail("frame number {shown} needs a frame rate; give {fps}")
     return Fraction(fps)
 
 
@@ -78,24 +82,28 @@ def _drops(fps: Fraction) -> int:
     return 2 * (nominal(fps) // 30)
 
 
+def _plain(message: str, **values: Any) -> VstpipeError:
+    return ConfigError.about(message, **values)
+
+
 def smpte_frames(hours: int, minutes: int, seconds: int, frames: int, drop: bool,
-                 fps: Fraction, value: Any = None, where: str = "timecode",
-                 error: type[VstpipeError] = ConfigError) -> int:
-    """The frame count a SMPTE label stands for; ``error`` for a label that cannot exist."""
+                 fps: Fraction, fail: Callable[..., VstpipeError] = _plain) -> int:
+    """The frame count a SMPTE label stands for; ``fail(...)`` raised for a label that cannot
+    exist."""
     base = nominal(fps)
     if frames >= base:
-        raise error(f"{where}: timecode {shown(value)} has frame {frames}; at "
-                    f"{float(fps):g} fps frames run 0..{base - 1}")
+        raise fail("timecode {shown} has frame {n}; at {rate:g} fps frames run 0..{top}",
+                   n=frames, rate=float(fps), top=base - 1)
     count = ((hours * 60 + minutes) * 60 + seconds) * base + frames
     if not drop:
         return count
     skip = _drops(fps)
     if not skip:
-        raise error(f"{where}: drop-frame timecode {shown(value)} (';') exists at 29.97 and "
-                    f"59.94 fps, not {float(fps):g}; write HH:MM:SS:FF")
+        raise fail("drop-frame timecode {shown} (';') exists at 29.97 and 59.94 fps, not "
+                   "{rate:g}; write HH:MM:SS:FF", rate=float(fps))
     if seconds == 0 and frames < skip and minutes % 10:
-        raise error(f"{where}: drop-frame timecode {shown(value)} skips frames 0..{skip - 1} "
-                    f"of minute {minutes}")
+        raise fail("drop-frame timecode {shown} skips frames 0..{top} of minute {minute}",
+                   top=skip - 1, minute=minutes)
     total_minutes = hours * 60 + minutes
     return count - skip * (total_minutes - total_minutes // 10)
 

@@ -8,7 +8,7 @@ succeeded (atomic.TempOutput: never over a file that appeared there meanwhile).
 
 One responsibility per module:
 
-* ``frames``: Frame and VideoInfo, the frame-size limits (no PyAV);
+* ``frames``: Frame, VideoInfo and Trim, the frame-size limits (no PyAV);
 * ``color``: the swscale matrix and range of each conversion, RGB both ways;
 * ``probing``: open an input, pick its streams, decode its first frame (``probe``);
 * ``truncation``: what the header promises and how far decoding got;
@@ -27,7 +27,7 @@ from .encode import (
     check_output_path,
     open_sink,
 )
-from .frames import MAX_FRAME_PIXELS, MAX_FRAME_SIDE, Frame, VideoInfo
+from .frames import MAX_FRAME_PIXELS, MAX_FRAME_SIDE, Frame, Trim, VideoInfo
 from .probing import probe
 from .streams import StreamPlan
 
@@ -39,6 +39,7 @@ __all__ = [
     "Sink",
     "Source",
     "StreamPlan",
+    "Trim",
     "VideoInfo",
     "check_encode_options",
     "check_output_path",

@@ -22,6 +22,7 @@ import numpy as np
 from av.stream import Disposition, Stream
 
 from vstpipe.errors import MediaError, OutputError
+from vstpipe.timecode import advance
 
 from .probing import FIELD_NAMES, ffmpeg_reason, is_payload, stream_label
 from .streams import StreamPlan
@@ -164,6 +165,11 @@ def _check_avi(streams: StreamPlan, out: Path) -> Fraction:
                           f"({info.rotation} degrees) or flip; use {_KEEPING_CONTAINERS}")
     rate = info.average_rate
     times = _video_times(info.path, streams.video_index)
+    window = streams.window
+    if window is not None:  # a trimmed render: only its frames go in, audio cut with them
+        half = info.time_base / 2
+        times = [t for t in times if t + half > window.cut
+                 and (window.stop is None or t + half <= window.stop)]
     if not rate or not times:
         raise OutputError(f"{out}: the input states no frame rate, which an AVI file needs; "
                           f"use {_KEEPING_CONTAINERS}")
@@ -180,7 +186,7 @@ def _check_avi(streams: StreamPlan, out: Path) -> Fraction:
                 f"use {_KEEPING_CONTAINERS}, which keep every frame time")
         slots.add(slot)
     for stream in streams.copied_streams:
-        if stream.type != "audio" or stream.start_time is None:
+        if stream.type != "audio" or stream.start_time is None or window is not None:
             continue
         offset = stream.start_time * stream.time_base - origin
         if abs(offset) > _AVI_SYNC_TOLERANCE:
@@ -225,6 +231,26 @@ def _cover_attachment(stream: Stream, packet: av.Packet | None
     return None
 
 
+def _trimmed_chapters(streams: StreamPlan) -> tuple[dict[str, object], ...]:
+    """The chapters on the output's clock: a trim drops those outside it and cuts the rest."""
+    chapters = tuple(dict(c) for c in streams.chapters)
+    window = streams.window
+    if window is None:
+        return chapters
+    kept = []
+    for chapter in chapters:
+        base = Fraction(chapter["time_base"])
+        start, end = chapter["start"] * base, chapter["end"] * base
+        if end <= window.cut or (window.stop is not None and start >= window.stop):
+            continue
+        if window.stop is not None:
+            end = min(end, window.stop)
+        chapter.update(start=round((max(start, window.cut) - window.cut) / base),
+                       end=round((end - window.cut) / base))
+        kept.append(chapter)
+    return tuple(kept)
+
+
 def plan_output(streams: StreamPlan, fmt: str, codec: str, out: Path, full_range: bool,
                 options: dict[str, str]) -> Plan:
     """Decide, before frame one, what the ``fmt`` output keeps; OutputError/MediaError if
@@ -263,11 +289,20 @@ def plan_output(streams: StreamPlan, fmt: str, codec: str, out: Path, full_range
         else:
             dropped.append(kind)
             skipped.add(stream.index)
-    chapters = tuple(dict(c) for c in streams.chapters)
+    chapters = _trimmed_chapters(streams)
     if chapters and fmt not in _KEEPS_CHAPTERS:
         dropped.append(f"{len(chapters)} chapters")
         chapters = ()
     timecode = streams.timecode
+    window = streams.window
+    if timecode and window is not None and streams.info.average_rate:
+        # The label of the first output frame: the source's, moved on by the trimmed frames.
+        rate = streams.info.average_rate
+        moved = advance(timecode, window.frames_before(rate), rate)
+        if moved is None:
+            dropped.append(f"timecode {timecode} (not a timecode that can be counted on by "
+                           f"frames at {float(rate):g} fps)")
+        timecode = moved
     if timecode and fmt not in _KEEPS_TIMECODE:
         dropped.append(f"timecode {timecode}")
         timecode = None

@@ -10,10 +10,12 @@ torch work. At the end the frames decoded are held against the header's promise
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import logging
 from collections import deque
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import Final, Self
@@ -25,9 +27,9 @@ from av.video.reformatter import VideoReformatter
 from vstpipe.errors import MediaError, OptionError
 
 from .color import to_rgb
-from .frames import Frame, VideoInfo
+from .frames import Frame, Trim, VideoInfo
 from .probing import ffmpeg_reason, is_payload, open_video
-from .streams import StreamPlan
+from .streams import StreamPlan, Window
 from .truncation import Reading
 from .workers import Producer
 
@@ -68,10 +70,44 @@ class Source:
             video_metadata=MappingProxyType(dict(self._video.metadata)),
             video_disposition=self._video.disposition)
         self._deep = self.info.bit_depth > 8
+        times = [f.pts for f in self._backlog if isinstance(f, av.VideoFrame) and f.pts is not None]
+        # The first frame's time (seconds): where a trim's start and keyframe times count from.
+        self.origin: Fraction = min(times) * self.info.time_base if times else Fraction(0)
+        self._window: Window | None = None
         self._reformatter = VideoReformatter()  # used by the decode thread only
         self._worker = Producer(self._pump, name="vstpipe-decode", queue_size=queue_size)
         self._started = False
         self._closed = False
+
+    def trim(self, trim: Trim) -> None:
+        """Decode only ``trim``'s part (before items()); the plan's window tells the Sink to
+        start the output's clock at its start. OptionError if it starts past the end."""
+        if self._started:
+            raise RuntimeError("Source.trim() must come before items()")
+        if trim.whole:
+            return
+        duration = self.info.duration
+        if duration is not None and trim.start >= Fraction(duration):
+            raise OptionError.about("{start} {at} s is at or past the end of {path} "
+                                    "({duration:.3f} s)", at=f"{float(trim.start):g}",
+                                    path=self.info.path, duration=duration)
+        cut = self.origin + trim.start
+        stop = None if trim.end is None else self.origin + trim.end
+        self._window = Window(self.origin, cut, stop, self.info.time_base)
+        self.plan = dataclasses.replace(self.plan, window=self._window)
+
+    @property
+    def expected_frames(self) -> int | None:
+        """Frames this source will yield, as far as the header says (for progress)."""
+        frames, rate = self.info.frames, self.info.average_rate
+        if self._window is None or not rate:
+            return frames if self._window is None else None
+        window = self._window
+        first = window.frames_before(rate)
+        last = frames if window.stop is None else window.frames_before(rate, window.stop)
+        if frames is not None and last is not None:
+            last = min(last, frames)
+        return None if last is None else max(0, last - first)
 
     # -- consumer side ------------------------------------------------------
 
@@ -136,11 +172,12 @@ class Source:
         reading = Reading(self.info.time_base, self._promise.frame_length,
                           discarded=self._discarded)
         order = _DisplayOrder()
+        window = _InTrim(self._window, self.info.time_base)
 
         def emit(vframe: av.VideoFrame) -> bool:
             reading.saw_frame(vframe)
             for ready, pts in order.push(vframe, video.codec_context.reorder_depth):
-                if not self._worker.put(self._frame(ready, pts)):
+                if window.keeps_frame(pts) and not self._worker.put(self._frame(ready, pts)):
                     return False
             return True
 
@@ -152,7 +189,7 @@ class Source:
                     return
             else:
                 reading.saw_packet(item)
-                if not self._worker.put(item):
+                if window.keeps_packet(item) and not self._worker.put(item):
                     return
         del backlog  # decoded frames are large; do not keep them for the whole file
         packets = self._packets
@@ -171,9 +208,11 @@ class Source:
             if index != video.index:
                 if index in copied and is_payload(packet):
                     reading.saw_packet(packet)
-                    if not self._worker.put(packet):
+                    if window.keeps_packet(packet) and not self._worker.put(packet):
                         return
                 continue
+            if window.done(packet):
+                break  # a trim's end is well behind: nothing more of it is to come
             if damage is not None and is_payload(packet):
                 # More video follows the damaged packet: the file is damaged, not cut.
                 raise MediaError(f"{path}: {damage}")
@@ -191,8 +230,18 @@ class Source:
         if self._worker.stop.is_set():
             return
         for ready, pts in order.flush():
-            if not self._worker.put(self._frame(ready, pts)):
+            if window.keeps_frame(pts) and not self._worker.put(self._frame(ready, pts)):
                 return
+        if self._window is not None and not window.kept:
+            cut, stop = self._window.cut, self._window.stop
+            raise OptionError.about("{path} has no frame from {a:g} s to {b}; check {start} "
+                                    "and {end}", path=path, a=float(cut - self.origin),
+                                    b="its end" if stop is None
+                                    else f"{float(stop - self.origin):g} s")
+        if window.reached_end:
+            if damage is not None:
+                raise MediaError(f"{path}: {damage}")
+            return  # what lies after the trim's end is not read, so not held to the header
         self._check_complete(reading, damage)
 
     def _check_complete(self, reading: Reading, damage: str | None) -> None:
@@ -212,6 +261,52 @@ class Source:
                                    message=message)
         _log.warning("%s; keeping the %d frames that decoded (partial input allowed)",
                      message, reading.decoded)
+
+
+class _InTrim:
+    """What of the input a trim keeps: frames and packets by time (seconds from the input's
+    clock, compared exactly; half a tick of slack for times the muxer rounded)."""
+
+    # Demuxing stops once video packets are this far past the end: frames held for
+    # reordering and audio interleaved with the last frames have come out by then.
+    AFTER_END: Final = Fraction(2)
+
+    def __init__(self, window: Window | None, time_base: Fraction) -> None:
+        self.cut, self.stop = (window.cut, window.stop) if window else (None, None)
+        self.time_base = time_base
+        self.kept = 0
+        self.reached_end = False  # a frame at or after the end was decoded
+
+    def keeps_frame(self, pts: int | None) -> bool:
+        if self.cut is None:
+            return True
+        if pts is None:  # no time to judge by: kept between the first kept frame and the end
+            keep = self.kept > 0 and not self.reached_end
+        else:
+            t = pts * self.time_base + self.time_base / 2
+            if self.stop is not None and t > self.stop:
+                self.reached_end = True
+            keep = t > self.cut and not self.reached_end
+        self.kept += keep
+        return keep
+
+    def keeps_packet(self, packet: av.Packet) -> bool:
+        if self.cut is None or packet.pts is None or packet.time_base is None:
+            return True
+        tb = packet.time_base
+        start = packet.pts * tb
+        if self.stop is not None and start + tb / 2 > self.stop:
+            return False
+        if packet.stream.type == "subtitle":  # shown across the cut: kept, shortened by the Sink
+            return start + (packet.duration or 0) * tb > self.cut
+        return start + tb / 2 > self.cut
+
+    def done(self, packet: av.Packet) -> bool:
+        """A video packet so far past the end that demuxing can stop."""
+        when = packet.dts if packet.dts is not None else packet.pts
+        return (self.reached_end and self.stop is not None and when is not None
+                and packet.time_base is not None
+                and when * packet.time_base > self.stop + self.AFTER_END)
 
 
 # The deepest reordering any decoder here reports (H.264/HEVC allow 16) bounds the frames

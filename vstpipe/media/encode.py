@@ -286,6 +286,7 @@ class Sink:
         # A frame without pts gets the previous one plus one nominal frame duration.
         self._pts_step = max(1, round(1 / (rate * self._time_base)))
         self._last_pts: int | None = None
+        self._cut = streams.window.cut if streams.window else Fraction(0)  # output time 0
         self._frames_written = 0
         self._reformatter = VideoReformatter()  # used by the encode thread only
 
@@ -563,10 +564,10 @@ class Sink:
             # AVI: the frame's slot on the constant-rate grid, the first frame in slot 0
             # (_check_avi made sure every frame sits on it).
             pts = round((frame.pts * frame.time_base - origin) / self._time_base)
-        elif frame.time_base == self._time_base:
+        elif frame.time_base == self._time_base and not self._cut:
             pts = frame.pts
-        else:
-            pts = round(frame.pts * frame.time_base / self._time_base)
+        else:  # a trim starts the output's clock at its cut
+            pts = round((frame.pts * frame.time_base - self._cut) / self._time_base)
         if self._last_pts is not None and pts <= self._last_pts:
             # Encoders and muxers demand strictly increasing pts; reordering or
             # inventing timestamps would silently change the video's timing.
@@ -577,6 +578,8 @@ class Sink:
 
     def _mux(self, item: _Copy) -> None:
         packet = item.packet
+        if self._cut and packet.pts is not None and packet.time_base is not None:
+            _move(packet, self._cut)
         # Keep packet.time_base (the input stream's): PyAV rescales to the output
         # stream's time base only if the muxer chose a different one.
         packet.stream = item.stream
@@ -597,6 +600,19 @@ class Sink:
             raise OutputError(f"{self.out}: flushing the encoder failed "
                               f"({ffmpeg_reason(err)})") from None
         self._mux_many(packets)
+
+
+def _move(packet: av.Packet, cut: Fraction) -> None:
+    """A copied packet's times on a trimmed output's clock (``cut`` seconds earlier), in
+    whole ticks of its own time base. A subtitle shown across the cut starts at 0, shortened
+    by what went before it; the Source passed no other packet from before the cut."""
+    ticks = round(cut / packet.time_base)
+    pts = packet.pts - ticks
+    if pts < 0 and packet.duration:
+        packet.duration = max(1, packet.duration + pts)
+    if packet.dts is not None:
+        packet.dts = max(packet.dts - ticks, 0) if pts < 0 else packet.dts - ticks
+    packet.pts = max(pts, 0)
 
 
 def _kept_where(fmt: str, codec: str) -> str:

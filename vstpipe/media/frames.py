@@ -29,6 +29,20 @@ class Frame:
     time_base: Fraction  # of that pts
 
 
+@dataclass(frozen=True)
+class Trim:
+    """The part of an input to render, in seconds from its first frame (frame numbers and
+    timecodes are read into these by timecode.py). A frame is in when its time is at or after
+    ``start`` and before ``end``; the output's clock starts at ``start``."""
+
+    start: Fraction = Fraction(0)
+    end: Fraction | None = None  # exclusive; None: to the end of the input
+
+    @property
+    def whole(self) -> bool:
+        return self.start == 0 and self.end is None
+
+
 # Frames a user can ask for (render --size, filter --size) are bounded before any buffer exists.
 MAX_FRAME_SIDE: Final = 16384  # pixels, either side
 MAX_FRAME_PIXELS: Final = 8192 * 4320  # DCI 8K; a gbrpf32le frame of it is 425 MB

@@ -8,12 +8,30 @@ can feed one.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from fractions import Fraction
 
 from av.stream import Disposition, Stream
 
 from .frames import VideoInfo
+
+
+@dataclass(frozen=True)
+class Window:
+    """The part of the input a trimmed render keeps, on the input's clock (seconds)."""
+
+    origin: Fraction  # the input's first frame
+    cut: Fraction  # the trim's start: output time 0 (output time = input time - cut)
+    stop: Fraction | None  # exclusive; None: to the end
+    time_base: Fraction  # of the video's pts: times within half a tick count as equal
+
+    def frames_before(self, rate: Fraction, at: Fraction | None = None) -> int:
+        """Frames of a ``rate`` video that start before ``at`` (default: the cut), counting
+        from the first; a frame within half a tick of it is not before it."""
+        at = self.cut if at is None else at
+        return max(0, math.floor((at - self.origin - self.time_base / 2) * rate) + 1)
 
 
 @dataclass(frozen=True)
@@ -34,3 +52,4 @@ class StreamPlan:
     metadata: Mapping[str, str]  # container tags (title, comment, creation_time ...)
     video_metadata: Mapping[str, str]  # video stream tags (language, title, handler_name ...)
     video_disposition: Disposition  # video stream flags (default, forced ...)
+    window: Window | None = None  # a trimmed render's part of the input
