@@ -129,3 +129,39 @@ def test_eval_bad_flow_is_one_line_naming_the_valid_names(tmp_path: Path):
     assert result.exit_code == 1
     assert result.output.strip() == ("vstpipe: error: --flow 'raft': unknown flow estimator; "
                                      "use one of dis, tvl1, deepflow, farneback, sparsetodense")
+
+
+def test_render_encoder_flags_reach_the_stream_and_refusals_name_flags(tmp_path: Path,
+                                                                       vstpipe_home: Path):
+    import av
+    from clips import make_clip
+    from PIL import Image
+
+    save_random_weights("adain-vgg19", tmp_path / "w")
+    Image.new("RGB", (64, 64), (200, 40, 40)).save(tmp_path / "s.png")
+    common = ["--style", str(tmp_path / "s.png"), "--model", str(tmp_path / "w"),
+              "--precision", "fp32", "--style-size", "64"]
+    src = make_clip(tmp_path / "in.mp4", frames=4, size=(96, 64))
+    out = tmp_path / "o.mp4"
+    result = runner.invoke(app, ["render", str(src), "--out", str(out), *common,
+                                 "--encoder-preset", "ultrafast", "--profile", "high444",
+                                 "--bitrate", "400k", "--encoder-opt", "g=2"])
+    assert result.exit_code == 0, result.output
+    with av.open(str(out)) as c:
+        stream = c.streams.video[0]
+        assert (stream.codec_context.profile, stream.codec_context.pix_fmt) == \
+            ("High 4:4:4 Predictive", "yuv444p")
+        first = next(bytes(p) for p in c.demux(stream) if p.size)
+    for needle in (b"subme=0", b"keyint=2", b"rc=abr", b"bitrate=400"):
+        assert needle in first, needle
+    refused = runner.invoke(app, ["render", str(src), "--out", str(tmp_path / "o.mov"), *common,
+                                  "--codec", "dnxhd"])
+    assert refused.exit_code == 1
+    assert refused.output.strip().splitlines()[-1].endswith(
+        "o.mov: DNxHR (dnxhr_hq) codes frames of at least 256x120, got 96x64; choose a larger "
+        "--size or --codec prores or ffv1")
+    assert not (tmp_path / "o.mov").exists()
+    bad = runner.invoke(app, ["render", str(src), "--out", str(tmp_path / "o2.mp4"), *common,
+                              "--tune", "cinema"])
+    assert bad.exit_code == 1 and "--tune 'cinema' is not valid for libx264; choose from film" \
+        in bad.output

@@ -40,7 +40,7 @@ from . import (
     weights,
 )
 from .errors import ModelError, OptionError, VstpipeError
-from .media import EncodeOptions, open_source
+from .media import EncodeOptions, open_source, parse_bitrate, parse_encoder_opt
 from .pipeline import FilterReport, check_job, filter_preflight, filter_raw, render_source
 from .progress import downloads, frames
 from .sessions import Sessions
@@ -136,6 +136,37 @@ _Batch = Annotated[int, typer.Option("--batch", help="Frames per forward pass.")
 _MaxSide = Annotated[int | None, typer.Option(
     "--max-side", help="Process at most this many pixels on the longer side, 16..16384.")]
 
+# The output video stream (render and ofx render).
+_Codec = Annotated[str, typer.Option(
+    "--codec", help="Video encoder: libx264, libx265, prores, dnxhd, ffv1, ...")]
+_Crf = Annotated[int | None, typer.Option(
+    "--crf", help="Constant quality for x264/x265, 0..51 (default 18 unless --bitrate).")]
+_PixFmt = Annotated[str | None, typer.Option(
+    "--pix-fmt", help="Output pixel format (default: from the input and --profile).")]
+_EncoderPreset = Annotated[str | None, typer.Option(
+    "--encoder-preset", help="x264/x265 speed preset: ultrafast .. veryslow (default medium).")]
+_Tune = Annotated[str | None, typer.Option(
+    "--tune", help="x264/x265 tuning: film, animation, grain, ...")]
+_Profile = Annotated[str | None, typer.Option(
+    "--profile", help="Profile: x264 high, high10, ...; prores proxy .. 4444xq; dnxhd "
+                      "dnxhr_lb .. dnxhr_444 (default dnxhr_hq) or dnxhd.")]
+_Bitrate = Annotated[str | None, typer.Option(
+    "--bitrate", help="Average bits per second, e.g. 8M or 2500k (x264/x265 instead of "
+                      "--crf; DNxHD's rate).")]
+_EncoderOpt = Annotated[list[str] | None, typer.Option(
+    "--encoder-opt", help="Any further encoder option, KEY=VALUE (e.g. g=48); repeat.")]
+
+
+def _encode(codec: str, crf: int | None, pix_fmt: str | None, size: str | None,
+            encoder_preset: str | None, tune: str | None, profile: str | None,
+            bitrate: str | None, encoder_opt: list[str] | None) -> EncodeOptions:
+    """The encoder flags as the job's EncodeOptions (checked when the job is built)."""
+    return EncodeOptions(
+        codec=codec, crf=crf, pix_fmt=pix_fmt, size=parse_size(size) if size else None,
+        encoder_preset=encoder_preset, tune=tune, profile=profile,
+        bitrate=parse_bitrate(bitrate) if bitrate is not None else None,
+        encoder_opts=tuple(parse_encoder_opt(o) for o in encoder_opt or ()))
+
 
 class _TemporalFlags:
     """A look command plus --steady and one flag per temporal setting, generated from the
@@ -221,11 +252,14 @@ def render_cmd(
     max_side: _MaxSide = None,
     size: Annotated[str | None, typer.Option(help="Output size WxH (default: input's).")
                     ] = None,
-    codec: Annotated[str, typer.Option(help="Video encoder: libx264, prores, ...")
-                     ] = "libx264",
-    crf: Annotated[int, typer.Option(help="Constant rate factor for x264/x265.")] = 18,
-    pix_fmt: Annotated[str | None, typer.Option(help="Output pixel format (default: from input).")
-                       ] = None,
+    codec: _Codec = "libx264",
+    crf: _Crf = None,
+    pix_fmt: _PixFmt = None,
+    encoder_preset: _EncoderPreset = None,
+    tune: _Tune = None,
+    profile: _Profile = None,
+    bitrate: _Bitrate = None,
+    encoder_opt: _EncoderOpt = None,
     start: Annotated[str | None, typer.Option(
         help="Render from this time of SRC: seconds, HH:MM:SS[.fff], timecode HH:MM:SS:FF "
              "or a frame f120 (from SRC's first frame). Audio and subtitles are cut with it.")
@@ -249,8 +283,8 @@ def render_cmd(
     def go() -> None:
         request = _request(style, weights_, preset, keyframes, alpha, preserve_color,
                            style_size, max_side, model, temporal_flags, device, precision, batch,
-                           EncodeOptions(codec=codec, crf=crf, pix_fmt=pix_fmt,
-                                         size=parse_size(size) if size else None))
+                           _encode(codec, crf, pix_fmt, size, encoder_preset, tune, profile,
+                                   bitrate, encoder_opt))
         request = replace(request, start=start, duration=duration, end=end)
         # Opened once: its description sets keyframe frame numbers, and it is then decoded.
         with open_source(src, allow_partial=allow_partial) as source:
@@ -739,16 +773,21 @@ def ofx_render(
     depth: Annotated[str | None, typer.Option(
         help="byte | short | half | float (default: the source's, if supported).")] = None,
     context: _Context = "filter",
-    codec: Annotated[str, typer.Option(help="Video encoder.")] = "libx264",
-    crf: Annotated[int, typer.Option(help="Quality for x264/x265.")] = 18,
-    pix_fmt: Annotated[str | None, typer.Option(help="Output pixel format.")] = None,
+    codec: _Codec = "libx264",
+    crf: _Crf = None,
+    pix_fmt: _PixFmt = None,
+    encoder_preset: _EncoderPreset = None,
+    tune: _Tune = None,
+    profile: _Profile = None,
+    bitrate: _Bitrate = None,
+    encoder_opt: _EncoderOpt = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT.")] = False,
     offline: _NoDownload = False,
 ) -> None:
     """Run an effect over a video through the OpenFX-style life cycle; audio is kept."""
-    encode = EncodeOptions(codec=codec, crf=crf, pix_fmt=pix_fmt)
-
     def go() -> None:
+        encode = _encode(codec, crf, pix_fmt, None, encoder_preset, tune, profile, bitrate,
+                         encoder_opt)
         if offline:
             os.environ["VSTPIPE_OFFLINE"] = "1"  # effects load their models themselves
         found = effects.load_catalog().get(effect)

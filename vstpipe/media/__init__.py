@@ -15,18 +15,14 @@ One responsibility per module:
 * ``decode``: Source, the decode thread, display-order timestamps;
 * ``streams``: StreamPlan, what an output needs of its input (a Sink takes it, not a Source);
 * ``carry``: what the output keeps besides the video (streams, chapters, HDR ...);
-* ``encode``: EncodeOptions and their checks, the output rules, Sink;
+* ``encoders``: EncodeOptions, their checks, what each encoder accepts;
+* ``encode``: the output rules and the Sink;
 * ``workers``: the worker thread and bounded queue that decode, encode and rawio share.
 """
 
 from .decode import Source, open_source
-from .encode import (
-    EncodeOptions,
-    Sink,
-    check_encode_options,
-    check_output_path,
-    open_sink,
-)
+from .encode import Sink, check_output_path, open_sink
+from .encoders import EncodeOptions, check_encode_options, parse_bitrate, parse_encoder_opt
 from .frames import MAX_FRAME_PIXELS, MAX_FRAME_SIDE, Frame, Trim, VideoInfo
 from .probing import probe
 from .streams import StreamPlan
@@ -45,5 +41,7 @@ __all__ = [
     "check_output_path",
     "open_sink",
     "open_source",
+    "parse_bitrate",
+    "parse_encoder_opt",
     "probe",
 ]

@@ -20,7 +20,6 @@ from typing import Final, Self
 import av
 import av.error
 import numpy as np
-from av.codec.codec import UnknownCodecError
 from av.codec.context import Flags
 from av.container import OutputContainer
 from av.stream import Stream
@@ -32,95 +31,24 @@ from vstpipe.errors import MediaError, OptionError, OutputError
 
 from .carry import MUXER_TAGS, VIDEO_TAGS, plan_output, stream_tags
 from .color import bit_depth_of, output_color
-from .frames import MAX_FRAME_PIXELS, MAX_FRAME_SIDE, Frame
+from .encoders import (
+    EncodeOptions,
+    check_encode_options,
+    encoder_settings,
+    explain_refusal,
+    find,
+    fits_size,
+    pick_pix_fmt,
+    profile_of,
+    size_hint,
+)
+from .frames import Frame
 from .probing import ffmpeg_reason, stream_label
 from .streams import StreamPlan
 from .workers import END, Consumer
 
 # One logger for the whole package, named as before the split: notices are filtered by it.
 _log = logging.getLogger("vstpipe.media")
-
-
-# Encoders we know to work end to end, shown when the user names one that does not
-# exist; any other FFmpeg video encoder is accepted as well.
-_KNOWN_ENCODERS: Final = ("libx264", "libx265", "prores", "ffv1", "mpeg4", "libvpx-vp9",
-                          "libsvtav1")
-# "prores" in FFmpeg is the fast prores_aw encoder; prores_ks is the one that honours
-# profiles and quality settings, so the friendly name maps to it.
-_ENCODER_ALIASES: Final = {"prores": "prores_ks"}
-_CRF_ENCODERS: Final = frozenset({"libx264", "libx265"})
-
-
-@dataclass(frozen=True)
-class EncodeOptions:
-    """How the output video stream is encoded (checked by check_encode_options)."""
-
-    codec: str = "libx264"  # any FFmpeg video encoder; "prores" means prores_ks
-    crf: int = 18  # for x264/x265
-    pix_fmt: str | None = None  # None: derived from the source (see _pick_pix_fmt)
-    size: tuple[int, int] | None = None  # output (W, H); None = same as input
-
-
-def check_encode_options(options: EncodeOptions) -> None:
-    """OptionError naming the bad value and the valid ones; open_sink calls it first.
-
-    A plain function rather than __post_init__ so building options never raises: the
-    CLI constructs them before it starts turning library errors into one-line messages.
-    """
-    codec = _encoder(options.codec)
-    crf = options.crf
-    if isinstance(crf, bool) or not isinstance(crf, int) or not 0 <= crf <= 51:
-        raise OptionError.about("{crf} {value}: use an integer from 0 to 51", value=repr(crf))
-    if options.pix_fmt is not None:
-        try:
-            av.VideoFormat(options.pix_fmt)
-        except ValueError:
-            raise OptionError.about("{pix_fmt} {value}: unknown pixel format",
-                                    value=repr(options.pix_fmt)) from None
-        supported = _encoder_pix_fmts(codec)
-        if supported and options.pix_fmt not in supported:
-            raise OptionError.about("{pix_fmt} {value}: encoder {codec_name} cannot encode "
-                                    "it; valid: {valid}", value=repr(options.pix_fmt),
-                                    codec_name=codec.name, valid=", ".join(supported))
-    size = options.size
-    if size is not None and not (
-        isinstance(size, tuple) and len(size) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)
-    ):
-        raise OptionError.about("{size} {value}: use (width, height) in positive pixels",
-                                value=repr(size))
-    if size is not None and (max(size) > MAX_FRAME_SIDE or size[0] * size[1] > MAX_FRAME_PIXELS):
-        raise OptionError.about("{size} {w}x{h}: frames are limited to {side} pixels a side "
-                                "and {pixels} pixels in all (8192x4320)", w=size[0], h=size[1],
-                                side=MAX_FRAME_SIDE, pixels=MAX_FRAME_PIXELS)
-
-
-def _find_encoder(name: str) -> av.Codec | None:
-    """The FFmpeg encoder behind a user-facing codec name; None if this FFmpeg lacks it."""
-    try:
-        return av.Codec(_ENCODER_ALIASES.get(name, name), "w")
-    except UnknownCodecError:
-        return None
-
-
-def _encoder(name: str) -> av.Codec:
-    """The FFmpeg video encoder for a user-facing codec name, or OptionError."""
-    codec = _find_encoder(name)
-    if codec is not None and codec.type == "video":
-        return codec
-    # Built only on failure: it instantiates every known encoder.
-    choices = ", ".join(n for n in _KNOWN_ENCODERS if _find_encoder(n) is not None)
-    if codec is None:
-        raise OptionError.about("{codec} {name}: unknown video codec; valid choices: {choices} "
-                                "(or any FFmpeg video encoder)", name=repr(name), choices=choices)
-    raise OptionError.about("{codec} {name} is not a video encoder; valid choices: {choices}",
-                            name=repr(name), choices=choices)
-
-
-def _encoder_pix_fmts(codec: av.Codec) -> list[str]:
-    # Some encoders (e.g. wrappers negotiating at open time) list no formats. Hardware
-    # surface formats (cuda, vaapi ...) have no components and cannot take our frames.
-    return [f.name for f in codec.video_formats or () if f.components]
 
 
 @dataclass(frozen=True)
@@ -163,59 +91,6 @@ def _muxer_for(out: Path) -> str:
     return fmt
 
 
-def _pick_pix_fmt(codec: av.Codec, bit_depth: int, width: int, height: int) -> str:
-    """Default output pixel format: the source depth, subsampled as far as the size allows.
-
-    Our preferences come first, then anything else the encoder takes, closest depth
-    first; the first whose chroma subsampling fits ``width`` x ``height`` wins.
-    """
-    deep = bit_depth > 8
-    if codec.name == "prores_ks":
-        preferred = ["yuv422p10le", "yuv444p10le"]  # ProRes is 10-bit 4:2:2 or 4:4:4
-    elif deep:
-        preferred = ["yuv420p10le", "yuv444p10le", "yuv422p10le", "gbrp10le", "yuv420p16le"]
-    else:
-        preferred = ["yuv420p", "yuv444p"]
-    preferred = list(dict.fromkeys([*preferred, "yuv420p", "yuv444p"]))
-    supported = _encoder_pix_fmts(codec)
-    if supported:
-        depth = 10 if deep else 8
-        others = sorted((n for n in supported if n not in preferred),
-                        key=lambda n: abs(bit_depth_of(n) - depth))
-        candidates = [n for n in preferred if n in supported] + others
-    else:
-        candidates = preferred  # the encoder negotiates at open time; try the usual
-    for name in candidates:
-        if _fits_size(name, width, height):
-            return name
-    return candidates[0]  # nothing fits: Sink's size check names the way out
-
-
-def _needs_even_size(pix_fmt: str) -> tuple[bool, bool]:
-    """Whether chroma subsampling requires an even (width, height)."""
-    fmt = av.VideoFormat(pix_fmt, 16, 16)
-    chroma = [c for c in fmt.components if c.is_chroma]
-    if not chroma:
-        return False, False
-    return chroma[0].width < 16, chroma[0].height < 16
-
-
-def _fits_size(pix_fmt: str, width: int, height: int) -> bool:
-    even_w, even_h = _needs_even_size(pix_fmt)
-    return not (even_w and width % 2) and not (even_h and height % 2)
-
-
-def _size_hint(codec: av.Codec, width: int, height: int) -> str:
-    """What to do instead when the pixel format cannot hold an odd size, for ``codec``."""
-    supported = _encoder_pix_fmts(codec)
-    fits = [n for n in supported if _fits_size(n, width, height)]
-    if fits:
-        return codec.name + " accepts " + ", ".join(fits) + " at that size"
-    if supported:
-        return codec.name + " has no pixel format for it; choose an even {size} or {codec} ffv1"
-    return "choose an even {size} or a 4:4:4 pixel format"
-
-
 def _output_sar(sar: Fraction | None, src: tuple[int, int],
                 out: tuple[int, int]) -> Fraction | None:
     """The SAR that shows an ``out``-sized picture at ``src``'s display aspect ratio."""
@@ -256,12 +131,13 @@ class Sink:
         check_output_path(streams.info.path, self.out, overwrite)
         fmt = _muxer_for(self.out)
         info = streams.info
-        codec = _encoder(options.codec)
+        codec = find(options.codec)
         width, height = options.size or (info.width, info.height)
-        pix_fmt = options.pix_fmt or _pick_pix_fmt(codec, info.bit_depth, width, height)
-        if not _fits_size(pix_fmt, width, height):
+        pix_fmt = options.pix_fmt or pick_pix_fmt(codec, info.bit_depth, width, height,
+                                                  profile_of(options, codec))
+        if not fits_size(pix_fmt, width, height):
             raise OptionError.about("{out}: pixel format {pix_fmt_name} needs an even width "
-                                    "and height, got {w}x{h}; " + _size_hint(codec, width, height),
+                                    "and height, got {w}x{h}; " + size_hint(codec, width, height),
                                     out=self.out, pix_fmt_name=pix_fmt, w=width, h=height)
         self._width, self._height = width, height
         self._color = output_color(info, pix_fmt)
@@ -269,7 +145,9 @@ class Sink:
         # Callers hand uint16 frames when this is > 8, so the extra precision reaches the file.
         self.bit_depth: int = bit_depth_of(pix_fmt)
         self._source_path = info.path
+        self._options = options
         rate = info.average_rate or Fraction(25)
+        self._rate = rate
         # Matroska cannot start a track before 0 unless told to write negative block
         # times (which its format allows); otherwise AAC priming (first audio pts < 0)
         # makes the muxer shift every stream, and video pts would no longer match.
@@ -328,16 +206,16 @@ class Sink:
     def _add_video(self, codec: av.Codec, options: EncodeOptions, streams: StreamPlan,
                    rate: Fraction) -> VideoStream:
         container = self._container
-        encoder_opts: dict[str, str] = {}
-        if codec.name in _CRF_ENCODERS:
-            encoder_opts["crf"] = str(options.crf)
+        encoder_opts, bitrate = encoder_settings(options, codec)
         plan = self._plan
         if codec.name == "libx265":
-            # x265 logs to stderr otherwise.
+            # x265 logs to stderr otherwise; the HDR parameters join any the user gave.
             encoder_opts["x265-params"] = ":".join(
-                p for p in ("log-level=error", plan.encoder_params) if p)
+                p for p in ("log-level=error", plan.encoder_params,
+                            encoder_opts.get("x265-params")) if p)
         elif plan.encoder_params:
-            encoder_opts["x264-params"] = plan.encoder_params
+            encoder_opts["x264-params"] = ":".join(
+                p for p in (plan.encoder_params, encoder_opts.get("x264-params")) if p)
         try:
             stream = container.add_stream(codec.name, rate=rate, options=encoder_opts)
         except ValueError:
@@ -347,6 +225,8 @@ class Sink:
                               f"{options.codec} video; use one of {', '.join(fits) or '?'}"
                               ) from None
         ctx = stream.codec_context
+        if bitrate is not None:
+            ctx.bit_rate = bitrate
         ctx.width, ctx.height = self._width, self._height
         ctx.pix_fmt = self.pix_fmt
         ctx.time_base = self._time_base  # see __init__
@@ -406,13 +286,20 @@ class Sink:
     def _start(self, fmt: str) -> None:
         # Open the encoder and write the header now, so bad settings or streams the
         # muxer rejects fail before any decoding work is spent.
+        ctx = self._video.codec_context
         try:
-            self._video.codec_context.open()
+            ctx.open()
         except av.error.FFmpegError as err:
+            rate = self._rate
+            why = explain_refusal(self._options, find(self._options.codec), self._width,
+                                  self._height, self.pix_fmt, rate)
+            if why is not None:
+                raise OptionError.about("{out}: " + why, out=self.out) from None
             raise OptionError(
-                f"{self.out}: encoder {self._video.codec_context.name} rejected "
+                f"{self.out}: encoder {ctx.name} rejected "
                 f"{self._width}x{self._height} {self.pix_fmt} at time base "
-                f"{self._time_base} ({ffmpeg_reason(err)})") from None
+                f"{self._time_base} with {_shown_settings(self._options)} "
+                f"({ffmpeg_reason(err)})") from None
         try:
             self._container.start_encoding()
         except av.error.FFmpegError as err:
@@ -600,6 +487,16 @@ class Sink:
             raise OutputError(f"{self.out}: flushing the encoder failed "
                               f"({ffmpeg_reason(err)})") from None
         self._mux_many(packets)
+
+
+def _shown_settings(options: EncodeOptions) -> str:
+    """The encoder settings a user gave, for a refusal's message."""
+    given = [f"{name}={value}" for name, value in (
+        ("preset", options.encoder_preset), ("tune", options.tune),
+        ("profile", options.profile), ("bitrate", options.bitrate), ("crf", options.crf))
+        if value is not None]
+    given += [f"{k}={v}" for k, v in options.encoder_opts]
+    return ", ".join(given) or "its defaults"
 
 
 def _move(packet: av.Packet, cut: Fraction) -> None:
