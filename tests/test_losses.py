@@ -31,6 +31,23 @@ def test_style_loss_is_mse_of_means_plus_mse_of_stds_summed_over_layers():
     assert float(losses.style_loss([out, out], [sty, sty])) == pytest.approx(2 * one, rel=1e-6)
 
 
+def test_gram_is_the_channels_co_occurrence():
+    feat = torch.tensor([[[[1.0, 2.0]], [[3.0, 0.0]]]])  # (1, 2, 1, 2)
+    expected = torch.tensor([[[(1 + 4) / 2, (3 + 0) / 2], [(3 + 0) / 2, (9 + 0) / 2]]])
+    torch.testing.assert_close(losses.gram(feat), expected)
+
+
+def test_the_gram_term_sees_an_arrangement_the_channel_statistics_do_not():
+    # Two channels with the same values, once together and once apart: every channel's mean
+    # and std agree, so the style loss is ~0, but they co-occur only in the first.
+    a = torch.tensor([1.0, 0.0, 1.0, 0.0])
+    together = torch.stack([a, a]).view(1, 2, 2, 2)
+    apart = torch.stack([a, 1 - a]).view(1, 2, 2, 2)
+    assert float(losses.style_loss([together], [apart])) == pytest.approx(0, abs=1e-9)
+    assert float(losses.gram_loss([together], [apart])) == pytest.approx((0.25 + 0.25) / 4)
+    assert float(losses.gram_loss([apart, apart], [apart, apart])) == 0
+
+
 def test_temporal_loss():
     a, b = torch.zeros(1, 3, 2, 2), torch.full((1, 3, 2, 2), 0.5)
     assert float(losses.temporal_loss(a, b)) == pytest.approx(0.25)

@@ -241,6 +241,21 @@ def test_loss_decreases_in_the_image_stage(tmp_path, uvc_dir, data):
     assert last < 0.7 * first
 
 
+def test_the_gram_term_is_trained_and_recorded_when_weighted(tmp_path, uvc_dir, data):
+    content = make_styles(tmp_path / "content", count=1)
+    opts = options.merge({"stage": "image", "out": tmp_path / "img", "content": content,
+                          "styles": data[1], "model": str(uvc_dir), "steps": 30, "batch": 2,
+                          "crop": 32, "lr": 1e-3, "device": "cpu", "checkpoint_every": 0,
+                          "lambda_gram": 5.0}, None)
+    loop.train(opts)
+    lines = [json.loads(x) for x in (tmp_path / "img" / "log.jsonl").read_text().splitlines()]
+    steps = [x for x in lines if "step" in x and "final" not in x]
+    assert all("gram" in x for x in steps)
+    assert np.mean([x["gram"] for x in steps[-5:]]) < 0.7 * np.mean([x["gram"] for x in steps[:5]])
+    made = json.loads((tmp_path / "img" / "model.json").read_text())
+    assert made["training"]["options"]["weights"]["gram"] == 5.0
+
+
 def test_uvc_backend_loads_the_published_checkpoint_layout(tmp_path, uvc_dir, data,
                                                            vstpipe_home):
     checkpoint = save_random_tracker(tmp_path / "ckpt" / "checkpoint_latest.pth.tar")

@@ -662,6 +662,8 @@ _Seed = Annotated[int | None, _Opt(help="Random seed (0).")]
 _Crop = Annotated[int | None, _Opt(help="Square crop size (256).")]
 _LambdaC = Annotated[float | None, _Opt(help="Weight of L_c (1).")]
 _LambdaS = Annotated[float | None, _Opt(help="Weight of L_s (3).")]
+_LambdaG = Annotated[float | None, _Opt(
+    help="Weight of a Gram-matrix style term (0: off; not in the paper; bolder patterns).")]
 _Every = Annotated[int | None, _Opt(help="Steps between checkpoints (200).")]
 _Resume = Annotated[bool, _Opt("--resume", help="Continue from OUT/checkpoint.pt.")]
 _Device = Annotated[str | None, _Opt(help="auto, cpu or cuda.")]
@@ -688,6 +690,7 @@ def finetune_cmd(
                        ] = None,
     lambda_content: _LambdaC = None,
     lambda_style: _LambdaS = None,
+    lambda_gram: _LambdaG = None,
     lambda_affinity: Annotated[float | None, _Opt(help="Weight of L_a (10000).")] = None,
     lambda_temporal: Annotated[float | None, _Opt(help="Weight of L_temp (10).")] = None,
     eps: Annotated[float | None, _Opt(help="Diagonal added to the target affinity (0.1).")
@@ -725,6 +728,7 @@ def train_cmd(
     crop: _Crop = None,
     lambda_content: _LambdaC = None,
     lambda_style: _LambdaS = None,
+    lambda_gram: _LambdaG = None,
     checkpoint_every: _Every = None,
     resume: _Resume = False,
     device: _Device = None,

@@ -115,9 +115,11 @@ def _terms(net: model.StyleNet, backend: affinity.Backend | None, opts: TrainOpt
         target = ops.adain(net.encode(frames), style_taps[-1]).float()
     out = net.decode(target)  # (2B or B, 3, c, c) RGB
     out_taps = net.taps(out)
-    terms = {"content": losses.content_loss(out_taps[-1].float(), target),
-             "style": losses.style_loss([t.float() for t in out_taps],
-                                        [t.float() for t in style_taps])}
+    out_taps, style_taps = [t.float() for t in out_taps], [t.float() for t in style_taps]
+    terms = {"content": losses.content_loss(out_taps[-1], target),
+             "style": losses.style_loss(out_taps, style_taps)}
+    if opts.weights.gram > 0:
+        terms["gram"] = losses.gram_loss(out_taps, style_taps)
     if second is not None:
         first_out, second_out = out.chunk(2)
         if backend is not None:

@@ -18,7 +18,11 @@ came from, A[b, i, j] the affinity of position i of the first frame to position 
   Weighting both the source position and the target position keeps pixels that enter or
   leave at the borders from dominating (the paper's motivation).
 * Temporal: MSE between the two stylized frames of a pair.
-* Total (eq. 9): sum of lambda_k * L_k, lambda = 1, 3, 10000, 10 by default.
+* Gram (not in the paper; off unless lambda_gram > 0): over the style layers, MSE of the Gram
+  matrices F F^T / (H W) (Gatys et al. 2016), which see which features occur together, the
+  arrangement that channel means and stds do not: it makes a decoder paint the style's patterns
+  more boldly (README, "The lite model").
+* Total (eq. 9): sum of lambda_k * L_k, lambda = 1, 3, 10000, 10 by default (gram 0).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ class LossWeights:
     style: float = 3.0  # lambda_2
     affinity: float = 10000.0  # lambda_3
     temporal: float = 10.0  # lambda_4
+    gram: float = 0.0  # Gram-matrix style term, not in eq. 9 (0: off)
 
 
 def content_loss(decoded_feat: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -55,6 +60,22 @@ def style_loss(decoded_feats: Sequence[torch.Tensor], style_feats: Sequence[torc
         style_mean, style_std = ops.mean_std(style)
         total = total + F.mse_loss(out_mean, style_mean.expand_as(out_mean)) + \
             F.mse_loss(out_std, style_std.expand_as(out_std))
+    return total
+
+
+def gram(feat: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, C): F F^T / (H W), the channels' co-occurrence."""
+    x = feat.flatten(2)
+    return torch.bmm(x, x.transpose(1, 2)) / x.shape[-1]
+
+
+def gram_loss(decoded_feats: Sequence[torch.Tensor], style_feats: Sequence[torch.Tensor]
+              ) -> torch.Tensor:
+    """Sum over layers of MSE(Gram(decoded), Gram(style))."""
+    total = decoded_feats[0].new_zeros(())
+    for out, style in zip(decoded_feats, style_feats, strict=True):
+        target = gram(style)
+        total = total + F.mse_loss(gram(out), target.expand(out.shape[0], -1, -1))
     return total
 
 
