@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +21,9 @@ MEDIA = SHARED / "media"
 # choice, for tests whose numbers depend on it (test_golden's checksums were made with it).
 DEFAULT_THREADS = torch.get_num_threads()
 torch.set_num_threads(1)
+# Nothing a test does lands in the user's cache (models, precision.json): a test that needs a
+# cache of its own says so (vstpipe_home); the rest share this one.
+os.environ.setdefault("VSTPIPE_HOME", tempfile.mkdtemp(prefix="vstpipe-tests-"))
 
 
 @pytest.fixture

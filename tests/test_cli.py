@@ -95,6 +95,14 @@ def test_render_prints_plain_progress_lines_off_a_terminal(tmp_path: Path, vstpi
     assert lines[-1].startswith("wrote ") and "6 frames" in lines[-1] and "fp32" in lines[-1]
     assert files  # the weights came from the directory, not the cache
     assert not (vstpipe_home / "models").exists()
+    # Before frames flow, each start-up stage is a line of its own, in order.
+    assert lines[:3] == [f"in.mp4: loading model {tmp_path / 'w'}",
+                         "in.mp4: encoding 1 style image", "in.mp4: stylizing"]
+    quiet = runner.invoke(app, ["render", str(src), "--out", str(tmp_path / "q.mp4"), "--style",
+                                str(tmp_path / "s.png"), "--model", str(tmp_path / "w"),
+                                "--precision", "fp32", "--quiet"])
+    assert quiet.exit_code == 0 and quiet.output == ""
+    assert (tmp_path / "q.mp4").stat().st_size > 0
 
 
 def test_eval_compares_several_renders_one_row_each(tmp_path: Path, monkeypatch):

@@ -425,3 +425,30 @@ def test_ctrl_c_leaves_no_output(tmp_path, adain_home, style_png):
     assert proc.returncode == 130, err
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
+
+
+def test_auto_precision_gives_the_same_pixels_twice_under_a_cpu_burning_neighbour(
+        tmp_path, net, style_png, monkeypatch):
+    # Any bf16 error passes, so the speed figure alone decides: the one that load would sway.
+    from vstpipe import precision
+
+    monkeypatch.setattr(precision, "BF16_TOLERANCE", 255)
+    monkeypatch.setenv("VSTPIPE_HOME", str(tmp_path / "home"))
+    src = make_clip(tmp_path / "in.mkv", frames=4)
+    job = Job(Look(Timeline.constant([style_png]), style_size=STYLE_SIZE),
+              Compute(precision="auto", batch=2), encode=EncodeOptions(codec="ffv1"))
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+               for _ in range(os.cpu_count() or 2)]
+    try:
+        first = _render(src, tmp_path / "a.mkv", job, net)
+        second = _render(src, tmp_path / "b.mkv", job, net)
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+    assert "measured now" in first.precision and "measured earlier" in second.precision
+    assert first.precision.split(" ")[0] == second.precision.split(" ")[0]
+    a, b = _rgb_frames(tmp_path / "a.mkv"), _rgb_frames(tmp_path / "b.mkv")
+    assert len(a) == len(b) == 4
+    for n, (x, y) in enumerate(zip(a, b, strict=True)):
+        np.testing.assert_array_equal(x, y, err_msg=f"frame {n}")

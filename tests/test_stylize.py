@@ -1,27 +1,22 @@
 """Module tests for stylize.py: device and precision resolution, the Stylizer on a tiny random
-network (exact identities of strength, blends and the statistics hook), the bf16 trial."""
+network (exact identities of strength, blends and the statistics hook)."""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import types
 
 import pytest
 import torch
 from fakes import random_state
 
-from vstpipe import model, ops, stylize
+from vstpipe import model, ops
 from vstpipe.errors import OptionError
 from vstpipe.stylize import (
-    BF16_TOLERANCE,
-    PrecisionTrial,
     StyleStats,
     Stylizer,
-    pick_cpu_precision,
     resolve_device,
     resolve_precision,
-    to_levels,
 )
 
 CPU = torch.device("cpu")
@@ -269,66 +264,3 @@ def test_fp16_on_cuda_runs_autocast_over_fp32_weights(net, content, styles):
     exact = Stylizer(copy.deepcopy(net), CPU, torch.float32)(content, styles[0].mean,
                                                              styles[0].std)
     assert (out.cpu() - exact).abs().max() < 0.1
-
-
-# --- to_levels and pick_cpu_precision --------------------------------------------------------
-
-
-def test_to_levels_clamps_then_rounds_to_8_bit_levels():
-    rgb = torch.tensor([-0.5, 0.0, 0.001, 0.002, 0.25, 1.0, 3.0])
-    torch.testing.assert_close(to_levels(rgb), torch.tensor([0.0, 0.0, 0.0, 1.0, 64.0, 255.0,
-                                                             255.0]))
-
-
-def _tiny_net() -> torch.nn.Module:
-    """What pick_cpu_precision builds its candidates from; the fake trials never run it."""
-    return torch.nn.Conv2d(3, 3, 3)
-
-
-def _fake_trial(monkeypatch, diff: int, fp32_seconds: float, bf16_seconds: float):
-    """A trial whose bf16 answer is ``diff`` levels off fp32 and which takes the given times on
-    a clock that only the trial advances."""
-    clock = [100.0]
-    monkeypatch.setattr(stylize, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
-
-    def trial(candidate: Stylizer) -> torch.Tensor:
-        bf16 = candidate.dtype == torch.bfloat16
-        clock[0] += bf16_seconds if bf16 else fp32_seconds
-        frame = torch.full((1, 3, 4, 4), 0.2)  # level 51, away from rounding ties
-        frame[0, 1, 2, 3] += diff / 255 if bf16 else 0.0
-        return frame
-
-    return trial
-
-
-@pytest.mark.parametrize("diff, fp32_s, bf16_s, picked", [
-    (0, 2.0, 1.0, torch.bfloat16),  # exact and twice as fast
-    (BF16_TOLERANCE, 2.0, 1.0, torch.bfloat16),  # the tolerance itself is still fine
-    (BF16_TOLERANCE + 1, 2.0, 1.0, torch.float32),  # too far from fp32
-    (0, 1.0, 2.0, torch.float32),  # a CPU without native bf16: slower
-    (0, 1.0, 1.0, torch.float32),  # no faster: keep the exact one
-])
-def test_pick_cpu_precision_takes_bf16_only_when_close_and_faster(monkeypatch, diff, fp32_s,
-                                                                  bf16_s, picked):
-    chosen, result = pick_cpu_precision(_tiny_net(),
-                                        _fake_trial(monkeypatch, diff, fp32_s, bf16_s))
-    assert result == PrecisionTrial(diff, fp32_s / bf16_s)
-    assert chosen.dtype is picked and chosen.device == CPU
-    assert {p.dtype for p in chosen.net.parameters()} == {picked}
-
-
-def test_pick_cpu_precision_keeps_an_fp32_copy_of_the_weights(monkeypatch):
-    net = _tiny_net()
-    weight = net.weight.detach().clone()
-    chosen, _ = pick_cpu_precision(net, _fake_trial(monkeypatch, BF16_TOLERANCE + 5, 2.0, 1.0))
-    assert chosen.net is not net  # the fp32 candidate is a copy, untouched by the bf16 one
-    torch.testing.assert_close(chosen.net.weight, weight, rtol=0, atol=0)
-
-
-def test_pick_cpu_precision_on_a_real_trial_follows_its_own_measurement(net, styles):
-    frame = _rand(1, 3, 16, 16, seed=5)
-    chosen, result = pick_cpu_precision(copy.deepcopy(net), lambda s: s(frame, styles[0].mean,
-                                                                         styles[0].std))
-    assert result.diff >= 0 and result.speedup > 0
-    takes_bf16 = result.diff <= BF16_TOLERANCE and result.speedup > 1.0
-    assert chosen.dtype is (torch.bfloat16 if takes_bf16 else torch.float32)

@@ -221,11 +221,16 @@ def _resolve(request: jobs.Request, fps: Fraction | None) -> Job:
     return job
 
 
-def _net(sessions: Sessions, model: str) -> str:
-    """Load the job's model into ``sessions``, showing download progress and its notices;
-    returns the name of the model that runs."""
+def _net(sessions: Sessions, model: str, label: str | None = None) -> str:
+    """Load the job's model into ``sessions``, showing download progress and its notices
+    (and, given a ``label``, a line saying what loads); returns the name of the model that
+    runs."""
+    def loading(name: str) -> None:
+        if label is not None:
+            _say(f"{escape(label)}: loading model {escape(name)}")
+
     with downloads() as on_download:
-        net = sessions.net(model, on_download)
+        net = sessions.net(model, on_download, loading)
     for notice in sessions.notices:
         _say(f"note: {escape(notice)}")
     sessions.notices.clear()
@@ -271,6 +276,9 @@ def render_cmd(
     ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")
                          ] = False,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="No progress and no closing line on stderr (errors and notices "
+                              "still).")] = False,
     allow_partial: Annotated[bool, typer.Option(
         "--allow-partial",
         help="For a truncated (cut) input: render the frames that decode and exit 0 with a "
@@ -294,14 +302,16 @@ def render_cmd(
             source.trim(job.trim)
             sessions = Sessions(offline)
             sessions.styles(job)  # a bad style image must not either
-            ran = _net(sessions, job.model)
-            with frames(src.name) as on_frames:
-                report = render_source(source, out, sessions.session(job, (info.width,
-                                                                           info.height)),
-                                       overwrite=overwrite, progress=on_frames)
-        _say(f"wrote {escape(str(out))} ({report.frames} frames, "
-             f"{report.frames / max(report.seconds, 1e-9):.2f} fps, model {escape(ran)}, "
-             f"{report.precision})")
+            ran = _net(sessions, job.model, None if quiet else src.name)
+            with frames(src.name, quiet) as on_frames:
+                session = sessions.session(job, (info.width, info.height))
+                session.on_stage = on_frames.stage
+                report = render_source(source, out, session, overwrite=overwrite,
+                                       progress=on_frames)
+        if not quiet:
+            _say(f"wrote {escape(str(out))} ({report.frames} frames, "
+                 f"{report.frames / max(report.seconds, 1e-9):.2f} fps, model {escape(ran)}, "
+                 f"{report.precision})")
 
     _run(go)
 
@@ -366,9 +376,8 @@ def filter_cmd(
         session = sessions.session(job, raw.size)
         src, dst = sys.stdin.buffer, sys.stdout.buffer
         try:
-            if quiet:
-                return filter_raw(src, dst, session, raw)
-            with frames("filter") as on_frames:
+            with frames("filter", quiet) as on_frames:
+                session.on_stage = on_frames.stage
                 return filter_raw(src, dst, session, raw, progress=on_frames)
         except KeyboardInterrupt as interrupt:  # unlike render's, this output is already out
             _say(f"vstpipe: interrupted ({interrupt or 'SIGINT'})")

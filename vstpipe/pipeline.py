@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import partial
@@ -19,9 +19,10 @@ from .errors import MediaError, ModelError, OptionError
 from .keyframes import Timeline
 from .media import Frame, Source, check_output_path, open_sink, open_source
 from .model import StyleNet
+from .precision import SpeedCache, describe, pick_cpu_precision, speed_key
 from .rawio import RawOptions
 from .spec import Job, Look
-from .stylize import BF16_TOLERANCE, Stylizer, pick_cpu_precision, resolve_device, resolve_precision
+from .stylize import Stylizer, resolve_device, resolve_precision
 from .temporal.chain import Temporal
 from .tensors import network_size, resize, to_frames, to_tensor
 
@@ -113,24 +114,34 @@ class _Engine:
 
 def _engine(net: StyleNet, device: torch.device, dtype: torch.dtype | None,
             styles: list[torch.Tensor], look: Look, first: torch.Tensor,
-            first_time: Fraction, temporal: Temporal) -> _Engine:
-    """Build the stylizer; for `auto` on the CPU, measure bf16 against fp32 on ``first``."""
+            first_time: Fraction, temporal: Temporal, stage: Stage) -> _Engine:
+    """Build the stylizer; for `auto` on the CPU, bf16 or fp32 as precision.py decides."""
     if dtype is not None:
+        stage(f"encoding {_count(len(styles), 'style image')}")
         stylizer = Stylizer(net, device, dtype)
         return _Engine(stylizer, StyleBank.encode(stylizer, styles), _NAMES[dtype], temporal)
 
     banks: dict[torch.dtype, StyleBank] = {}
 
     def trial(candidate: Stylizer) -> torch.Tensor:
-        banks[candidate.dtype] = StyleBank.encode(candidate, styles)
+        if candidate.dtype not in banks:
+            banks[candidate.dtype] = StyleBank.encode(candidate, styles)
         return _Engine(candidate, banks[candidate.dtype], "")(first, look, [first_time])
 
-    stylizer, measured = pick_cpu_precision(net, trial)
-    return _Engine(stylizer, banks[stylizer.dtype],
-                   f"{_NAMES[stylizer.dtype]} (auto: on the first frame bf16 was "
-                   f"{measured.speedup:.1f}x as fast as fp32 and differed by up to "
-                   f"{measured.diff}/255; bf16 is used when faster and within "
-                   f"{BF16_TOLERANCE}/255)", temporal)
+    size = (first.shape[-1], first.shape[-2])
+    key = speed_key(net.arch.name, size)
+    stage(f"encoding {_count(len(styles), 'style image')}; checking bf16 against fp32 on the "
+          "first frame")
+    stylizer, measured = pick_cpu_precision(
+        net, trial, key, SpeedCache(),
+        on_measure=lambda: stage(f"timing bf16 and fp32 (once for {net.arch.name} at "
+                                 f"{size[0]}x{size[1]} on this machine)"))
+    return _Engine(stylizer, banks[stylizer.dtype], describe(stylizer.dtype, measured, key),
+                   temporal)
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" + ("" if n == 1 else "s")
 
 
 _NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
@@ -149,6 +160,13 @@ def frame_seconds(frame: Frame) -> Fraction:
     if frame.pts is None:
         raise MediaError("a decoded frame has no timestamp; keyframed looks need pts")
     return frame.pts * Fraction(frame.time_base)
+
+
+Stage = Callable[[str], None]  # what a job is doing before its frames flow, for progress
+
+
+def _quiet(_: str) -> None:
+    pass
 
 
 class Session:
@@ -176,6 +194,7 @@ class Session:
                                           grow=True)
         self._engine: _Engine | None = None
         self._start: Fraction | None = None  # the first frame's time: keyframe time 0
+        self.on_stage: Stage = _quiet  # told what the first batch does before frames flow
         self._done = 0
 
     def anchor(self, origin: Fraction) -> None:
@@ -224,7 +243,9 @@ class Session:
         try:
             if self._engine is None:
                 self._engine = _engine(self._net, self._device, self._dtype, self._styles, look,
-                                       x[:1], seconds[0], Temporal(self.job.temporal))
+                                       x[:1], seconds[0], Temporal(self.job.temporal),
+                                       self.on_stage)
+                self.on_stage("stylizing")
             y = self._engine(x, look, seconds, self._done)
         except torch.OutOfMemoryError:
             w, h = self._net_size

@@ -6,6 +6,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Protocol
 
 from rich.console import Console
 from rich.progress import (
@@ -18,15 +19,39 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from .pipeline import Progress as ProgressFn
+
+class FrameProgress(Protocol):
+    """A (done, total) callback that is also told the start-up stages before frames flow."""
+
+    def __call__(self, done: int, total: int | None) -> None: ...
+
+    def stage(self, text: str) -> None: ...
+
+
+class Silent:
+    """Progress that shows nothing (--quiet)."""
+
+    def __call__(self, done: int, total: int | None) -> None:
+        pass
+
+    def stage(self, text: str) -> None:
+        pass
 
 
 class _Lines:
-    """Plain progress lines, at most one every ``every`` seconds, plus the final one."""
+    """Plain progress lines, at most one every ``every`` seconds, plus the final one; each
+    start-up stage as a line of its own."""
 
     def __init__(self, label: str, every: float = 2.0) -> None:
         self.label, self.every = label, every
         self.start = self.last = time.perf_counter()
+        self._said = ""
+
+    def stage(self, text: str) -> None:
+        if text != self._said:
+            self._said = text
+            sys.stderr.write(f"{self.label}: {text}\n")
+        self.start = self.last = time.perf_counter()  # fps counts from the first frame
 
     def __call__(self, done: int, total: int | None) -> None:
         now = time.perf_counter()
@@ -39,24 +64,39 @@ class _Lines:
         sys.stderr.write(f"{self.label}: {done}{of} frames, {fps:.2f} fps{eta}\n")
 
 
+class _Bar:
+    """A rich bar: the stage in its description until frames flow, then done/total, fps, ETA."""
+
+    def __init__(self, bar: Progress, label: str) -> None:
+        self.bar, self.label = bar, label
+        self.task = bar.add_task(label, total=None, fps=0.0)
+        self.start = time.perf_counter()
+
+    def stage(self, text: str) -> None:
+        self.bar.update(self.task, description=f"{self.label}: {text}")
+        self.start = time.perf_counter()
+
+    def __call__(self, done: int, total: int | None) -> None:
+        fps = done / max(time.perf_counter() - self.start, 1e-9)
+        self.bar.update(self.task, description=self.label, completed=done,
+                        total=max(total or 0, done) or None, fps=fps)
+
+
 @contextmanager
-def frames(label: str) -> Iterator[ProgressFn]:
-    """A (done, total) callback that shows frames done/total, fps and ETA."""
+def frames(label: str, quiet: bool = False) -> Iterator[FrameProgress]:
+    """Frames done/total, fps and ETA, and the start-up stages before them; nothing when
+    ``quiet``."""
     console = Console(stderr=True)
+    if quiet:
+        yield Silent()
+        return
     if not console.is_terminal:
         yield _Lines(label)
         return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[fps]:.2f} fps"), TimeRemainingColumn())
     with Progress(*columns, console=console) as bar:
-        task = bar.add_task(label, total=None, fps=0.0)
-        start = time.perf_counter()
-
-        def update(done: int, total: int | None) -> None:
-            fps = done / max(time.perf_counter() - start, 1e-9)
-            bar.update(task, completed=done, total=max(total or 0, done) or None, fps=fps)
-
-        yield update
+        yield _Bar(bar, label)
 
 
 @contextmanager

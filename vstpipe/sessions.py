@@ -7,7 +7,7 @@ the same way everywhere, and a style image is decoded once however many sessions
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 
@@ -44,13 +44,17 @@ class Sessions:
                                  for i, path in enumerate(timeline.styles)]
         return self._styles[key]
 
-    def net(self, model: str, on_progress: ProgressFn | None = None) -> StyleNet:
+    def net(self, model: str, on_progress: ProgressFn | None = None,
+            on_load: Callable[[str], None] | None = None) -> StyleNet:
         """The network ``model`` names (registry name or directory), downloaded first unless
-        offline, loaded once."""
+        offline, loaded once; ``on_load`` is told the name of what is being loaded, once it is
+        known to exist."""
         if model not in self._nets:
             resolved = weights.resolve(model, offline=self._offline, on_progress=on_progress)
             if resolved.notice is not None:
                 self.notices.append(resolved.notice)
+            if on_load is not None:
+                on_load(resolved.name)
             self._nets[model] = weights.load(resolved)
         return self._nets[model]
 

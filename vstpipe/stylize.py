@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -26,15 +24,12 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-BF16_TOLERANCE = 2  # 8-bit levels bf16 output may differ from fp32 for `auto` to take bf16
-
-
 def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
     """The dtype to run in; None means `auto` on the CPU, decided by ``pick_cpu_precision``.
 
     auto is fp16 autocast on CUDA. On the CPU bf16 ran VGG19 + decoder about 2.1x faster than
     fp32 here, but its speed depends on the CPU and its error on the weights (the real uvc-lab
-    weights differ from fp32 by up to 18/255), so auto measures both on the first frame.
+    weights differ from fp32 by up to 18/255): precision.py decides.
     """
     check_choice("precision", name, PRECISIONS)
     if name == "auto":
@@ -101,27 +96,3 @@ class Stylizer:
 def to_levels(rgb: torch.Tensor) -> torch.Tensor:
     """Float RGB -> the 8-bit levels an encoder would get (for precision comparisons)."""
     return (rgb.clamp(0, 1) * 255).round()
-
-
-@dataclass(frozen=True)
-class PrecisionTrial:
-    diff: int  # max |bf16 - fp32| in 8-bit levels on the trial frame
-    speedup: float  # fp32 time / bf16 time on the trial frame
-
-
-def pick_cpu_precision(net: StyleNet, trial: Callable[[Stylizer], torch.Tensor]
-                       ) -> tuple[Stylizer, PrecisionTrial]:
-    """bf16 when ``trial`` (one stylized frame) is faster in bf16 and stays within
-    BF16_TOLERANCE levels of fp32 (CPUs without native bf16 run it slower than fp32)."""
-    cpu = torch.device("cpu")
-    candidates = (Stylizer(copy.deepcopy(net), cpu, torch.float32),
-                  Stylizer(net, cpu, torch.bfloat16))
-    levels, seconds = [], []
-    for candidate in candidates:
-        start = time.perf_counter()
-        levels.append(to_levels(trial(candidate)))
-        seconds.append(time.perf_counter() - start)
-    result = PrecisionTrial(int((levels[0] - levels[1]).abs().max()),
-                            seconds[0] / max(seconds[1], 1e-9))
-    ok = result.diff <= BF16_TOLERANCE and result.speedup > 1.0
-    return candidates[1] if ok else candidates[0], result
