@@ -10,6 +10,7 @@ import pytest
 from weightstools import unpublished
 
 from vstpipe import weights
+from vstpipe.errors import ModelError
 
 pytestmark = pytest.mark.usefixtures("offline_home")  # conftest.py
 
@@ -58,3 +59,28 @@ def test_verify_detects_changed_and_missing_files(uvc_random: dict[str, Path],
     enc, dec = weights.verify("uvc-lab")
     assert not enc.ok and "changed since it was installed" in enc.message
     assert not dec.ok and "missing" in dec.message and "vstpipe models import" in dec.message
+
+
+def test_a_model_imported_under_its_own_name_is_listed_and_verified(tmp_path: Path) -> None:
+    import json
+
+    from fakes import save_random_weights
+
+    run = tmp_path / "run"
+    files = save_random_weights("uvc-lab", run)
+    (run / weights.MODEL_JSON).write_text(json.dumps(
+        {"arch": "uvc-lab", "files": {r: p.name for r, p in files.items()}}))
+    weights.import_model_dir("my-look", run)
+    listed = {s.name: s for s in weights.list_models()}
+    assert listed["my-look"].arch == "uvc-lab" and listed["my-look"].installed
+    assert listed["my-look"].size == sum(p.stat().st_size for p in files.values())
+    assert sorted((r.name, r.file, r.ok) for r in weights.verify()) == \
+        [("my-look", "decoder_single_gpu.pth", True), ("my-look", "encoder_single_gpu.pth", True)]
+    decoder = weights.model_dir("my-look") / "decoder_single_gpu.pth"
+    decoder.write_bytes(decoder.read_bytes()[:-10])
+    bad = {r.file: r for r in weights.verify("my-look")}
+    assert not bad["decoder_single_gpu.pth"].ok
+    assert "vstpipe models import my-look DIR" in bad["decoder_single_gpu.pth"].message
+    with pytest.raises(ModelError, match=r"unknown model 'nosuch'; choose from "
+                                                 r"adain-vgg19, .*, my-look$"):
+        weights.verify("nosuch")

@@ -26,7 +26,7 @@ import platformdirs
 
 from .. import atomic
 from ..errors import ChecksumError, ModelError, OutputError
-from .registry import REGISTRY, FileSpec, ModelSpec, spec
+from .registry import REGISTRY, FileSpec, ModelSpec
 from .safety import one_line
 
 MANIFEST = "manifest.json"
@@ -304,16 +304,47 @@ def installed_ok(folder: Path, f: FileSpec, manifest: dict[str, Any]) -> bool:
 # --- status ---------------------------------------------------------------------------------
 
 
+def imported_names() -> list[str]:
+    """Models installed under names of their own (`models import NAME DIR`): the cache's
+    folders that hold a manifest and that the registry does not name."""
+    root = home() / "models"
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir()
+                  if p.is_dir() and p.name not in REGISTRY and (p / MANIFEST).is_file())
+
+
+def imported_spec(name: str) -> ModelSpec:
+    """An imported model as a spec: its files as its manifest recorded them at import (the
+    sha256 there is what verify holds them to); ModelError if ``name`` is not one."""
+    folder = model_dir(name)
+    if name in REGISTRY or not (folder / MANIFEST).is_file():
+        known = ", ".join([*REGISTRY, *imported_names()])
+        raise ModelError(f"unknown model '{name}'; choose from {known}")
+    manifest = read_manifest(folder, ModelSpec(name, "", (), "", "", ""))
+    files = tuple(FileSpec(str(entry.get("role", "")), fname, "", None, None)
+                  for fname, entry in sorted(manifest["files"].items())
+                  if isinstance(entry, dict))
+    return ModelSpec(name, str(manifest.get("arch", "")), files,
+                     "yours (see its model.json)", "", "imported with `vstpipe models import`")
+
+
+def any_spec(name: str) -> ModelSpec:
+    """The registry's entry, or an imported model's."""
+    return REGISTRY[name] if name in REGISTRY else imported_spec(name)
+
+
 def status(name: str) -> ModelStatus:
-    ms = spec(name)
+    ms = any_spec(name)
     paths = [model_dir(name) / f.name for f in ms.files]
     present = [p for p in paths if p.is_file()]
-    return ModelStatus(ms.name, ms.arch, installed=len(present) == len(paths),
+    return ModelStatus(ms.name, ms.arch, installed=bool(paths) and len(present) == len(paths),
                        size=sum(p.stat().st_size for p in present), licence=ms.licence)
 
 
 def list_models() -> list[ModelStatus]:
-    return [status(name) for name in REGISTRY]
+    """The registry's models, then those imported under names of their own."""
+    return [status(name) for name in [*REGISTRY, *imported_names()]]
 
 
 @contextlib.contextmanager
@@ -336,14 +367,15 @@ def model_folder(name: str) -> Iterator[Path]:
 def verify(name: str | None = None) -> list[VerifyResult]:
     """Re-hash cached files against the manifest and the registry; one result per file.
 
-    With no ``name``, every model that has anything in the cache is checked (an embedded one
-    only when named).
+    With no ``name``, every model that has anything in the cache is checked, models imported
+    under names of their own included (an embedded one only when named).
     """
     if name is not None:
-        specs = [spec(name)]
+        specs = [any_spec(name)]
     else:
         specs = [ms for ms in REGISTRY.values() if not ms.embedded and (
             (model_dir(ms.name) / MANIFEST).is_file() or status(ms.name).size)]
+        specs += [imported_spec(n) for n in imported_names()]
     return [_verify_file(ms, f, read_manifest(model_dir(ms.name), ms))
             for ms in specs for f in ms.files]
 
