@@ -129,6 +129,34 @@ def test_eval_compares_several_renders_one_row_each(tmp_path: Path, monkeypatch)
     assert f"{reports[1]['ratio']:.3f}" in rows[2]
 
 
+def test_eval_preset_measures_its_styles_with_the_render_default_model(tmp_path: Path,
+                                                                      vstpipe_home: Path,
+                                                                      monkeypatch):
+    import json
+
+    from clips import make_clip
+    from PIL import Image
+
+    monkeypatch.setenv("VSTPIPE_OFFLINE", "1")
+    src = make_clip(tmp_path / "src.mp4", size=(96, 64), frames=4)
+    Image.new("RGB", (64, 64), (200, 40, 40)).save(tmp_path / "red.png")
+    (tmp_path / "red.toml").write_text('style = "red.png"\n')
+    common = ["eval", str(src), str(src), "--flow", "dis", "--long-gap", "2", "--json"]
+    by_preset = runner.invoke(app, [*common, "--preset", str(tmp_path / "red.toml")])
+    assert by_preset.exit_code == 0, by_preset.output
+    # auto, offline: the embedded lite, said once, as render says it.
+    assert "note: using the embedded lite model" in by_preset.output
+    preset_line = by_preset.output.strip().splitlines()[-1]
+    by_image = runner.invoke(app, [*common, "--style", str(tmp_path / "red.png"),
+                                   "--model", "lite"])
+    assert by_image.exit_code == 0, by_image.output
+    # The preset's one image at its (default) style size: the figure --style gives for it.
+    got = json.loads(preset_line)["style_distance"]
+    assert got > 0 and got == json.loads(by_image.output.strip().splitlines()[-1])["style_distance"]
+    both = runner.invoke(app, [*common, "--preset", "vangogh", "--style", str(tmp_path / "red.png")])
+    assert both.exit_code == 1 and "give --style or --preset, not both" in both.output
+
+
 def test_eval_bad_flow_is_one_line_naming_the_valid_names(tmp_path: Path):
     from clips import make_clip
 

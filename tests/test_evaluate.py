@@ -276,6 +276,23 @@ def test_evaluate_reports_the_style_distance(tmp_path: Path, style_png: Path,
         evaluate(video, video, opts, style=style_png)
 
 
+def test_a_blend_is_measured_against_its_weighted_statistics(tmp_path: Path, style_png: Path,
+                                                             net: model.StyleNet):
+    from PIL import Image
+
+    flat = tmp_path / "flat.png"
+    Image.new("RGB", (64, 64), (30, 160, 90)).save(flat)
+    opts = EvalOptions(style_size=64, max_side=None, style_every=1)
+    frames = _shifted(2)
+    alone = style_distance(frames, style_png, net, opts)
+    assert style_distance(frames, [(style_png, 2.0)], net, opts) == pytest.approx(alone)
+    assert style_distance(frames, [(style_png, 1.0), (flat, 0.0)], net, opts) == \
+        pytest.approx(alone)
+    blend = style_distance(frames, [(style_png, 1.0), (flat, 1.0)], net, opts)
+    other = style_distance(frames, flat, net, opts)
+    assert blend != pytest.approx(alone) and blend != pytest.approx(other)
+
+
 def _decoded(path: Path) -> list[np.ndarray]:
     with open_source(path) as source:
         return [item.rgb for item in source.items() if isinstance(item, Frame)]

@@ -575,9 +575,13 @@ def eval_cmd(
     max_side: Annotated[int | None, typer.Option(
         help="Evaluate at most this many pixels on the longer side.")] = 480,
     style: Annotated[Path | None, typer.Option(
-        help="Style image: also report the style-strength figure.")] = None,
-    model: Annotated[str, typer.Option(
-        help="Encoder for the style figure.")] = weights.DEFAULT_MODEL,
+        help="Style image: also report the style distance from it.")] = None,
+    preset: Annotated[str | None, typer.Option(
+        help="A preset's name or file: also report the style distance from its styles "
+             "(a blend as its renders blend them), at its style size.")] = None,
+    model: Annotated[str | None, typer.Option(
+        help=f"Encoder for the style distance (default: the preset's, else "
+             f"{weights.DEFAULT_MODEL}, as for render).")] = None,
     offline: Annotated[bool, typer.Option(
         "--offline", help="Never download (also VSTPIPE_OFFLINE=1).")] = False,
     report: Annotated[Path | None, typer.Option(
@@ -587,19 +591,34 @@ def eval_cmd(
         "--overwrite", help="Replace an existing --report file.")] = False,
 ) -> None:
     """Temporal consistency (Lai et al. 2018 warping error) of each STYLIZED against SOURCE."""
-    opts = evaluate.EvalOptions(long_gap=long_gap, max_side=max_side, flow=flow)
     trace = eval_report.Trace(len(stylized)) if report is not None else None
+    ruler: list[str] = []  # the model whose encoder measured the style distance
 
     def go() -> list[evaluate.EvalReport]:
+        opts = evaluate.EvalOptions(long_gap=long_gap, max_side=max_side, flow=flow)
+        if style is not None and preset is not None:
+            raise OptionError("give --style or --preset, not both")
+        styles: evaluate.Styles | None = style
+        chosen = model
+        if preset is not None:
+            found_preset, notices = presets.find(preset)
+            for notice in notices:
+                _say(f"note: {escape(notice)}")
+            styles = list(found_preset.styles)
+            opts = replace(opts, style_size=found_preset.style_size)
+            chosen = model or found_preset.model
         evaluate.check_eval_options(opts)
         if report is not None:
             inputs = [source, *stylized, *([style] if style is not None else [])]
             atomic.check_target(report, inputs, overwrite=overwrite, what="report")
         net = None
-        if style is not None:
-            resolved = weights.resolve(model, offline=offline or weights.offline_from_env())
-            net = weights.load(resolved)
-        found = evaluate.evaluate_many(source, stylized, opts, style=style, net=net,
+        if styles is not None:
+            sessions = Sessions(offline)
+            net = sessions.net(chosen or weights.DEFAULT_MODEL)
+            for notice in sessions.notices:
+                _say(f"note: {escape(notice)}")
+            ruler.append(net.name)
+        found = evaluate.evaluate_many(source, stylized, opts, style=styles, net=net,
                                        trace=trace)
         if report is not None and trace is not None:
             eval_report.write(report, source, stylized, found, trace, long_gap,
@@ -617,10 +636,10 @@ def eval_cmd(
     skipped = (f"; {first.skipped_pairs} pairs skipped as cuts" if first.skipped_pairs
                else "")
     table = Table("video", "warping error", "ratio", f"long-term ({long_gap} frames)", "ratio",
-                  title=f"warping error under {opts.flow} flow, {first.frames} frames{skipped}")
+                  title=f"warping error under {flow} flow, {first.frames} frames{skipped}")
     styled = first.style_distance is not None
     if styled:
-        table.add_column("style distance")
+        table.add_column(f"style distance ({escape(ruler[0])})")
     # The source's own error under the same flows: the floor every ratio divides by.
     table.add_row(f"{escape(str(source))} (source)", f"{first.warp_error_source:.6f}", "",
                   f"{first.long_term_source:.6f}", "", *([""] if styled else []))

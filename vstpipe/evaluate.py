@@ -470,12 +470,19 @@ class _StyleMeter:
     measured at the evaluation size, the style image at ``style_size``.
     """
 
-    def __init__(self, net: StyleNet, style: torch.Tensor, max_side: int | None,
-                 renders: int = 1) -> None:
+    def __init__(self, net: StyleNet, styles: Sequence[tuple[torch.Tensor, float]],
+                 max_side: int | None, renders: int = 1) -> None:
         self._net = net
         self._device = next(net.parameters()).device
         self._max_side = max_side
-        self._target = self._stats(style)  # once, whatever the number of renders
+        # Once, whatever the number of renders. A blend's target is the weighted mean of its
+        # images' statistics, layer by layer: what a render of the blend aims at (eq. 12).
+        per_image = [self._stats(image) for image, _ in styles]
+        weights = torch.tensor([w for _, w in styles], dtype=torch.float32)
+        self._target = [ops.blend_stats(torch.stack([layers[i][0] for layers in per_image]),
+                                        torch.stack([layers[i][1] for layers in per_image]),
+                                        weights)
+                        for i in range(len(per_image[0]))]
         self.total = [0.0] * renders
         self.count = [0] * renders
 
@@ -501,11 +508,20 @@ class _StyleMeter:
         return self.total[render] / count if count else math.nan
 
 
-def style_distance(frames: Iterable[np.ndarray], style: Path, net: StyleNet,
+Styles = Path | Sequence[tuple[Path, float]]  # one style image, or a weighted blend of several
+
+
+def _style_images(style: Styles, size: int) -> list[tuple[torch.Tensor, float]]:
+    pairs = [(style, 1.0)] if isinstance(style, Path | str) else list(style)
+    return [(load_style(Path(path), size), float(weight)) for path, weight in pairs]
+
+
+def style_distance(frames: Iterable[np.ndarray], style: Styles, net: StyleNet,
                    opts: EvalOptions = EvalOptions()) -> float:
-    """Mean style distance (see _StyleMeter) of every ``style_every``-th of ``frames``."""
+    """Mean style distance (see _StyleMeter) of every ``style_every``-th of ``frames`` from
+    ``style``: an image, or (image, weight) pairs blended as a render blends them."""
     check_eval_options(opts)
-    meter = _StyleMeter(net, load_style(style, opts.style_size), opts.max_side)
+    meter = _StyleMeter(net, _style_images(style, opts.style_size), opts.max_side)
     for index, frame in enumerate(frames):
         if index % opts.style_every == 0:
             meter.add(frame)
@@ -524,7 +540,7 @@ def _video_frames(source: Source) -> Iterator[np.ndarray]:
 
 
 def evaluate(source: Path, stylized: Path, opts: EvalOptions = EvalOptions(),
-             style: Path | None = None, net: StyleNet | None = None) -> EvalReport:
+             style: Styles | None = None, net: StyleNet | None = None) -> EvalReport:
     """Warping errors of ``stylized`` against the ``source`` it was made from.
 
     With ``style`` (and the ``net`` whose encoder gives the statistics) the report also
@@ -537,7 +553,7 @@ def evaluate(source: Path, stylized: Path, opts: EvalOptions = EvalOptions(),
 
 
 def evaluate_many(source: Path, stylized: Sequence[Path], opts: EvalOptions = EvalOptions(),
-                  style: Path | None = None, net: StyleNet | None = None,
+                  style: Styles | None = None, net: StyleNet | None = None,
                   trace: Trace | None = None) -> list[EvalReport]:
     """evaluate for several renders of one ``source``, one report each, in their order.
 
@@ -557,7 +573,7 @@ def evaluate_many(source: Path, stylized: Sequence[Path], opts: EvalOptions = Ev
     if style is not None and net is None:
         raise OptionError(f"{style}: the style distance needs the model's encoder; "
                           f"pass net with style")
-    style_meter = (_StyleMeter(net, load_style(style, opts.style_size), opts.max_side,
+    style_meter = (_StyleMeter(net, _style_images(style, opts.style_size), opts.max_side,
                                len(renders))
                    if style is not None and net is not None else None)
     # Opened here rather than inside the generators so every decode thread stops as soon
