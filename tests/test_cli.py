@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from fakes import save_random_weights
@@ -201,3 +202,18 @@ def test_render_encoder_flags_reach_the_stream_and_refusals_name_flags(tmp_path:
                               "--tune", "cinema"])
     assert bad.exit_code == 1 and "--tune 'cinema' is not valid for libx264; choose from film" \
         in bad.output
+
+
+def test_help_names_what_each_option_takes_without_python_type_labels():
+    import subprocess
+    import sys
+
+    # The process is the subject: labels are set where `vstpipe` builds its commands.
+    shown = subprocess.run([sys.executable, "-m", "vstpipe", "eval", "--help"], text=True,
+                           capture_output=True, env={**os.environ, "COLUMNS": "200"},
+                           check=True).stdout
+    assert "<" not in shown and ">" not in shown.replace("->", "")
+    assert "SOURCE        PATH" in shown and "--long-gap" in shown
+    assert [line for line in shown.splitlines() if "--long-gap" in line][0].split()[2] == \
+        "INTEGER"
+    assert [line for line in shown.splitlines() if "--json" in line][0].split()[2] == "Print"

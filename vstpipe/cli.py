@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+import typer.core
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -843,8 +844,42 @@ def serve_cmd(socket: Annotated[Path | None, typer.Option(
     raise typer.Exit(code)
 
 
+_LABELS = {"Path": "PATH", "int": "INTEGER", "float": "NUMBER", "str": "TEXT", "bool": ""}
+
+
+def _plain_labels(command: Any) -> None:
+    """Help without Python type labels (``<list[Path]>``, ``<bool>``): a flag shows none, a
+    value the classic upper-case name of what it takes (PATH, INTEGER, TEXT ...)."""
+    for param in command.params:
+        if param.metavar is not None or not hasattr(param, "bare_type"):
+            continue  # set by hand, or a typer that prints click's labels itself
+        if isinstance(param, typer.core.TyperArgument):
+            param.metavar = param.name.upper()  # as the usage line and the docstrings say
+            bare = param.bare_type().removeprefix("list[").removesuffix("]")
+            label = _LABELS.get(bare, "VALUE")
+            param.display_type_rich = lambda ctx, label=label: label
+        elif param.is_flag or param.count:
+            param.metavar = ""
+        else:
+            bare = param.bare_type().removeprefix("list[").removesuffix("]")
+            param.metavar = _LABELS.get(bare, "VALUE")
+    made = command.get_help_option  # --help is made per context, after the params
+
+    def help_option(ctx: Any) -> Any:
+        option = made(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+    command.get_help_option = help_option
+    for sub in getattr(command, "commands", {}).values():
+        _plain_labels(sub)
+
+
 def main() -> None:
-    app(prog_name="vstpipe")
+    command = typer.main.get_command(app)
+    _plain_labels(command)
+    command(prog_name="vstpipe")
 
 
 if __name__ == "__main__":
