@@ -326,12 +326,15 @@ def test_check_prints_the_schedule_of_the_documented_example(tmp_path, no_user_p
     result = CliRunner().invoke(app, ["keyframes", "check", str(path), "--fps", "25",
                                       "--duration", "7"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:6]]
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:7]]
             for line in result.output.splitlines() if line.startswith("│")}
-    assert rows["0.000"] == ["#1", "starry_night.jpg 1.000", "1.000", "0.000"]
-    assert rows["4.000"] == ["#2", "starry_night.jpg 1.000", "1.000", "0.000"]
-    assert rows["5.000"] == ["", "starry_night.jpg 0.750, graffiti.jpg 0.250", "0.750", "0.000"]
-    assert rows["6.000"] == ["#3", "starry_night.jpg 0.500, graffiti.jpg 0.500", "0.500", "0.000"]
+    # The style as the file wrote it (preset names, the blend), then the images it resolves to.
+    assert rows["0.000"] == ["#1", "vangogh", "1.000", "0.000", "starry_night.jpg 1.000"]
+    assert rows["4.000"] == ["#2", "vangogh", "1.000", "0.000", "starry_night.jpg 1.000"]
+    assert rows["5.000"] == ["", "vangogh (50%) -> { graffiti = 0.5, vangogh = 0.5 } (50%)",
+                             "0.750", "0.000", "starry_night.jpg 0.750, graffiti.jpg 0.250"]
+    assert rows["6.000"] == ["#3", "{ graffiti = 0.5, vangogh = 0.5 }", "0.500", "0.000",
+                             "starry_night.jpg 0.500, graffiti.jpg 0.500"]
     assert rows["7.000"][1:] == rows["6.000"][1:]  # the last look holds
 
 

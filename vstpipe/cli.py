@@ -550,13 +550,16 @@ def keyframes_check(
     for notice in timeline.notices:
         _say(f"note: {escape(notice)}")
     marks = {k.at: i for i, k in enumerate(timeline.keyframes, start=1)}
-    table = Table("time (s)", "keyframe", "style weights", "alpha", "original")
+    table = Table("time (s)", "keyframe", "style", "alpha", "original", "images")
     for t in times[:MAX_ROWS]:
         weights, alpha = timeline.at(t)
-        shown = ", ".join(f"{p.name} {w:.3f}" for p, w in zip(timeline.styles, weights)
-                          if w > 5e-4)
-        table.add_row(f"{float(t):.3f}", f"#{marks[t]}" if t in marks else "", shown,
-                      f"{alpha:.3f}", f"{timeline.original_at(t):.3f}")
+        looks = timeline.looks_at(t)
+        look = looks[0][0] if len(looks) == 1 else \
+            " -> ".join(f"{label} ({share:.0%})" for label, share in looks)
+        images = ", ".join(f"{p.name} {w:.3f}" for p, w in zip(timeline.styles, weights)
+                           if w > 5e-4)
+        table.add_row(f"{float(t):.3f}", f"#{marks[t]}" if t in marks else "", escape(look),
+                      f"{alpha:.3f}", f"{timeline.original_at(t):.3f}", escape(images))
     Console().print(table)
     if len(times) > MAX_ROWS:
         _say(f"note: {len(times) - MAX_ROWS} more rows not shown; use --duration to see fewer")

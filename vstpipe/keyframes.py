@@ -51,6 +51,7 @@ class Keyframe:
     alpha: float  # strength in [0, 1]
     ease: str  # easing of the segment that ends at this keyframe
     original: float = 0.0  # 1 for `none`: the source pixels themselves, mixed in after stylizing
+    label: str = ""  # the style as the file wrote it ("vangogh", "{ graffiti = 1, ink = 1 }")
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,15 @@ class Timeline:
         a, b, s = self._segment(t)
         weights = (1 - s) * np.asarray(a.weights) + s * np.asarray(b.weights)
         return weights / weights.sum(), (1 - s) * a.alpha + s * b.alpha
+
+    def looks_at(self, t: Fraction | float) -> list[tuple[str, float]]:
+        """The keyframes' styles as the file wrote them and their shares at ``t``."""
+        a, b, s = self._segment(t)
+        shares = [(a.label, 1 - s), (b.label, s)] if a is not b else [(a.label, 1.0)]
+        merged: dict[str, float] = {}
+        for label, share in shares:
+            merged[label] = merged.get(label, 0.0) + share
+        return [(label, share) for label, share in merged.items() if share > 5e-4]
 
     def original_at(self, t: Fraction | float) -> float:
         """How much of the source frame itself replaces the stylized one (1 at `none`)."""
@@ -236,14 +246,24 @@ def load(path: Path, fps: Fraction | None = None) -> Timeline:
                              0.0 if default_alpha is None else default_alpha)
         if not 0.0 <= alpha <= 1.0:
             raise ConfigError(f"{where}: alpha {tomlspec.shown(alpha)} is outside [0, 1]")
-        parsed.append((at, weights, float(alpha), _ease(row, default_ease, where)))
-    styles = tuple(dict.fromkeys(p for _, w, _, _ in parsed for p in w))
+        parsed.append((at, weights, float(alpha), _ease(row, default_ease, where),
+                       _written(row["style"])))
+    styles = tuple(dict.fromkeys(p for _, w, _, _, _ in parsed for p in w))
     if not styles:
         raise ConfigError(f"{path}: every keyframe has style none; name at least one style")
     keyframes = _fill_none(tuple(Keyframe(at, tuple(w.get(p, 0.0) for p in styles), alpha, e,
-                                          0.0 if w else 1.0) for at, w, alpha, e in parsed))
+                                          0.0 if w else 1.0, label)
+                                 for at, w, alpha, e, label in parsed))
     return Timeline(styles, keyframes, tuple(reader.sizes[p] for p in styles),
                     tuple(dict.fromkeys([*found_notices, *reader.notices])))
+
+
+def _written(style: Any) -> str:
+    """A keyframe's ``style`` value as the user wrote it, for `keyframes check`."""
+    if isinstance(style, Mapping):
+        return "{ " + ", ".join(f"{name} = {tomlspec.shown(weight)}"
+                                for name, weight in style.items()) + " }"
+    return str(style)
 
 
 def _fill_none(frames: tuple[Keyframe, ...]) -> tuple[Keyframe, ...]:
