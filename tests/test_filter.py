@@ -253,7 +253,7 @@ def test_bad_options_are_one_line(tmp_path, vstpipe_home, style_png, args, needl
 def _readme_pipeline() -> str:
     """The shell block of the README's `vstpipe filter` section, as written."""
     section = README.read_text().split("## `vstpipe filter`", 1)[1]
-    return re.search(r"```sh\n(.*?)```", section, re.DOTALL).group(1)
+    return re.search(r"```bash\n(.*?)```", section, re.DOTALL).group(1)
 
 
 @pytest.mark.skipif(shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None,
@@ -265,7 +265,7 @@ def test_readme_ffmpeg_pipeline_runs_as_written(tmp_path, adain_home):
                PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     script = _readme_pipeline()
     assert "vstpipe filter" in script and "-map '1:a?'" in script
-    result = subprocess.run(["sh", "-e", "-c", script], cwd=tmp_path, env=env,
+    result = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stderr
     with av.open(str(tmp_path / "out.mp4")) as c:
@@ -273,3 +273,13 @@ def test_readme_ffmpeg_pipeline_runs_as_written(tmp_path, adain_home):
         assert (video.width, video.height) == SIZE
         assert len(c.streams.audio) == 1
         assert sum(1 for _ in c.decode(video=0)) == FRAMES
+    files = lambda: sorted(p.name for p in tmp_path.iterdir() if p.suffix)  # noqa: E731
+    assert files() == ["in.mp4", "out.mp4"]
+    # vstpipe failing in the middle (a preset that does not exist): the script fails and
+    # leaves no output, not a playable-looking stub.
+    (tmp_path / "out.mp4").unlink()
+    broken = script.replace("--preset vangogh", "--preset nosuchlook")
+    failed = subprocess.run(["bash", "-c", broken], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=600, check=False)
+    assert failed.returncode == 1 and "nosuchlook" in failed.stderr
+    assert files() == ["in.mp4"]
