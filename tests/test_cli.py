@@ -217,3 +217,32 @@ def test_help_names_what_each_option_takes_without_python_type_labels():
     assert [line for line in shown.splitlines() if "--long-gap" in line][0].split()[2] == \
         "INTEGER"
     assert [line for line in shown.splitlines() if "--json" in line][0].split()[2] == "Print"
+
+
+def test_render_a_still_through_a_look_and_a_sequence_to_a_video(tmp_path: Path,
+                                                                  vstpipe_home: Path):
+    import av
+    import numpy as np
+    from clips import make_still
+    from PIL import Image
+
+    save_random_weights("adain-vgg19", tmp_path / "w")
+    Image.new("RGB", (64, 64), (200, 40, 40)).save(tmp_path / "s.png")
+    common = ["--style", str(tmp_path / "s.png"), "--model", str(tmp_path / "w"),
+              "--precision", "fp32", "--style-size", "64", "--quiet"]
+    photo = make_still(tmp_path / "photo.jpg", size=(64, 48))
+    painted = tmp_path / "painted.png"
+    result = runner.invoke(app, ["render", str(photo), "--out", str(painted), *common])
+    assert result.exit_code == 0, result.output
+    before = np.asarray(Image.open(photo).convert("RGB"), dtype=int)
+    after = np.asarray(Image.open(painted), dtype=int)
+    assert after.shape == before.shape and np.abs(after - before).mean() > 10
+    for n in range(3):
+        make_still(tmp_path / f"seq_{n + 7:03d}.png", size=(64, 48))
+    video = tmp_path / "seq.mp4"
+    result = runner.invoke(app, ["render", str(tmp_path / "seq_%03d.png"), "--fps", "12",
+                                 "--out", str(video), *common])
+    assert result.exit_code == 0, result.output
+    with av.open(str(video)) as c:
+        times = [f.pts * f.time_base for f in c.decode(video=0)]
+    assert [float(t) for t in times] == [0, 1 / 12, 2 / 12]

@@ -77,13 +77,12 @@ def test_unreadable_inputs_raise_one_line_media_error(tmp_path, kind):
 # The last case is a PNG named .mp4: the content decides, not the suffix.
 @pytest.mark.parametrize("written, name", [("a.png", "a.png"), ("a.jpg", "a.jpg"),
                                            ("a.png", "picture.mp4")])
-def test_still_images_are_refused_as_input(tmp_path, written, name):
-    image = clips.make_still(tmp_path / written).rename(tmp_path / name)
-    for call in (probe, open_source):
-        with pytest.raises(MediaError, match="a still image, not a video; pass it as "
-                                             "style, or give a video file") as err:
-            call(image)
-        one_line_naming(err, image)
+def test_a_still_image_is_a_one_frame_video(tmp_path, written, name):
+    image = clips.make_still(tmp_path / written, size=(64, 48)).rename(tmp_path / name)
+    info = probe(image)
+    assert (info.width, info.height) == (64, 48)
+    frames, _ = decoded_items(image)
+    assert len(frames) == 1 and frames[0].rgb.shape == (48, 64, 3)
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv"])

@@ -5,7 +5,7 @@ models/lite/model.json (how it was made), then print the registry's new sha256 a
 
 RUN is the `--out` folder of `vstpipe train` / `vstpipe finetune` whose decoder ships (its
 checkpoint.pt, log.jsonl and model.json, which names the family); ``--before`` names the runs it
-grew from, in order (the image stage, the fine-path stage), so model.json records every stage. Paste the printed FileSpec values into vstpipe/weights/registry.py (the test
+grew from, in order (the image stage, the fine-path stage, the bold stage), so model.json records every stage. Paste the printed FileSpec values into vstpipe/weights/registry.py (the test
 tests/test_weights_auto.py checks that they match the files).
 """
 
@@ -49,8 +49,8 @@ def stage(run: Path) -> tuple[dict, dict]:
         "loss_weights": options.get("weights"),
         "affinity": options.get("affinity") if options.get("stage") == "video" else None,
         "options": options,
-        "final_terms": {k: last.get(k) for k in ("content", "style", "affinity", "temporal",
-                                                 "loss") if k in last},
+        "final_terms": {k: last.get(k) for k in ("content", "style", "gram", "affinity",
+                                                 "temporal", "loss") if k in last},
         "wall_seconds": wall_seconds(log),
     }
 
@@ -78,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     if arch == "lite-skip":
         commands += ["python tools/lite_grow.py runs/lite-image runs/lite-skip-init",
                      "vstpipe train --config tools/lite_skip_train.toml"]
+    if any(s["stage"] == "image" and (s["loss_weights"] or {}).get("gram") for s in stages):
+        commands.append("vstpipe train --config tools/lite_bold_train.toml")
     if shipped["stage"] == "video":
         commands.append("vstpipe finetune --config tools/lite_finetune.toml")
     (LITE / "model.json").write_text(json.dumps({

@@ -223,6 +223,81 @@ class TempOutput:
         self.discard()  # a no-op after commit()
 
 
+class TempSequence:
+    """A locked temp folder beside an image-sequence ``target`` (a pattern such as
+    ``out/%05d.png``); its ``path`` is the same pattern inside it. commit() moves every file
+    to its name under the pattern, all or none: without ``overwrite`` a file that exists there
+    (checked first, claimed by hard link) fails the commit, and the files already moved are
+    taken back. Leaving without commit() deletes the folder and leaves the target's folder
+    as it was."""
+
+    def __init__(self, target: Path, *, overwrite: bool = False) -> None:
+        self.target = Path(target)
+        self.overwrite = overwrite
+        self._folder = TempOutput(self.target.with_name(self.target.name.replace("%", "_")),
+                                  overwrite=True)  # its locked .part file names the folder
+        self.dir = self._folder.path.with_suffix(".dir")
+        try:
+            self.dir.mkdir()
+        except OSError as err:
+            self._folder.discard()
+            raise OutputError(f"{self.target}: cannot create a folder in "
+                              f"{self.target.parent} ({err.strerror})") from None
+        self.path = self.dir / self.target.name
+        self.done = False
+        self.written: list[Path] = []  # the files committed, in order
+
+    def commit(self) -> None:
+        if self.done:
+            return
+        files = sorted(self.dir.iterdir())
+        moves = [(f, self.target.with_name(f.name)) for f in files]
+        if not self.overwrite:
+            taken = [final for _, final in moves if final.exists()]
+            if taken:
+                raise OutputError.about("{target}: {name} appeared while this command ran; "
+                                        "left it as it is, nothing was saved; pass {overwrite} "
+                                        "to replace it", target=self.target, name=taken[0].name)
+        linked: list[Path] = []
+        try:
+            for temp, final in moves:
+                if self.overwrite:
+                    os.replace(temp, final)
+                else:
+                    os.link(temp, final)
+                linked.append(final)
+        except OSError as err:
+            if not self.overwrite:
+                for final in linked:
+                    final.unlink(missing_ok=True)
+            raise OutputError.about("{target}: could not move {name} into place ({why}); "
+                                    "nothing was saved", target=self.target,
+                                    name=final.name, why=err.strerror) from None
+        self.written = linked
+        self.done = True
+        self._remove()
+
+    def discard(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        self._remove()
+
+    def _remove(self) -> None:
+        for leftover in self.dir.iterdir() if self.dir.is_dir() else ():
+            leftover.unlink(missing_ok=True)
+        if self.dir.is_dir():
+            self.dir.rmdir()
+        self._folder.discard()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.discard()
+
+
 def write_bytes(target: Path, data: bytes, *, overwrite: bool = False) -> None:
     """Write ``data`` to ``target`` atomically under the rules above."""
     with TempOutput(target, overwrite=overwrite) as tmp:

@@ -41,7 +41,13 @@ from . import (
     weights,
 )
 from .errors import ModelError, OptionError, VstpipeError
-from .media import EncodeOptions, open_source, parse_bitrate, parse_encoder_opt
+from .media import (
+    EncodeOptions,
+    check_frame_count,
+    open_source,
+    parse_bitrate,
+    parse_encoder_opt,
+)
 from .pipeline import FilterReport, check_job, filter_preflight, filter_raw, render_source
 from .progress import downloads, frames
 from .sessions import Sessions
@@ -138,8 +144,9 @@ _MaxSide = Annotated[int | None, typer.Option(
     "--max-side", help="Process at most this many pixels on the longer side, 16..16384.")]
 
 # The output video stream (render and ofx render).
-_Codec = Annotated[str, typer.Option(
-    "--codec", help="Video encoder: libx264, libx265, prores, dnxhd, ffv1, ...")]
+_Codec = Annotated[str | None, typer.Option(
+    "--codec", help="Video encoder: libx264 (default), libx265, prores, dnxhd, ffv1, ...; an "
+                    "image output is written by its own (png, tiff, exr, dpx, mjpeg).")]
 _Crf = Annotated[int | None, typer.Option(
     "--crf", help="Constant quality for x264/x265, 0..51 (default 18 unless --bitrate).")]
 _PixFmt = Annotated[str | None, typer.Option(
@@ -158,7 +165,7 @@ _EncoderOpt = Annotated[list[str] | None, typer.Option(
     "--encoder-opt", help="Any further encoder option, KEY=VALUE (e.g. g=48); repeat.")]
 
 
-def _encode(codec: str, crf: int | None, pix_fmt: str | None, size: str | None,
+def _encode(codec: str | None, crf: int | None, pix_fmt: str | None, size: str | None,
             encoder_preset: str | None, tune: str | None, profile: str | None,
             bitrate: str | None, encoder_opt: list[str] | None) -> EncodeOptions:
     """The encoder flags as the job's EncodeOptions (checked when the job is built)."""
@@ -241,8 +248,11 @@ def _net(sessions: Sessions, model: str, label: str | None = None) -> str:
 @app.command("render")
 @_TemporalFlags
 def render_cmd(
-    src: Annotated[Path, typer.Argument(help="Input video.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output video (written on success).")],
+    src: Annotated[Path, typer.Argument(
+        help="Input video, still image, or image sequence such as shot/%05d.png.")],
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", help="Output video, still (.png, .tif, .exr, .dpx, .jpg) or image "
+                            "sequence (out/%05d.png); written on success.")],
     style: _StyleImages = None,
     weights_: _Weights = None,
     preset: _Preset = None,
@@ -258,7 +268,7 @@ def render_cmd(
     max_side: _MaxSide = None,
     size: Annotated[str | None, typer.Option(help="Output size WxH (default: input's).")
                     ] = None,
-    codec: _Codec = "libx264",
+    codec: _Codec = None,
     crf: _Crf = None,
     pix_fmt: _PixFmt = None,
     encoder_preset: _EncoderPreset = None,
@@ -266,6 +276,9 @@ def render_cmd(
     profile: _Profile = None,
     bitrate: _Bitrate = None,
     encoder_opt: _EncoderOpt = None,
+    fps: Annotated[str | None, typer.Option(
+        help="Frame rate of an image-sequence input, e.g. 24 or 24000/1001 (default 25).")
+    ] = None,
     start: Annotated[str | None, typer.Option(
         help="Render from this time of SRC: seconds, HH:MM:SS[.fff], timecode HH:MM:SS:FF "
              "or a frame f120 (from SRC's first frame). Audio and subtitles are cut with it.")
@@ -296,11 +309,13 @@ def render_cmd(
                                    bitrate, encoder_opt))
         request = replace(request, start=start, duration=duration, end=end)
         # Opened once: its description sets keyframe frame numbers, and it is then decoded.
-        with open_source(src, allow_partial=allow_partial) as source:
+        rate = rawio.parse_rate(fps, "fps") if fps is not None else None
+        with open_source(src, allow_partial=allow_partial, fps=rate) as source:
             info = source.info
             job = _resolve(request, Fraction(info.average_rate) if info.average_rate else None)
             check_job(src, out, job, overwrite)  # a typo must not cost a 100 MB download
             source.trim(job.trim)
+            check_frame_count(out, source.expected_frames)
             sessions = Sessions(offline)
             sessions.styles(job)  # a bad style image must not either
             ran = _net(sessions, job.model, None if quiet else src.name)
@@ -492,8 +507,11 @@ def presets_show(name: Annotated[str, typer.Argument(help="Preset name or .toml 
 
 @presets_app.command("preview")
 def presets_preview(
-    src: Annotated[Path, typer.Argument(help="A still image or a video (its first frame).")],
+    src: Annotated[Path, typer.Argument(help="A still image or a video (its frame --at).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Contact sheet PNG to write.")],
+    at: Annotated[str | None, typer.Option(
+        help="The video's frame at this time: seconds, HH:MM:SS[.fff], HH:MM:SS:FF or f120 "
+             "(default: its first frame).")] = None,
     tile: Annotated[int, typer.Option(help="Longer side of each tile in pixels.")] = 320,
     model: Annotated[str | None, typer.Option(
         help="Render every preset with this model instead of its own.")] = None,
@@ -508,7 +526,7 @@ def presets_preview(
         found, notices = presets.available()
         for notice in notices:
             _say(f"note: {escape(notice)}")
-        rgb = preview.first_frame(src)
+        rgb = preview.first_frame(src, at)
         chosen = sorted(found.values(), key=lambda p: p.name)
         sessions = Sessions(offline)
         for name in sorted({model or p.model for p in chosen}):
@@ -809,7 +827,7 @@ def ofx_render(
     depth: Annotated[str | None, typer.Option(
         help="byte | short | half | float (default: the source's, if supported).")] = None,
     context: _Context = "filter",
-    codec: _Codec = "libx264",
+    codec: _Codec = None,
     crf: _Crf = None,
     pix_fmt: _PixFmt = None,
     encoder_preset: _EncoderPreset = None,

@@ -17,7 +17,7 @@ from . import driver, ops, rawio
 from .driver import Progress
 from .errors import MediaError, ModelError, OptionError
 from .keyframes import Timeline
-from .media import Frame, Source, check_output_path, open_sink, open_source
+from .media import Frame, Source, check_frame_count, check_output_path, open_sink, open_source
 from .model import StyleNet
 from .precision import SpeedCache, describe, pick_cpu_precision, speed_key
 from .rawio import RawOptions
@@ -260,14 +260,18 @@ class Session:
 
 
 def render(src: Path, out: Path, job: Job, sessions: Sessions, *, overwrite: bool = False,
-           allow_partial: bool = False, progress: Progress | None = None) -> RenderReport:
+           allow_partial: bool = False, progress: Progress | None = None,
+           fps: Fraction | None = None) -> RenderReport:
     """Stylize every frame of ``src`` (of ``job.trim``'s part) into ``out``; audio, subtitles and
     data are copied as packets (a trim keeps those that start in it).
 
-    The input is opened once and each style image read once; ``out`` appears only on success.
+    ``src`` and ``out`` may be stills or image sequences (``shot/%05d.png``; ``fps`` is an input
+    sequence's rate, 25 when None). The input is opened once and each style image read once;
+    ``out`` appears only on success.
     """
     check_job(src, out, job, overwrite)
-    with open_source(src, queue_size=job.compute.queue, allow_partial=allow_partial) as source:
+    with open_source(src, queue_size=job.compute.queue, allow_partial=allow_partial,
+                     fps=fps) as source:
         source.trim(job.trim)
         session = sessions.session(job, (source.info.width, source.info.height))
         return render_source(source, out, session, overwrite=overwrite, progress=progress)
@@ -284,6 +288,7 @@ def render_source(source: Source, out: Path, session: Session, *, overwrite: boo
     start = time.perf_counter()
     info, job = source.info, session.job
     source.trim(job.trim)
+    check_frame_count(out, source.expected_frames)
     if not job.trim.whole:
         session.anchor(source.origin)
     out_size = job.encode.size or (info.width, info.height)

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
-from . import atomic, jobs
-from .errors import MediaError
+from . import atomic, jobs, timecode
+from .errors import MediaError, OptionError
 from .images import load_rgb
-from .media import Frame, open_source
+from .media import Frame, Trim, open_source
 from .pipeline import Session
 from .presets import Preset
 from .sessions import Sessions
@@ -22,8 +22,9 @@ from .tensors import network_size
 LABEL_H = 28  # pixels of caption under each tile
 
 
-def first_frame(path: Path) -> np.ndarray:
-    """(H, W, 3) uint8 of a still image, or of a video's first frame."""
+def first_frame(path: Path, at: str | None = None) -> np.ndarray:
+    """(H, W, 3) uint8 of a still image, or of a video's frame at ``at`` (any form timecode.py
+    reads, from the first frame; the first frame when None)."""
     try:
         with Image.open(path) as im:
             im.load()
@@ -31,6 +32,16 @@ def first_frame(path: Path) -> np.ndarray:
     except (UnidentifiedImageError, OSError):
         pass  # not a still image: try it as a video
     with open_source(path) as source:
+        if at is not None:
+            rate = source.info.average_rate
+            try:
+                source.trim(Trim(timecode.parse(at, Fraction(rate) if rate else None, "at",
+                                                OptionError, setting=True)))
+            except OptionError as err:  # the trim's words, for this command's --at
+                if err.template is None:
+                    raise
+                raise OptionError.about(err.template.replace("{start}", "{at}"),
+                                        **err.values) from None
         for item in source.items():
             if isinstance(item, Frame):
                 rgb = item.rgb

@@ -21,7 +21,7 @@ One responsibility per module:
 """
 
 from .decode import Source, open_source
-from .encode import Sink, check_output_path, open_sink
+from .encode import Sink, check_frame_count, check_output_path, open_sink
 from .encoders import EncodeOptions, check_encode_options, parse_bitrate, parse_encoder_opt
 from .frames import MAX_FRAME_PIXELS, MAX_FRAME_SIDE, Frame, Trim, VideoInfo
 from .probing import probe
@@ -38,6 +38,7 @@ __all__ = [
     "Trim",
     "VideoInfo",
     "check_encode_options",
+    "check_frame_count",
     "check_output_path",
     "open_sink",
     "open_source",

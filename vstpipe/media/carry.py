@@ -24,7 +24,8 @@ from av.stream import Disposition, Stream
 from vstpipe.errors import MediaError, OutputError
 from vstpipe.timecode import advance
 
-from .probing import FIELD_NAMES, ffmpeg_reason, is_payload, stream_label
+from .frames import VideoInfo
+from .probing import FIELD_NAMES, Demuxer, ffmpeg_reason, is_payload, open_container, stream_label
 from .streams import StreamPlan
 
 # Of the re-encoded video stream, only these tags still describe it; handler_name,
@@ -118,7 +119,7 @@ def _first_packets(path: Path, streams: tuple[Stream, ...]) -> dict[int, av.Pack
     found: dict[int, av.Packet] = {}
     if not wanted:
         return found
-    with av.open(str(path), "r", metadata_errors="replace") as container:
+    with open_container(path) as container:
         demux = container.demux([container.streams[i] for i in sorted(wanted)])
         try:
             for n, packet in enumerate(demux):
@@ -133,12 +134,13 @@ def _first_packets(path: Path, streams: tuple[Stream, ...]) -> dict[int, av.Pack
     return found
 
 
-def _video_times(path: Path, index: int) -> list[Fraction]:
+def _video_times(info: VideoInfo, index: int) -> list[Fraction]:
     """Presentation times (s) of every video packet, read without decoding (for AVI).
 
     One more pass over the file, but demuxing only: only AVI output needs it.
     """
-    with av.open(str(path), "r", metadata_errors="replace") as container:
+    demuxer = Demuxer(info.demuxer, info.demuxer_options, info.start_number)
+    with open_container(info.path, demuxer) as container:
         stream = container.streams[index]
         times = []
         try:
@@ -164,7 +166,7 @@ def _check_avi(streams: StreamPlan, out: Path) -> Fraction:
         raise OutputError(f"{out}: an AVI file cannot store the input's display rotation "
                           f"({info.rotation} degrees) or flip; use {_KEEPING_CONTAINERS}")
     rate = info.average_rate
-    times = _video_times(info.path, streams.video_index)
+    times = _video_times(info, streams.video_index)
     window = streams.window
     if window is not None:  # a trimmed render: only its frames go in, audio cut with them
         half = info.time_base / 2
@@ -264,6 +266,10 @@ def plan_output(streams: StreamPlan, fmt: str, codec: str, out: Path, full_range
     for stream in streams.copied_streams:
         packet = first.get(stream.index)
         name = f"#{stream.index} ({stream_label(stream)})"
+        if fmt == "image2":  # image files hold pictures only
+            dropped.append(f"{stream.type} stream {name}")
+            skipped.add(stream.index)
+            continue
         if stream.type == "attachment":
             kind, keeps = f"attachment {stream.metadata.get('filename') or name}", \
                 fmt in _KEEPS_ATTACHMENTS

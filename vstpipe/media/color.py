@@ -99,6 +99,11 @@ def to_rgb(reformatter: VideoReformatter, frame: av.VideoFrame, deep: bool) -> n
     creates for that one frame; passing one long-lived reformatter per thread lets
     swscale keep its context between frames instead of rebuilding it every time.
     """
+    if frame.format.name in ("gbrpf32le", "gbrapf32le"):  # float (EXR): exact, clipped to [0, 1]
+        planes = frame.to_ndarray()[..., :3]  # (H, W, 3 or 4) in R, G, B(, A) order
+        top = 65535.0 if deep else 255.0
+        return np.ascontiguousarray(np.rint(np.clip(planes, 0.0, 1.0) * top)
+                                    .astype(np.uint16 if deep else np.uint8))
     rgb_format, flags = _RGB16 if deep else _RGB8
     src_range = frame.color_range if frame.color_range in (ColorRange.MPEG,
                                                              ColorRange.JPEG) else None

@@ -45,11 +45,12 @@ class Source:
     ``allow_partial`` it logs that once as a warning and ends normally instead.
     """
 
-    def __init__(self, path: Path, queue_size: int = 8, allow_partial: bool = False) -> None:
+    def __init__(self, path: Path, queue_size: int = 8, allow_partial: bool = False,
+                 fps: Fraction | None = None) -> None:
         if queue_size < 1:
             raise OptionError(f"queue size must be at least 1, got {queue_size}")
         self.allow_partial = allow_partial
-        opened = open_video(Path(path))
+        opened = open_video(Path(path), fps)
         self.info: VideoInfo = opened.info
         self._container = opened.container
         self._video = opened.video
@@ -88,8 +89,8 @@ class Source:
             return
         duration = self.info.duration
         if duration is not None and trim.start >= Fraction(duration):
-            raise OptionError.about("{start} {at} s is at or past the end of {path} "
-                                    "({duration:.3f} s)", at=f"{float(trim.start):g}",
+            raise OptionError.about("{start} {when} s is at or past the end of {path} "
+                                    "({duration:.3f} s)", when=f"{float(trim.start):g}",
                                     path=self.info.path, duration=duration)
         cut = self.origin + trim.start
         stop = None if trim.end is None else self.origin + trim.end
@@ -355,10 +356,13 @@ class _DisplayOrder:
         return frame, None if frame.pts is None else heapq.heappop(self._pts)
 
 
-def open_source(path: Path, queue_size: int = 8, allow_partial: bool = False) -> Source:
+def open_source(path: Path, queue_size: int = 8, allow_partial: bool = False,
+                fps: Fraction | None = None) -> Source:
     """Open ``path`` for decoding; MediaError if it cannot be read as a video.
 
-    ``allow_partial``: a file that ends before its header says (cut, truncated) yields
-    what decodes and logs one warning naming the frame counts, instead of MediaError.
+    A still image is a one-frame video; a pattern such as ``shot/%05d.png`` an image sequence
+    at ``fps`` (25 when None). ``allow_partial``: a file that ends before its header says
+    (cut, truncated) yields what decodes and logs one warning naming the frame counts,
+    instead of MediaError.
     """
-    return Source(path, queue_size, allow_partial)
+    return Source(path, queue_size, allow_partial, fps)

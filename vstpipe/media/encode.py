@@ -34,6 +34,7 @@ from .color import bit_depth_of, output_color
 from .encoders import (
     EncodeOptions,
     check_encode_options,
+    codec_name,
     encoder_settings,
     explain_refusal,
     find,
@@ -44,6 +45,8 @@ from .encoders import (
 )
 from .frames import Frame
 from .probing import ffmpeg_reason, stream_label
+from .sequences import IMAGE_CODECS, is_sequence, name_of
+from .sequences import find as find_sequence
 from .streams import StreamPlan
 from .workers import END, Consumer
 
@@ -67,6 +70,8 @@ _MUXERS: Final = {
     ".mkv": "matroska",
     ".webm": "webm",
     ".avi": "avi",
+    # A still, or an image sequence when the name holds a counter (%05d): FFmpeg's image2.
+    **dict.fromkeys(IMAGE_CODECS, "image2"),
 }
 
 
@@ -77,6 +82,12 @@ def check_output_path(src: Path, out: Path, overwrite: bool) -> None:
     (atomic.TempOutput.commit), so a file that appears there meanwhile is never replaced.
     """
     src, out = Path(src), Path(out)
+    if is_sequence(out):
+        if out.resolve() == src.resolve():
+            raise OutputError(f"{out}: is the input sequence itself; choose another output "
+                              f"pattern")
+        check_sequence_target(out, overwrite)
+        return
     if (out.exists() and src.exists() and os.path.samefile(src, out)) or \
             out.resolve() == src.resolve():
         raise OutputError(f"{out}: is the input file itself; choose another output path")
@@ -127,11 +138,12 @@ class Sink:
     def __init__(self, out: Path, streams: StreamPlan, options: EncodeOptions, overwrite: bool
                  ) -> None:
         self.out = Path(out)
-        check_encode_options(options)
+        check_encode_options(options, self.out)
+        self._sequence = is_sequence(self.out)
         check_output_path(streams.info.path, self.out, overwrite)
         fmt = _muxer_for(self.out)
         info = streams.info
-        codec = find(options.codec)
+        codec = find(codec_name(options, self.out))
         width, height = options.size or (info.width, info.height)
         pix_fmt = options.pix_fmt or pick_pix_fmt(codec, info.bit_depth, width, height,
                                                   profile_of(options, codec))
@@ -155,6 +167,9 @@ class Sink:
         # shift would only move the video (whole frames at a time) against the audio.
         container_opts = {"avoid_negative_ts": "disabled"} \
             if fmt in ("matroska", "webm", "avi") else {}
+        if fmt == "image2":  # one file, rewritten; or numbered files, as the input's if it has
+            container_opts = {"start_number": str(_first_number(streams))} if self._sequence \
+                else {"update": "1"}
         full_range = self._color.color_range == ColorRange.JPEG and self._color.colorspace != 0
         plan = plan_output(streams, fmt, codec.name, self.out, full_range, container_opts)
         self._plan = plan
@@ -169,7 +184,9 @@ class Sink:
         self._reformatter = VideoReformatter()  # used by the encode thread only
 
         # Locked, uniquely named, within the name limit; sweeps a killed run's leftovers.
-        self._tmp = atomic.TempOutput(self.out, overwrite=overwrite)
+        self._tmp: atomic.TempOutput | atomic.TempSequence = \
+            atomic.TempSequence(self.out, overwrite=overwrite) if self._sequence \
+            else atomic.TempOutput(self.out, overwrite=overwrite)
         self._container_open = False
         try:
             self._container: OutputContainer = av.open(str(self._tmp.path), "w", format=fmt,
@@ -222,7 +239,7 @@ class Sink:
             fits = [ext for ext, muxer in _MUXERS.items()
                     if codec.name in _supported_codecs(muxer)]
             raise OptionError(f"{self.out}: a {container.format.name} file cannot hold "
-                              f"{options.codec} video; use one of {', '.join(fits) or '?'}"
+                              f"{codec.name} video; use one of {', '.join(fits) or '?'}"
                               ) from None
         ctx = stream.codec_context
         if bitrate is not None:
@@ -291,7 +308,8 @@ class Sink:
             ctx.open()
         except av.error.FFmpegError as err:
             rate = self._rate
-            why = explain_refusal(self._options, find(self._options.codec), self._width,
+            why = explain_refusal(self._options, find(codec_name(self._options, self.out)),
+                                  self._width,
                                   self._height, self.pix_fmt, rate)
             if why is not None:
                 raise OptionError.about("{out}: " + why, out=self.out) from None
@@ -369,6 +387,12 @@ class Sink:
             if self._frames_written == 0:
                 raise OutputError(f"{self.out}: no video frames were written; "
                                   f"nothing was saved")
+            if self._frames_written > 1 and _muxer_for(self.out) == "image2" \
+                    and not self._sequence:
+                raise OutputError(f"{self.out}: one image takes one frame, the input gave "
+                                  f"{self._frames_written}; write a sequence such as "
+                                  f"{self.out.with_name(self.out.stem + '_%05d' + self.out.suffix).name}"
+                                  f", or pick one frame with --start and --duration")
             self._container_open = False
             try:
                 self._container.close()  # writes the trailer (mp4 index)
@@ -421,15 +445,19 @@ class Sink:
 
     def _encode(self, frame: Frame) -> None:
         pts = self._output_pts(frame)
-        rgb_format = "rgb48le" if frame.rgb.dtype == np.uint16 else "rgb24"
-        vframe = av.VideoFrame.from_ndarray(frame.rgb, format=rgb_format)
         color = self._color
-        vframe = self._reformatter.reformat(
-            vframe,
-            format=self.pix_fmt,
-            dst_colorspace=color.sws_matrix,
-            dst_color_range=color.sws_range,
-        )
+        if self.pix_fmt == "gbrpf32le":  # float (EXR): exact here, swscale rounds to 15 bits
+            top = 65535.0 if frame.rgb.dtype == np.uint16 else 255.0
+            vframe = av.VideoFrame.from_ndarray(
+                np.ascontiguousarray(frame.rgb.astype(np.float32) / top), format="gbrpf32le")
+        else:
+            rgb_format = "rgb48le" if frame.rgb.dtype == np.uint16 else "rgb24"
+            vframe = self._reformatter.reformat(
+                av.VideoFrame.from_ndarray(frame.rgb, format=rgb_format),
+                format=self.pix_fmt,
+                dst_colorspace=color.sws_matrix,
+                dst_color_range=color.sws_range,
+            )
         # Tag exactly as the codec context says, so the encoder sees one consistent story.
         vframe.colorspace = color.colorspace
         vframe.color_range = color.color_range
@@ -489,6 +517,46 @@ class Sink:
         self._mux_many(packets)
 
 
+def _first_number(streams: StreamPlan) -> int:
+    """An image sequence output's first number: the input frame's own when the input is a
+    sequence too (frame numbers line up, a trim's included), else 1 as FFmpeg counts."""
+    info = streams.info
+    if info.start_number is None:
+        return 1
+    window = streams.window
+    rate = info.average_rate
+    return info.start_number + (window.frames_before(rate) if window and rate else 0)
+
+
+def check_frame_count(out: Path, frames: int | None) -> None:
+    """OutputError before frame one when a single image (not a sequence) would be given more
+    than one frame (``frames`` as far as the input says)."""
+    if frames is not None and frames > 1 and _MUXERS.get(out.suffix.lower()) == "image2" \
+            and not is_sequence(out):
+        raise OutputError(f"{out}: one image takes one frame, the input has {frames}; write "
+                          f"a sequence such as "
+                          f"{out.with_name(out.stem + '_%05d' + out.suffix).name}, or pick one "
+                          f"frame with --start and --duration")
+
+
+def check_sequence_target(out: Path, overwrite: bool) -> None:
+    """OutputError if an image sequence cannot be written as ``out`` names it: its folder is
+    missing or unwritable, or (without ``overwrite``) files of that name exist there."""
+    folder = out.parent
+    if not folder.is_dir():
+        raise OutputError(f"{out}: directory {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"{out}: directory {folder} is not writable")
+    if not overwrite:
+        try:
+            existing = find_sequence(out)
+        except MediaError:
+            return
+        raise OutputError.about("{out}: {count} files of this sequence already exist (from "
+                                "{first}); pass {overwrite} to replace them", out=out,
+                                count=existing.count, first=name_of(out, existing.first).name)
+
+
 def _shown_settings(options: EncodeOptions) -> str:
     """The encoder settings a user gave, for a refusal's message."""
     given = [f"{name}={value}" for name, value in (
@@ -514,7 +582,7 @@ def _move(packet: av.Packet, cut: Fraction) -> None:
 
 def _kept_where(fmt: str, codec: str) -> str:
     """Names the output in the notice of dropped parts: "this Matroska output (libx264)"."""
-    name = {"matroska": "Matroska", "webm": "WebM", "avi": "AVI"}.get(fmt, fmt)
+    name = {"matroska": "Matroska", "webm": "WebM", "avi": "AVI", "image2": "image"}.get(fmt, fmt)
     return f"this {name} output ({codec})"
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 from typing import Final
 
 import av
@@ -22,6 +23,7 @@ from vstpipe.errors import OptionError
 
 from .color import bit_depth_of
 from .frames import MAX_FRAME_PIXELS, MAX_FRAME_SIDE
+from .sequences import image_codec, image_pix_fmt
 
 # Encoders we know to work end to end, shown when the user names one that does not
 # exist; any other FFmpeg video encoder is accepted as well.
@@ -31,6 +33,7 @@ KNOWN_ENCODERS: Final = ("libx264", "libx265", "prores", "dnxhd", "ffv1", "mpeg4
 # profiles and quality settings, so the friendly name maps to it.
 _ENCODER_ALIASES: Final = {"prores": "prores_ks", "dnxhr": "dnxhd"}
 CRF_ENCODERS: Final = frozenset({"libx264", "libx265"})
+DEFAULT_CODEC: Final = "libx264"
 DEFAULT_CRF: Final = 18
 # x264's and x265's own names (x264 --fullhelp, x265 --help): FFmpeg passes them through
 # and would only fail at open time.
@@ -72,7 +75,9 @@ MAX_BITRATE: Final = 10_000_000_000  # 10 Gbit/s, beyond any real video
 class EncodeOptions:
     """How the output video stream is encoded (checked by check_encode_options)."""
 
-    codec: str = "libx264"  # any FFmpeg video encoder; "prores" means prores_ks
+    # Any FFmpeg video encoder ("prores" means prores_ks); None: libx264 for a video file, the
+    # image's own (png, tiff, exr, dpx, mjpeg) for a still or image-sequence output.
+    codec: str | None = None
     crf: int | None = None  # x264/x265 quality; None: 18, unless a bitrate is set
     pix_fmt: str | None = None  # None: derived from the source and profile (pick_pix_fmt)
     size: tuple[int, int] | None = None  # output (W, H); None = same as input
@@ -102,13 +107,27 @@ def parse_encoder_opt(text: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
-def check_encode_options(options: EncodeOptions) -> None:
-    """OptionError naming the bad value and the valid ones; open_sink calls it first.
+def codec_name(options: EncodeOptions, out: Path | None = None) -> str:
+    """The encoder that writes ``out``: the one asked for, else the image's own for an image
+    output, else libx264."""
+    if options.codec is not None:
+        return options.codec
+    return (image_codec(out) if out is not None else None) or DEFAULT_CODEC
+
+
+def check_encode_options(options: EncodeOptions, out: Path | None = None) -> None:
+    """OptionError naming the bad value and the valid ones; open_sink calls it first (with
+    ``out``, whose suffix picks the default encoder of an image output).
 
     A plain function rather than __post_init__ so building options never raises: the
     CLI constructs them before it starts turning library errors into one-line messages.
     """
-    codec = find(options.codec)
+    codec = find(codec_name(options, out))
+    wanted = image_codec(out) if out is not None else None
+    if wanted is not None and codec.name != wanted:
+        raise OptionError.about("{out}: a {suffix} file is written by {wanted}, not {name}; "
+                                "leave out {codec}", out=out, suffix=out.suffix.lower(),
+                                wanted=wanted, name=codec.name)
     crf = options.crf
     if crf is not None and (isinstance(crf, bool) or not isinstance(crf, int)
                             or not 0 <= crf <= 51):
@@ -265,13 +284,16 @@ def encoder_settings(options: EncodeOptions, codec: av.Codec) -> tuple[dict[str,
 
 def pick_pix_fmt(codec: av.Codec, bit_depth: int, width: int, height: int,
                  profile: str | None = None) -> str:
-    """Default output pixel format: the profile's, else the source depth, subsampled as far
-    as the size allows.
+    """Default output pixel format: an image encoder's RGB at the source depth; the profile's;
+    else the source depth, subsampled as far as the size allows.
 
     Our preferences come first, then anything else the encoder takes, closest depth
     first; the first whose chroma subsampling fits ``width`` x ``height`` wins.
     """
     deep = bit_depth > 8
+    rgb = image_pix_fmt(codec.name, deep)
+    if rgb is not None:
+        return rgb
     by_profile = _PROFILE_PIX_FMTS.get((codec.name, profile or ""))
     if by_profile:
         preferred = sorted(by_profile, key=lambda n: (bit_depth_of(n) > 8) != deep)

@@ -70,3 +70,7 @@ class VideoInfo:
     copied_streams: tuple[str, ...]  # e.g. ("audio:aac", "subtitle:mov_text")
     # Width:height of one pixel as the file states it; None when it states none (square).
     sample_aspect_ratio: Fraction | None = None
+    # How FFmpeg opens it again (an image sequence: "image2" with its rate and first number).
+    demuxer: str | None = None
+    demuxer_options: tuple[tuple[str, str], ...] = ()
+    start_number: int | None = None  # an image sequence's first frame number

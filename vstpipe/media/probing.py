@@ -24,8 +24,9 @@ from av.sidedata.sidedata import Type as SideDataType
 from av.stream import Disposition, Stream
 from av.video.stream import VideoStream
 
-from vstpipe.errors import MediaError
+from vstpipe.errors import MediaError, OptionError
 
+from . import sequences
 from .color import UNSPECIFIED, bit_depth_of
 from .frames import VideoInfo
 from .truncation import Promise, header_promise
@@ -41,32 +42,48 @@ def ffmpeg_reason(err: BaseException) -> str:
     return str(err).splitlines()[0] if str(err) else type(err).__name__
 
 
-def _is_still_image(container: InputContainer) -> bool:
-    # FFmpeg reads a lone picture file (PNG, JPEG, WebP, BMP, TIFF ...) through image2 or
-    # a per-format "<codec>_pipe" demuxer, as a one-frame video. Real containers never
-    # use those demuxers, so a one-frame mp4/mkv still counts as a video. Animated
-    # formats (gif, apng) have demuxers of their own and are videos too.
-    names = container.format.name.split(",")
-    return any(name in ("image2", "image2pipe") or name.endswith("_pipe") for name in names)
+@dataclass(frozen=True)
+class Demuxer:
+    """How to open an input with FFmpeg: its demuxer and options (an image sequence's)."""
+
+    name: str | None = None
+    options: tuple[tuple[str, str], ...] = ()
+    start_number: int | None = None
+
+    @staticmethod
+    def of(path: Path, fps: Fraction | None) -> Demuxer:
+        """image2 with the rate and first number for a sequence pattern; else FFmpeg's probe."""
+        if not sequences.is_sequence(path):
+            if fps is not None:
+                raise OptionError.about("{fps} is the rate of an image-sequence input such as "
+                                        "shot/%05d.png; {path} keeps its own timing",
+                                        path=path)
+            return Demuxer()
+        found = sequences.find(path)
+        rate = sequences.check_fps(fps)
+        return Demuxer("image2", (("framerate", str(rate)), ("start_number", str(found.first))),
+                       found.first)
 
 
-def _open_input(path: Path) -> InputContainer:
-    if not path.exists():
-        raise MediaError(f"{path}: no such file")
-    if not path.is_file():
-        raise MediaError(f"{path}: not a regular file")
+def open_container(path: Path, demuxer: Demuxer = Demuxer()) -> InputContainer:
+    """``path`` opened for reading as ``demuxer`` says (a fresh read of a probed input)."""
+    # "replace" so a mis-encoded title tag cannot make an otherwise fine file unreadable.
+    return av.open(str(path), "r", format=demuxer.name, options=dict(demuxer.options),
+                   metadata_errors="replace")
+
+
+def _open_input(path: Path, demuxer: Demuxer) -> InputContainer:
+    if demuxer.name is None:  # a pattern names files that exist, found by sequences.find
+        if not path.exists():
+            raise MediaError(f"{path}: no such file")
+        if not path.is_file():
+            raise MediaError(f"{path}: not a regular file")
     try:
-        # "replace" so a mis-encoded title tag cannot make an otherwise fine file unreadable.
-        container = av.open(str(path), "r", metadata_errors="replace")
+        return open_container(path, demuxer)
     except av.error.FFmpegError as err:
         raise MediaError(f"{path}: not a readable media file ({ffmpeg_reason(err)})") from None
     except (OSError, UnicodeError) as err:
         raise MediaError(f"{path}: cannot open ({ffmpeg_reason(err)})") from None
-    if _is_still_image(container):
-        container.close()
-        raise MediaError.about("{path}: a still image, not a video; pass it as {style}, or "
-                               "give a video file", path=path)
-    return container
 
 
 def stream_label(stream: Stream) -> str:
@@ -191,7 +208,7 @@ class Opened:
     picture: Picture
 
 
-def open_video(path: Path) -> Opened:
+def open_video(path: Path, fps: Fraction | None = None) -> Opened:
     """Open ``path``, pick its streams and decode up to the first frame; MediaError if not.
 
     Source keeps the open container and carries on from here, so a file is opened (and
@@ -199,15 +216,16 @@ def open_video(path: Path) -> Opened:
     Packets of copied streams read before that frame are kept in order in the backlog;
     demuxers interleave by time, so that is whatever precedes the first frame's time.
     """
-    container = _open_input(path)
+    demuxer = Demuxer.of(path, fps)
+    container = _open_input(path, demuxer)
     try:
-        return _read_first_frame(container, path)
+        return _read_first_frame(container, path, demuxer)
     except BaseException:
         container.close()
         raise
 
 
-def _read_first_frame(container: InputContainer, path: Path) -> Opened:
+def _read_first_frame(container: InputContainer, path: Path, demuxer: Demuxer) -> Opened:
     video, copied, timecode = _pick_streams(container, path)
     video.thread_type = "AUTO"
     wanted = {s.index for s in copied}
@@ -268,13 +286,16 @@ def _read_first_frame(container: InputContainer, path: Path) -> Opened:
         # parameters only say it once a frame is decoded.
         sample_aspect_ratio=_known_sar(video.sample_aspect_ratio)
         or _known_sar(ctx.sample_aspect_ratio),
+        demuxer=demuxer.name, demuxer_options=demuxer.options,
+        start_number=demuxer.start_number,
     )
     return Opened(container, video, tuple(copied), info, _display_matrix(frame), packets,
                   backlog, discarded, promise, timecode, _picture(frame, ctx))
 
 
-def probe(path: Path) -> VideoInfo:
-    """Describe the video in ``path``; MediaError if it is missing, not media or broken."""
-    opened = open_video(Path(path))
+def probe(path: Path, fps: Fraction | None = None) -> VideoInfo:
+    """Describe the video in ``path`` (an image sequence at ``fps``); MediaError if it is
+    missing, not media or broken."""
+    opened = open_video(Path(path), fps)
     opened.container.close()
     return opened.info
