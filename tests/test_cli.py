@@ -246,3 +246,19 @@ def test_render_a_still_through_a_look_and_a_sequence_to_a_video(tmp_path: Path,
     with av.open(str(video)) as c:
         times = [f.pts * f.time_base for f in c.decode(video=0)]
     assert [float(t) for t in times] == [0, 1 / 12, 2 / 12]
+
+
+def test_the_quick_command_list_is_the_real_one():
+    import typer.main
+
+    from vstpipe import commands
+
+    real = typer.main.get_command(app)
+    quick = typer.main.get_command(commands.listing())
+    assert list(quick.commands) == list(real.commands) == list(commands.COMMANDS)
+    for name, command in real.commands.items():
+        assert command.get_short_help_str(limit=200) == \
+            quick.commands[name].get_short_help_str(limit=200), name
+    assert [p.name for p in quick.params] == [p.name for p in real.params]
+    version = runner.invoke(commands.listing(), ["--version"])
+    assert version.output == f"vstpipe {__version__}\n"

@@ -22,8 +22,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import (
-    __version__,
     atomic,
+    commands,
     effects,
     eval_report,
     evaluate,
@@ -40,6 +40,7 @@ from . import (
     temporal,
     weights,
 )
+from .commands import plain_labels
 from .errors import ModelError, OptionError, VstpipeError
 from .media import (
     EncodeOptions,
@@ -53,8 +54,7 @@ from .progress import downloads, frames
 from .sessions import Sessions
 from .spec import Job, parse_size
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Turn videos into paintings without the flicker.")
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=commands.HELP)
 models_app = typer.Typer(no_args_is_help=True, help="List, download, import and verify weights.")
 app.add_typer(models_app, name="models")
 presets_app = typer.Typer(no_args_is_help=True, help="Named looks: list, show, preview.")
@@ -93,17 +93,11 @@ def flag(setting: str) -> str:
     return "--" + setting.replace("_", "-")
 
 
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"vstpipe {__version__}")
-        raise typer.Exit()
-
-
 @app.callback()
 def root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=commands.print_version,
+                                          is_eager=True, help=commands.VERSION_HELP)] = False,
+    debug: Annotated[bool, typer.Option("--debug", help=commands.DEBUG_HELP)] = False,
 ) -> None:
     _debug["on"] = debug
 
@@ -583,7 +577,7 @@ def keyframes_check(
         _say(f"note: {len(times) - MAX_ROWS} more rows not shown; use --duration to see fewer")
 
 
-@app.command("eval")
+@app.command("eval", short_help=commands.COMMANDS["eval"])
 def eval_cmd(
     source: Annotated[Path, typer.Argument(help="The original video.")],
     stylized: Annotated[list[Path], typer.Argument(
@@ -865,41 +859,9 @@ def serve_cmd(socket: Annotated[Path | None, typer.Option(
     raise typer.Exit(code)
 
 
-_LABELS = {"Path": "PATH", "int": "INTEGER", "float": "NUMBER", "str": "TEXT", "bool": ""}
-
-
-def _plain_labels(command: Any) -> None:
-    """Help without Python type labels (``<list[Path]>``, ``<bool>``): a flag shows none, a
-    value the classic upper-case name of what it takes (PATH, INTEGER, TEXT ...)."""
-    for param in command.params:
-        if param.metavar is not None or not hasattr(param, "bare_type"):
-            continue  # set by hand, or a typer that prints click's labels itself
-        if isinstance(param, typer.core.TyperArgument):
-            param.metavar = param.name.upper()  # as the usage line and the docstrings say
-            bare = param.bare_type().removeprefix("list[").removesuffix("]")
-            label = _LABELS.get(bare, "VALUE")
-            param.display_type_rich = lambda ctx, label=label: label
-        elif param.is_flag or param.count:
-            param.metavar = ""
-        else:
-            bare = param.bare_type().removeprefix("list[").removesuffix("]")
-            param.metavar = _LABELS.get(bare, "VALUE")
-    made = command.get_help_option  # --help is made per context, after the params
-
-    def help_option(ctx: Any) -> Any:
-        option = made(ctx)
-        if option is not None:
-            option.metavar = ""
-        return option
-
-    command.get_help_option = help_option
-    for sub in getattr(command, "commands", {}).values():
-        _plain_labels(sub)
-
-
 def main() -> None:
     command = typer.main.get_command(app)
-    _plain_labels(command)
+    plain_labels(command)
     command(prog_name="vstpipe")
 
 
