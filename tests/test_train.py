@@ -241,6 +241,25 @@ def test_loss_decreases_in_the_image_stage(tmp_path, uvc_dir, data):
     assert last < 0.7 * first
 
 
+def test_auto_resolves_once_says_why_and_resume_keeps_the_model(tmp_path, data, offline_home):
+    content = make_styles(tmp_path / "content", count=1)
+    values = {"stage": "image", "out": tmp_path / "img", "content": content, "styles": data[1],
+              "steps": 2, "batch": 1, "crop": 32, "device": "cpu", "checkpoint_every": 1,
+              "offline": True}
+    opts = options.merge(values, None)
+    assert opts.model == "auto"  # the default, as for render
+    notices: list[str] = []
+    loop.train(opts, on_notice=notices.append)
+    assert len(notices) == 1 and notices[0].startswith("using the embedded lite model")
+    state = torch.load(tmp_path / "img" / "checkpoint.pt", weights_only=True)
+    assert state["options"]["model"] == "lite"  # what auto became
+    notices.clear()
+    loop.train(options.merge({**values, "steps": 3, "resume": True}, None),
+               on_notice=notices.append)
+    state = torch.load(tmp_path / "img" / "checkpoint.pt", weights_only=True)
+    assert state["step"] == 3 and state["options"]["model"] == "lite" and notices == []
+
+
 def test_the_gram_term_is_trained_and_recorded_when_weighted(tmp_path, uvc_dir, data):
     content = make_styles(tmp_path / "content", count=1)
     opts = options.merge({"stage": "image", "out": tmp_path / "img", "content": content,

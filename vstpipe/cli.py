@@ -683,7 +683,8 @@ def _train(stage: str, values: dict[str, object], config: Path | None) -> None:
         cli["offline"] = True
     opts = _run(lambda: options.merge(cli, config))
     with training(f"{'finetune' if stage == 'video' else 'train'} {opts.out.name}") as bar:
-        report = _run(lambda: loop.train(opts, bar))
+        report = _run(lambda: loop.train(
+            opts, bar, on_notice=lambda notice: _say(f"note: {escape(notice)}")))
     if not report.main:  # another rank of a torchrun job: rank 0 reports
         raise typer.Exit(130 if report.interrupted else 0)
     terms = ", ".join(f"{k} {v:.4g}" for k, v in report.terms.items())
@@ -720,7 +721,8 @@ def finetune_cmd(
     davis: Annotated[Path | None, _Opt(help="DAVIS 2017 root (JPEGImages/480p/<seq>/).")] = None,
     styles: _Styles = None,
     out: _Out = None,
-    model: Annotated[str | None, _Opt(help="Model to start from (name or DIR).")] = None,
+    model: Annotated[str | None, _Opt(
+        help="Model to start from: name or DIR (default auto, as for render).")] = None,
     affinity: Annotated[str | None, _Opt(help="Affinity estimator: uvc (paper) or encoder.")
                         ] = None,
     affinity_layer: Annotated[int | None, _Opt(help="encoder backend: style layer 0..3/-1.")
@@ -761,8 +763,9 @@ def train_cmd(
     content: Annotated[Path | None, _Opt(help="Folder of content images (recursive).")] = None,
     styles: _Styles = None,
     out: _Out = None,
-    model: Annotated[str | None, _Opt(help="Encoder (and starting decoder): name or DIR.")
-                     ] = None,
+    model: Annotated[str | None, _Opt(
+        help="Encoder (and starting decoder): name or DIR (default auto, as for render).")
+    ] = None,
     from_scratch: Annotated[bool, _Opt("--from-scratch",
                                        help="Start from a random decoder.")] = False,
     steps: _Steps = None,

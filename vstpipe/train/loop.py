@@ -21,7 +21,7 @@ import shutil
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from .. import atomic, model, ops, weights
 from ..errors import OptionError
 from ..stylize import resolve_device
 from ..weights import modeljson
+from ..weights.registry import AUTO
 from . import affinity, losses
 from .data import Sampler, davis_sequences, image_files
 from .options import TrainOptions, describe, uses_affinity
@@ -183,8 +184,11 @@ def _reinit(decoder: torch.nn.Module, seed: int) -> None:
             module.reset_parameters()
 
 
-def train(opts: TrainOptions, progress: Progress | None = None) -> TrainReport:
-    """Run (or resume) training as ``opts`` says; see the module docstring for the files."""
+def train(opts: TrainOptions, progress: Progress | None = None,
+          on_notice: Callable[[str], None] | None = None) -> TrainReport:
+    """Run (or resume) training as ``opts`` says; see the module docstring for the files.
+    ``on_notice`` is told, at the start, what the user should know (why `auto` chose its
+    model)."""
     device = resolve_device(opts.device)
     ranks = _distributed(device)
     if ranks.world > 1 and device.type == "cuda":
@@ -192,7 +196,13 @@ def train(opts: TrainOptions, progress: Progress | None = None) -> TrainReport:
         torch.cuda.set_device(device)
     torch.manual_seed(opts.seed)
     data = _Data(opts, ranks.rank)
+    if opts.model == AUTO and opts.resume:  # resumes on the model it began with
+        opts = replace(opts, model=_saved_options(opts).get("model", opts.model))
     resolved = weights.resolve(opts.model, offline=opts.offline)
+    if resolved.notice is not None and on_notice is not None and ranks.main:
+        on_notice(resolved.notice)
+    if opts.model == AUTO:
+        opts = replace(opts, model=resolved.name)  # what the checkpoint records
     net = weights.load(resolved).to(device)
     backend = affinity.build(opts.affinity, net, offline=opts.offline).to(device) \
         if uses_affinity(opts) else None
@@ -273,6 +283,14 @@ def _ranks_identical(decoder: torch.nn.Module) -> bool:
     gathered = [torch.empty_like(flat) for _ in range(dist.get_world_size())]
     dist.all_gather(gathered, flat)
     return all(torch.equal(gathered[0], g) for g in gathered[1:])
+
+
+def _saved_options(opts: TrainOptions) -> dict[str, Any]:
+    """The options a run's checkpoint was written with ({} when there is none yet)."""
+    path = opts.out / CHECKPOINT
+    if not path.is_file():
+        return {}
+    return torch.load(path, map_location="cpu", weights_only=True)["options"]
 
 
 def _resume(opts: TrainOptions, decoder: torch.nn.Module, optimizer: torch.optim.Optimizer,

@@ -14,7 +14,7 @@ from typing import Any
 
 from .. import tomlspec
 from ..errors import OptionError
-from ..weights.registry import FULL_MODEL
+from ..weights.registry import DEFAULT_MODEL
 from . import affinity
 from .affinity import AffinityChoice
 from .data import MAX_GAP
@@ -28,7 +28,9 @@ class TrainOptions:
     styles: Path  # folder of style images (recursive)
     content: Path | None = None  # image stage: folder of content images
     davis: Path | None = None  # video stage: DAVIS 2017 root
-    model: str = FULL_MODEL  # registry name or model directory to start from
+    # Registry name or model directory to start from; `auto` as for render (adain-vgg19 when it
+    # can be had, else lite), resolved once: the checkpoint records what it became.
+    model: str = DEFAULT_MODEL
     affinity: AffinityChoice = field(default_factory=AffinityChoice)
     weights: LossWeights = field(default_factory=LossWeights)  # lambda_1..4 of eq. 9
     steps: int = 1000  # optimizer steps in total (a resumed run continues to this)
