@@ -240,9 +240,9 @@ class Source:
                                     b="its end" if stop is None
                                     else f"{float(stop - self.origin):g} s")
         if window.reached_end:
-            if damage is not None:
-                raise MediaError(f"{path}: {damage}")
-            return  # what lies after the trim's end is not read, so not held to the header
+            # What lies after the trim's end is not read, so not held to the header; damage
+            # before it was fatal where more video followed it.
+            return
         self._check_complete(reading, damage)
 
     def _check_complete(self, reading: Reading, damage: str | None) -> None:
