@@ -1,6 +1,6 @@
 #!/bin/sh
 # The video-stage variants of the README's "Reproducing the paper" table, each from the finished
-# image stage (runs/lite-skip, the decoder the video stage starts from) with
+# image stage (runs/lite-bold, the decoder the video stage starts from) with
 # tools/lite_finetune.toml's data, steps and seed; only the loss changes.
 # Run from the repository root. Two at a time fit a 2-core CPU (one thread each).
 set -e
