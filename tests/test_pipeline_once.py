@@ -23,9 +23,9 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, Counter]:
     counts: dict[str, Counter] = {"opened": Counter(), "decoded": Counter()}
     open_video, rgb = probing.open_video, images._rgb
 
-    def opening(path: Path) -> probing.Opened:
+    def opening(path: Path, *args: object) -> probing.Opened:
         counts["opened"][Path(path).name] += 1
-        return open_video(path)
+        return open_video(path, *args)
 
     def decoding(im: Image.Image) -> np.ndarray:
         counts["decoded"][Path(im.filename).name] += 1
