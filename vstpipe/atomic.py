@@ -64,7 +64,12 @@ def check_target(out: Path, inputs: Iterable[Path] = (), *, overwrite: bool = Fa
         raise OutputError(f"{out}: is a directory; give a file name inside it")
     if out.exists() and not overwrite:
         raise OutputError.about("{out}: already exists; pass {overwrite} to replace it", out=out)
-    parent = out.parent
+    check_folder(out)
+
+
+def check_folder(out: Path) -> None:
+    """OutputError unless the folder ``out`` is to be written in exists and is writable."""
+    parent = Path(out).parent
     if not parent.is_dir():
         raise OutputError(f"{out}: directory {parent} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):

@@ -387,12 +387,9 @@ class Sink:
             if self._frames_written == 0:
                 raise OutputError(f"{self.out}: no video frames were written; "
                                   f"nothing was saved")
-            if self._frames_written > 1 and _muxer_for(self.out) == "image2" \
-                    and not self._sequence:
-                raise OutputError(f"{self.out}: one image takes one frame, the input gave "
-                                  f"{self._frames_written}; write a sequence such as "
-                                  f"{self.out.with_name(self.out.stem + '_%05d' + self.out.suffix).name}"
-                                  f", or pick one frame with --start and --duration")
+            # Where the header could not say how many frames come (check_frame_count before
+            # frame one), the count written decides.
+            check_frame_count(self.out, self._frames_written)
             self._container_open = False
             try:
                 self._container.close()  # writes the trailer (mp4 index)
@@ -542,11 +539,7 @@ def check_frame_count(out: Path, frames: int | None) -> None:
 def check_sequence_target(out: Path, overwrite: bool) -> None:
     """OutputError if an image sequence cannot be written as ``out`` names it: its folder is
     missing or unwritable, or (without ``overwrite``) files of that name exist there."""
-    folder = out.parent
-    if not folder.is_dir():
-        raise OutputError(f"{out}: directory {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(f"{out}: directory {folder} is not writable")
+    atomic.check_folder(out)
     if not overwrite:
         try:
             existing = find_sequence(out)
