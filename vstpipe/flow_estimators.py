@@ -125,8 +125,8 @@ class SparseToDenseFlow:
 
         check_flow_size(current)
         calc = cv2.optflow.calcOpticalFlowSparseToDense
-        # Its robust local fits sample at random from OpenCV's generator: seeded before each
-        # flow, the same frames give the same flow (and the same figures) on every run.
+        # Its robust local fits sample at random from OpenCV's generator, seeded before each
+        # flow (repeated flows in one process agree; OpenCV's worker threads may still vary).
         cv2.setRNGSeed(0)
         forward = calc(current, reference, grid_step=4)
         cv2.setRNGSeed(0)
