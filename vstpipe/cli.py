@@ -31,6 +31,7 @@ from . import (
     jobs,
     keyframes,
     ofx,
+    ofx_bundle,
     ofx_host,
     presets,
     preview,
@@ -61,7 +62,7 @@ presets_app = typer.Typer(no_args_is_help=True, help="Named looks: list, show, p
 app.add_typer(presets_app, name="presets")
 keyframes_app = typer.Typer(no_args_is_help=True, help="Keyframed style transitions.")
 app.add_typer(keyframes_app, name="keyframes")
-ofx_app = typer.Typer(no_args_is_help=True, help="OpenFX-style effects: list, describe, render.")
+ofx_app = typer.Typer(no_args_is_help=True, help="OpenFX-style effects: list, describe, render, bundle.")
 app.add_typer(ofx_app, name="ofx")
 
 T = TypeVar("T")
@@ -852,6 +853,18 @@ def ofx_render(
              f"{report.frames / max(report.seconds, 1e-9):.2f} fps)")
 
     _run(go)
+
+
+@ofx_app.command("bundle")
+def ofx_bundle_cmd(
+    out: Annotated[Path, typer.Option("--out", help="Folder to put vstpipe.ofx.bundle in.")],
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a bundle there.")] = False,
+) -> None:
+    """Compile the native OpenFX plugin (a bridge to `vstpipe serve`) into a bundle hosts load."""
+    bundle = _run(lambda: ofx_bundle.build(out, overwrite=overwrite))
+    _say(f"wrote {escape(str(bundle.path))} ({len(bundle.effects)} effects: "
+         f"{escape(', '.join(bundle.effects))})")
+    _say(escape(bundle.install_hint))
 
 
 @app.command("serve")

@@ -28,7 +28,7 @@ COMMANDS: Final = {
     "models": "List, download, import and verify weights.",
     "presets": "Named looks: list, show, preview.",
     "keyframes": "Keyframed style transitions.",
-    "ofx": "OpenFX-style effects: list, describe, render.",
+    "ofx": "OpenFX-style effects: list, describe, render, bundle.",
 }
 VERSION_HELP: Final = "Print the version and exit."
 DEBUG_HELP: Final = "Show tracebacks on errors."
