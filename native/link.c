@@ -120,12 +120,14 @@ static void reap(Link *link, double grace, char *out, size_t outlen) {
                  strsignal(WTERMSIG(status)));
 }
 
-/* Drop the server: close the connection, and kill and reap the child (now: it failed). */
-static void drop(Link *link, char *how, size_t howlen) {
+/* Drop the server: close the connection, and reap the child, killing it when it has not
+ * ended within `grace` seconds (0 for one that stopped answering; a moment for one whose
+ * connection ended, so that how it ended can be told). */
+static void drop(Link *link, double grace, char *how, size_t howlen) {
     if (link->fd >= 0) close(link->fd);
     link->fd = -1;
     link->have = 0;
-    reap(link, 0.0, how, howlen);
+    reap(link, grace, how, howlen);
 }
 
 void link_free(Link *link) {
@@ -316,10 +318,11 @@ static int fail_io(Link *link, IoStatus st, const char *header, double timeout, 
     char op[32], how[128];
     op_of(header, op, sizeof op);
     int shared = link->pid == 0;
-    drop(link, how, sizeof how);
+    drop(link, st == IO_TIMEOUT ? 0.0 : 2.0, how, sizeof how);
     if (st == IO_TIMEOUT)
-        snprintf(err, errlen, "vstpipe serve did not answer '%s' within %g s (VSTPIPE_OFX_TIMEOUT)"
-                 "%s; it starts again on the next request", op, timeout,
+        snprintf(err, errlen, "vstpipe serve did not answer '%s' within %g s (%s)%s; it starts "
+                 "again on the next request", op, timeout,
+                 strcmp(op, "hello") ? "VSTPIPE_OFX_TIMEOUT" : "VSTPIPE_OFX_START_TIMEOUT",
                  shared ? "" : " and was stopped");
     else if (shared)
         snprintf(err, errlen, "the vstpipe serve at VSTPIPE_OFX_SOCKET closed the connection "
@@ -359,7 +362,7 @@ static int exchange(Link *link, const char *header, const void *const *parts,
         if (nl) break;
         scanned = link->have;
         if (link->have >= MAX_HEADER) {
-            drop(link, NULL, 0);
+            drop(link, 0.0, NULL, 0);
             snprintf(err, errlen, "vstpipe serve sent a reply header over %u bytes; restarting it",
                      MAX_HEADER);
             return -1;
@@ -372,7 +375,7 @@ static int exchange(Link *link, const char *header, const void *const *parts,
     if (json_parse(link->buf, line_len, &reply->header, parse_err, sizeof parse_err) ||
         reply->header.root->kind != JSON_OBJECT) {
         if (reply->header.root) json_free(&reply->header);
-        drop(link, NULL, 0);
+        drop(link, 0.0, NULL, 0);
         snprintf(err, errlen, "vstpipe serve sent a reply that is not a JSON object (%s); "
                  "restarting it", parse_err);
         return -1;
@@ -381,7 +384,7 @@ static int exchange(Link *link, const char *header, const void *const *parts,
     double bytes = json_num(json_get(reply->header.root, "bytes"), 0);
     if (bytes < 0 || bytes > (double)MAX_PAYLOAD || bytes != (double)(size_t)bytes) {
         reply_free(reply);
-        drop(link, NULL, 0);
+        drop(link, 0.0, NULL, 0);
         snprintf(err, errlen, "vstpipe serve sent a reply with a bad 'bytes'; restarting it");
         return -1;
     }
@@ -394,7 +397,7 @@ static int exchange(Link *link, const char *header, const void *const *parts,
         reply->payload = malloc((size_t)bytes);
         if (!reply->payload) {
             reply_free(reply);
-            drop(link, NULL, 0);
+            drop(link, 0.0, NULL, 0);
             snprintf(err, errlen, "out of memory for a %.0f-byte reply", bytes);
             return -1;
         }
@@ -421,7 +424,7 @@ static int start(Link *link, char *err, size_t errlen) {
     double protocol = json_num(json_get(hello.header.root, "protocol"), -1);
     reply_free(&hello);
     if (protocol != PROTOCOL) {
-        drop(link, NULL, 0);
+        drop(link, 0.0, NULL, 0);
         snprintf(err, errlen, "vstpipe serve speaks protocol %g, this bundle %d; rebuild the "
                  "bundle with `vstpipe ofx bundle` from the vstpipe it runs", protocol, PROTOCOL);
         return -1;

@@ -468,8 +468,14 @@ static int ask(Link *link, JsonOut *header, const void *const *parts, const size
     return 0;
 }
 
+/* The deadline of a render: VSTPIPE_OFX_TIMEOUT seconds (a first render loads a model). */
+static double render_seconds(void) { return link_seconds("VSTPIPE_OFX_TIMEOUT", RENDER_SECONDS); }
+
+/* The deadline of the other requests, which only look things up: a minute, or less when
+ * VSTPIPE_OFX_TIMEOUT says less. */
 static double request_seconds(void) {
-    return link_seconds("VSTPIPE_OFX_START_TIMEOUT", REQUEST_SECONDS);
+    double render = render_seconds();
+    return render < REQUEST_SECONDS ? render : REQUEST_SECONDS;
 }
 
 /* The instance on the current server, created (again) when the server is new or the Source's
@@ -937,8 +943,8 @@ static int render_locked(Link *link, Instance *inst, double time, const int *win
         }
         json_out_close(&h, ']');
         json_out_close(&h, '}');
-        int asked = ask(link, &h, parts, sizes, nparts, link_seconds("VSTPIPE_OFX_TIMEOUT",
-                        RENDER_SECONDS), &reply, err, errlen);
+        int asked = ask(link, &h, parts, sizes, nparts, render_seconds(), &reply, err,
+                        errlen);
         json_out_free(&h);
         if (!asked) break;
         /* a frame the bridge thought the server kept was not there: send them all once more */

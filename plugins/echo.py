@@ -12,6 +12,7 @@ from vstpipe.ofx import OUTPUT, SOURCE
 
 class Echo(ofx.Effect):
     identifier = "org.vstpipe.echo"
+    icon = "echo.png"  # beside this file; the OpenFX bundle's icon (tools/make_icons.py)
 
     @classmethod
     def describe(cls, desc: ofx.Descriptor) -> None:

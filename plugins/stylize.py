@@ -58,6 +58,7 @@ def _preset_names() -> tuple[str, ...]:
 
 class Stylize(ofx.Effect):
     identifier = "org.vstpipe.stylize"
+    icon = "stylize.png"  # beside this file; the OpenFX bundle's icon (tools/make_icons.py)
 
     @classmethod
     def describe(cls, desc: ofx.Descriptor) -> None:

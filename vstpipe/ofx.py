@@ -456,6 +456,7 @@ class Effect:
     """Base of every effect: override describe, describe_in_context and render at least."""
 
     identifier: ClassVar[str]
+    icon: ClassVar[str | None] = None  # a PNG beside the effect's module: the OpenFX bundle's icon
 
     @classmethod
     def describe(cls, desc: Descriptor) -> None:
