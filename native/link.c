@@ -142,13 +142,16 @@ void link_free(Link *link) {
     free(link);
 }
 
-static void quiet_sigpipe(int fd) {
+/* No SIGPIPE from writing to a server that went away (the error is handled instead), and
+ * buffers large enough that a frame crosses in a few system calls. */
+static void tune_socket(int fd) {
 #ifdef SO_NOSIGPIPE
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
-#else
-    (void)fd;
 #endif
+    int size = 4 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
 }
 
 /* The child's environment: the host's, without the variables by which a host's embedded Python
@@ -188,6 +191,7 @@ static int spawn_server(Link *link, char *err, size_t errlen) {
         snprintf(err, errlen, "cannot make a socket pair for vstpipe serve (%s)", strerror(errno));
         return -1;
     }
+    tune_socket(pair[1]);  /* the server's end: its replies cross in a few calls too */
     posix_spawn_file_actions_t actions;
     posix_spawnattr_t attr;
     posix_spawn_file_actions_init(&actions);
@@ -217,7 +221,7 @@ static int spawn_server(Link *link, char *err, size_t errlen) {
     }
     link->fd = pair[0];
     link->pid = pid;
-    quiet_sigpipe(link->fd);
+    tune_socket(link->fd);
     return 0;
 }
 
@@ -240,7 +244,7 @@ static int connect_server(Link *link, const char *path, char *err, size_t errlen
     }
     link->fd = fd;
     link->pid = 0;
-    quiet_sigpipe(fd);
+    tune_socket(fd);
     return 0;
 }
 
@@ -334,8 +338,8 @@ static int fail_io(Link *link, IoStatus st, const char *header, double timeout, 
 }
 
 static int exchange(Link *link, const char *header, const void *const *parts,
-                    const size_t *sizes, size_t nparts, double timeout, Reply *reply,
-                    char *err, size_t errlen) {
+                    const size_t *sizes, size_t nparts, double timeout, void *into,
+                    size_t into_size, Reply *reply, char *err, size_t errlen) {
     memset(reply, 0, sizeof *reply);
     double deadline = now() + timeout;
     size_t total = 0;
@@ -388,7 +392,24 @@ static int exchange(Link *link, const char *header, const void *const *parts,
         snprintf(err, errlen, "vstpipe serve sent a reply with a bad 'bytes'; restarting it");
         return -1;
     }
-    if (bytes > 0) {
+    if (bytes > 0 && into && (size_t)bytes == into_size) {
+        size_t have = link->have < into_size ? link->have : into_size;
+        memcpy(into, link->buf, have);
+        take(link, have);
+        for (size_t got = have; got < into_size;) {  /* the rest straight into place */
+            st = wait_fd(link->fd, POLLIN, deadline);
+            ssize_t n = st != IO_OK ? -1 : recv(link->fd, (char *)into + got, into_size - got, 0);
+            if (n == 0) st = IO_CLOSED;
+            if (n < 0 && st == IO_OK && (errno == EINTR || errno == EAGAIN)) continue;
+            if (n < 0 && st == IO_OK) st = errno == ECONNRESET ? IO_CLOSED : IO_ERROR;
+            if (n <= 0) {
+                reply_free(reply);
+                return fail_io(link, st, header, timeout, err, errlen);
+            }
+            got += (size_t)n;
+        }
+        reply->bytes = into_size;
+    } else if (bytes > 0) {
         st = fill(link, (size_t)bytes, deadline);
         if (st != IO_OK) {
             reply_free(reply);
@@ -415,7 +436,8 @@ static int start(Link *link, char *err, size_t errlen) {
     if (rc) return -1;
     Reply hello;
     double timeout = link_seconds("VSTPIPE_OFX_START_TIMEOUT", START_SECONDS);
-    if (exchange(link, "{\"op\":\"hello\"}", NULL, NULL, 0, timeout, &hello, err, errlen)) {
+    if (exchange(link, "{\"op\":\"hello\"}", NULL, NULL, 0, timeout, NULL, 0, &hello, err,
+                 errlen)) {
         char inner[400];
         snprintf(inner, sizeof inner, "%s", err);
         snprintf(err, errlen, "starting the server: %s", inner);
@@ -433,12 +455,20 @@ static int start(Link *link, char *err, size_t errlen) {
     return 0;
 }
 
+int link_request_into(Link *link, const char *header, const void *const *parts,
+                      const size_t *sizes, size_t nparts, double timeout, void *into,
+                      size_t into_size, Reply *reply, char *err, size_t errlen) {
+    memset(reply, 0, sizeof *reply);
+    if (link->fd < 0 && start(link, err, errlen)) return -1;
+    return exchange(link, header, parts, sizes, nparts, timeout, into, into_size, reply, err,
+                    errlen);
+}
+
 int link_request(Link *link, const char *header, const void *const *parts,
                  const size_t *sizes, size_t nparts, double timeout, Reply *reply,
                  char *err, size_t errlen) {
-    memset(reply, 0, sizeof *reply);
-    if (link->fd < 0 && start(link, err, errlen)) return -1;
-    return exchange(link, header, parts, sizes, nparts, timeout, reply, err, errlen);
+    return link_request_into(link, header, parts, sizes, nparts, timeout, NULL, 0, reply, err,
+                             errlen);
 }
 
 void reply_free(Reply *reply) {

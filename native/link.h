@@ -45,6 +45,13 @@ int link_up(const Link *link);
 int link_request(Link *link, const char *header, const void *const *parts,
                  const size_t *sizes, size_t nparts, double timeout, Reply *reply,
                  char *err, size_t errlen);
+
+/* As link_request, but a reply payload of exactly `into_size` bytes is received straight into
+ * `into` (reply->payload stays NULL, reply->bytes says how many arrived); a payload of another
+ * size is returned as usual. */
+int link_request_into(Link *link, const char *header, const void *const *parts,
+                      const size_t *sizes, size_t nparts, double timeout, void *into,
+                      size_t into_size, Reply *reply, char *err, size_t errlen);
 void reply_free(Reply *reply);
 
 /* The reply's error line when it says ok: false, else NULL. */

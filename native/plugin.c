@@ -817,6 +817,12 @@ static int frame_parts(const Instance *inst, const HostImage *img, const void **
     int covers = img->bounds[0] <= x1 && img->bounds[1] <= y1 && img->bounds[2] >= x2 &&
                  img->bounds[3] >= y2;
     *copy = NULL;
+    if (covers && !img->premultiplied && img->row_bytes == (int)row &&
+        img->bounds[0] == x1 && img->bounds[2] == x2) {  /* the frame is one block of memory */
+        parts[*nparts] = row_at(img, y1);
+        sizes[(*nparts)++] = row * (size_t)inst->height;
+        return 0;
+    }
     if (covers && !img->premultiplied) {
         for (int y = y1; y < y2; y++) {
             parts[*nparts] = row_at(img, y) + (size_t)(x1 - img->bounds[0]) * 4 *
@@ -894,6 +900,17 @@ static int render_locked(Link *link, Instance *inst, double time, const int *win
     Reply reply = {0};
     HostImage out = {0};
     if (!parts || !sizes) { snprintf(err, errlen, "out of memory"); goto done; }
+    if (fetch_image(inst->output, time, &out, inst->depth, err, errlen)) goto done;
+    /* where the reply can land without a copy: the window's rows, one block in the Output */
+    size_t px = 4 * (size_t)sample_bytes(inst->depth);
+    size_t win_row = (size_t)(window[2] - window[0]) * px;
+    void *into = NULL;
+    size_t into_size = 0;
+    if (out.bounds[0] == window[0] && out.bounds[2] == window[2] && out.bounds[1] <= window[1] &&
+        out.bounds[3] >= window[3] && out.row_bytes == (int)win_row && window[3] > window[1]) {
+        into = row_at(&out, window[1]);
+        into_size = win_row * (size_t)(window[3] - window[1]);
+    }
     for (int attempt = 0; attempt < 2; attempt++) {
         size_t nparts = 0;
         JsonOut h;
@@ -943,8 +960,18 @@ static int render_locked(Link *link, Instance *inst, double time, const int *win
         }
         json_out_close(&h, ']');
         json_out_close(&h, '}');
-        int asked = ask(link, &h, parts, sizes, nparts, render_seconds(), &reply, err,
-                        errlen);
+        if (h.failed) {
+            snprintf(err, errlen, "out of memory");
+            json_out_free(&h);
+            goto done;
+        }
+        int asked = link_request_into(link, h.data, parts, sizes, nparts, render_seconds(),
+                                      into, into_size, &reply, err, errlen);
+        if (!asked && reply_error(&reply)) {
+            snprintf(err, errlen, "%s", reply_error(&reply));
+            reply_free(&reply);
+            asked = -1;
+        }
         json_out_free(&h);
         if (!asked) break;
         /* a frame the bridge thought the server kept was not there: send them all once more */
@@ -959,14 +986,25 @@ static int render_locked(Link *link, Instance *inst, double time, const int *win
     const JsonValue *got = json_get(reply.header.root, "window");
     int w[4];
     for (int i = 0; i < 4; i++) w[i] = (int)json_num(json_at(got, (size_t)i), 0);
-    size_t px = 4 * (size_t)sample_bytes(inst->depth);
     size_t row = (size_t)(w[2] - w[0]) * px;
     if (w[2] < w[0] || w[3] < w[1] || reply.bytes != row * (size_t)(w[3] - w[1])) {
         snprintf(err, errlen, "vstpipe serve answered with %zu bytes for a %dx%d window", reply.bytes,
                  w[2] - w[0], w[3] - w[1]);
         goto done;
     }
-    if (fetch_image(inst->output, time, &out, inst->depth, err, errlen)) goto done;
+    if (!reply.payload) {  /* received in place: it must be the window asked for */
+        if (w[0] + inst->x1 != window[0] || w[1] + inst->y1 != window[1] ||
+            w[2] + inst->x1 != window[2] || w[3] + inst->y1 != window[3]) {
+            snprintf(err, errlen, "vstpipe serve answered another window than the one asked for");
+            goto done;
+        }
+        if (premultiplied)
+            for (int y = window[1]; y < window[3]; y++)
+                alpha_pass(row_at(&out, y), window[2] - window[0], inst->depth, 0);
+        remember(inst, times, count, imgs, sent);
+        rc = 0;
+        goto done;
+    }
     int ox1 = w[0] + inst->x1, oy1 = w[1] + inst->y1, ox2 = w[2] + inst->x1, oy2 = w[3] + inst->y1;
     int cx1 = ox1 > out.bounds[0] ? ox1 : out.bounds[0], cx2 = ox2 < out.bounds[2] ? ox2 : out.bounds[2];
     for (int y = oy1; y < oy2 && cx2 > cx1; y++) {

@@ -155,6 +155,7 @@ class Clip:
     layout: str = "plain"  # plain | padded | negative (rows top-first, rowBytes < 0)
     premultiplied: bool = False
     dtype: Any = np.uint8  # of the images' samples
+    laid: dict[float, tuple[np.ndarray, int, int]] = field(default_factory=dict)  # Source memory
 
 
 class Effect:
@@ -375,7 +376,9 @@ class Host:
             top_down = clip.frames.get(float(time))
             if top_down is None:
                 return FAILED
-            memory, data, row_bytes = self._lay_out(top_down, clip.layout)
+            if float(time) not in clip.laid:  # a host keeps its images in its own layout
+                clip.laid[float(time)] = self._lay_out(top_down, clip.layout)
+            memory, data, row_bytes = clip.laid[float(time)]
             premult = "OfxImageAlphaPremultiplied" if clip.premultiplied else "OfxImageOpaque"
             uid = f"{clip.name}@{time}:{id(top_down)}"
         else:

@@ -79,8 +79,10 @@ MAX_SIDE = 16384  # pixels per side of an instance's frames
 MAX_PIXELS = 1 << 26  # pixels per frame: 8192 x 8192, or 16384 x 4096
 MAX_INSTANCES = 16  # instances one client holds at once
 MAX_KEYFRAMES = 4096  # keyframes per parameter (setting them is quadratic in ofx.ParamSet)
-_CHUNK = 1 << 20  # payload bytes read or skipped at a time
+_CHUNK = 1 << 20  # payload bytes skipped at a time
+_FIRST_READ = 1 << 24  # bytes a payload's buffer starts with; it doubles as more arrives
 _POLL = 0.25  # seconds between checks for stop() while waiting for clients
+Payload = bytes | bytearray | memoryview  # a reply's bytes; a render's is a view of its image
 _SHOW = reprlib.Repr()  # client values in messages: bounded in length and depth
 _SHOW.maxstring = _SHOW.maxother = 40
 
@@ -187,13 +189,19 @@ def payload_size(header: dict[str, Any]) -> int:
 
 
 def _read_exact(stream: IO[bytes], size: int) -> bytearray:
-    """``size`` bytes, taken as they arrive: memory grows with what was sent, not declared."""
-    data = bytearray()
-    while len(data) < size:
-        chunk = stream.read(min(_CHUNK, size - len(data)))
-        if not chunk:
-            raise FramingError(f"stream ended {len(data)} bytes into a {size}-byte payload")
-        data += chunk
+    """``size`` bytes, taken as they arrive: memory grows with what was sent, not declared
+    (doubling, so a frame is read straight into its buffer and a large one grows in a few
+    steps, which the allocator does without copying)."""
+    data = bytearray(min(size, _FIRST_READ))
+    got = 0
+    while got < size:
+        if got == len(data):
+            data.extend(bytes(min(len(data), size - len(data))))
+        with memoryview(data) as view:
+            count = stream.readinto(view[got:])
+        if not count:
+            raise FramingError(f"stream ended {got} bytes into a {size}-byte payload")
+        got += count
     return data
 
 
@@ -370,7 +378,7 @@ def _trim(host: Host, time: float, span: tuple[float, float]) -> None:
 
 # -- requests ----------------------------------------------------------------------------------
 
-Handler = Callable[[dict[str, Any], bytes], tuple[dict[str, Any], bytes]]
+Handler = Callable[[dict[str, Any], bytes], tuple[dict[str, Any], Payload]]
 
 
 @dataclass(frozen=True)
@@ -396,7 +404,7 @@ class Server:
             "regions_of_interest": self._regions, "begin": self._begin, "end": self._end,
             "render": self._render, "destroy": self._destroy}
 
-    def answer(self, message: Message) -> tuple[dict[str, Any], bytes]:
+    def answer(self, message: Message) -> tuple[dict[str, Any], Payload]:
         """The reply to one request, a failure reply when it cannot be carried out."""
         ident = message.header.get("id")
         if "id" in message.header and (not isinstance(ident, int | str) or
@@ -415,7 +423,7 @@ class Server:
             reply["error"] = f"malformed request: {reply['error']}"
         return {**echo, **reply}, payload
 
-    def handle(self, message: Message) -> tuple[dict[str, Any], bytes]:
+    def handle(self, message: Message) -> tuple[dict[str, Any], Payload]:
         reply, payload = self.ops[self._op(message.header)](message.header, message.payload)
         return {"ok": True, **reply}, payload
 
@@ -460,18 +468,18 @@ class Server:
             raise ParamError(f"no instance {number}; create one first")
         return self.hosts[number]
 
-    def _hello(self, header: dict[str, Any], _: bytes) -> tuple[dict[str, Any], bytes]:
+    def _hello(self, header: dict[str, Any], _: bytes) -> tuple[dict[str, Any], Payload]:
         return {"protocol": PROTOCOL, "version": __version__,
                 "effects": list(self.catalog.effects),
                 "broken": [{"plugin": f.plugin, "error": f.message}
                            for f in self.catalog.failures]}, b""
 
-    def _describe(self, header: dict[str, Any], _: bytes) -> tuple[dict[str, Any], bytes]:
+    def _describe(self, header: dict[str, Any], _: bytes) -> tuple[dict[str, Any], Payload]:
         context = _field(header, "context", str, "filter")
         effect = self.catalog.get(_field(header, "effect", str))
         return {"descriptor": ofx.describe(effect, context).to_json(context)}, b""
 
-    def _create(self, header: dict[str, Any], _: bytes) -> tuple[dict[str, Any], bytes]:
+    def _create(self, header: dict[str, Any], _: bytes) -> tuple[dict[str, Any], Payload]:
         if len(self.hosts) >= MAX_INSTANCES:
             raise ParamError(f"this client holds {len(self.hosts)} instances, the limit; "
                              f"destroy one first")
@@ -492,7 +500,7 @@ class Server:
         self.hosts[number] = host
         return {"instance": number, "depth": depth}, b""
 
-    def _set(self, header: dict[str, Any], _: bytes) -> tuple[dict[str, Any], bytes]:
+    def _set(self, header: dict[str, Any], _: bytes) -> tuple[dict[str, Any], Payload]:
         host = self._host(header)
         params = host.instance.params
         values = {name: _value(params, name, value) for name, value in
@@ -515,14 +523,14 @@ class Server:
         # Through the host's guard, so a failing effect is one line naming it.
         host._call(f"instance changed ({name})", lambda: host.effect.instance_changed(name, 0.0))
 
-    def _frames_needed(self, header: dict[str, Any], _: bytes) -> tuple[dict[str, Any], bytes]:
+    def _frames_needed(self, header: dict[str, Any], _: bytes) -> tuple[dict[str, Any], Payload]:
         host, time = self._host(header), _time(header)
         needed = host._call("get frames needed", lambda: {
             clip: [list(r) for r in ranges]
             for clip, ranges in dict(host.effect.frames_needed(time)).items()})
         return {"frames": needed}, b""
 
-    def _regions(self, header: dict[str, Any], _: bytes) -> tuple[dict[str, Any], bytes]:
+    def _regions(self, header: dict[str, Any], _: bytes) -> tuple[dict[str, Any], Payload]:
         host, time = self._host(header), _time(header)
         window = _rect(header, "window", host.rod)
         rois = host._call("get regions of interest", lambda: {
@@ -530,18 +538,18 @@ class Server:
             for clip, rect in dict(host.effect.regions_of_interest(time, window)).items()})
         return {"regions": rois}, b""
 
-    def _begin(self, header: dict[str, Any], _: bytes) -> tuple[dict[str, Any], bytes]:
+    def _begin(self, header: dict[str, Any], _: bytes) -> tuple[dict[str, Any], Payload]:
         host = self._host(header)
         if "frame_range" in header:
             host.sequence = ofx.SequenceArgs(_frame_range(header, (0.0, math.inf)))
         host.begin()
         return {}, b""
 
-    def _end(self, header: dict[str, Any], _: bytes) -> tuple[dict[str, Any], bytes]:
+    def _end(self, header: dict[str, Any], _: bytes) -> tuple[dict[str, Any], Payload]:
         self._host(header).end()
         return {}, b""
 
-    def _destroy(self, header: dict[str, Any], _: bytes) -> tuple[dict[str, Any], bytes]:
+    def _destroy(self, header: dict[str, Any], _: bytes) -> tuple[dict[str, Any], Payload]:
         host = self._host(header)
         del self.hosts[header["instance"]]
         host.destroy()
@@ -569,7 +577,7 @@ class Server:
         frame_bytes = host.rod.width * host.rod.height * 4 * dtype.itemsize
         return _RenderRequest(host, time, window, tuple(times), dtype, frame_bytes)
 
-    def _render(self, header: dict[str, Any], payload: bytes) -> tuple[dict[str, Any], bytes]:
+    def _render(self, header: dict[str, Any], payload: bytes) -> tuple[dict[str, Any], Payload]:
         request = self._render_request(header)
         self.check_payload(header, len(payload))
         host, time, rod = request.host, request.time, request.host.rod
@@ -579,8 +587,8 @@ class Server:
             for i, at in enumerate(request.times):
                 pixels = np.frombuffer(payload, request.dtype, rod.width * rod.height * 4,
                                        i * request.frame_bytes)
-                pixels = pixels.astype(ofx.DEPTH_DTYPES[host.depth]).reshape(rod.height,
-                                                                             rod.width, 4)
+                pixels = pixels.astype(ofx.DEPTH_DTYPES[host.depth], copy=False).reshape(
+                    rod.height, rod.width, 4)  # a view of the payload where the byte order is
                 host.add_source(at, ofx.Image(pixels, rod, host.depth))
             if host.instance.clip(ofx.SOURCE).frames.get(time) is None:
                 raise ParamError(f"no Source frame at time {time:g}; send it in 'images'")
@@ -588,7 +596,8 @@ class Server:
         finally:
             _trim(host, time, span)
         data = np.ascontiguousarray(out.view(request.window)).astype(request.dtype, copy=False)
-        return {"window": request.window.as_list(), "depth": host.depth}, data.tobytes()
+        return {"window": request.window.as_list(), "depth": host.depth}, \
+            memoryview(data).cast("B")  # sent from the image itself
 
 
 # -- sessions ----------------------------------------------------------------------------------
