@@ -1171,6 +1171,15 @@ static OfxStatus regions_of_interest(OfxImageEffectHandle handle, OfxPropertySet
     return kOfxStatOK;
 }
 
+/* The library goes (the host unloads the binary): what it read and started goes with it. */
+__attribute__((destructor)) static void library_unloaded(void) {
+    link_free(g_link);
+    g_link = NULL;
+    if (g_catalog_read == 1) json_free(&g_catalog);
+    g_catalog_read = 0;
+    g_count = 0;
+}
+
 /* -- the entry point ------------------------------------------------------------------------ */
 
 static OfxStatus load(void) {
