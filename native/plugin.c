@@ -450,6 +450,18 @@ static OfxStatus create_instance(int index, OfxImageEffectHandle handle) {
     return kOfxStatOK;
 }
 
+/* Start a request's header: {"op": op, "instance": the server's number (when inst is given). */
+static void begin_request(JsonOut *h, const char *op, const Instance *inst) {
+    json_out_init(h);
+    json_out_open(h, '{');
+    json_out_key(h, "op");
+    json_out_string(h, op);
+    if (inst) {
+        json_out_key(h, "instance");
+        json_out_number(h, inst->server_id);
+    }
+}
+
 /* The reply of one request, or -1 with err set (a link failure or the server's refusal). */
 static int ask(Link *link, JsonOut *header, const void *const *parts, const size_t *sizes,
                size_t nparts, double timeout, Reply *reply, char *err, size_t errlen) {
@@ -476,6 +488,21 @@ static double render_seconds(void) { return link_seconds("VSTPIPE_OFX_TIMEOUT", 
 static double request_seconds(void) {
     double render = render_seconds();
     return render < REQUEST_SECONDS ? render : REQUEST_SECONDS;
+}
+
+/* Destroy the instance on the server it was created on, if that one still runs (with the
+ * link's lock held; a failure leaves nothing to undo). */
+static void destroy_on_server(Link *link, Instance *inst) {
+    if (!link_up(link) || inst->generation != link_generation(link)) return;
+    JsonOut h;
+    Reply reply;
+    char err[ERR];
+    begin_request(&h, "destroy", inst);
+    json_out_close(&h, '}');
+    if (!ask(link, &h, NULL, NULL, 0, request_seconds(), &reply, err, sizeof err))
+        reply_free(&reply);
+    json_out_free(&h);
+    inst->generation = 0;
 }
 
 /* The instance on the current server, created (again) when the server is new or the Source's
@@ -511,23 +538,12 @@ static int ensure_created(Link *link, Instance *inst, double time, char *err, si
     }
     Reply reply;
     JsonOut h;
-    if (link_up(link) && inst->generation == link_generation(link)) {
-        json_out_init(&h); /* the old instance goes: its size or depth changed */
-        json_out_open(&h, '{');
-        json_out_key(&h, "op"); json_out_string(&h, "destroy");
-        json_out_key(&h, "instance"); json_out_number(&h, inst->server_id);
-        json_out_close(&h, '}');
-        if (!ask(link, &h, NULL, NULL, 0, request_seconds(), &reply, err, errlen))
-            reply_free(&reply);
-        json_out_free(&h);
-    }
+    destroy_on_server(link, inst);  /* the old instance goes: its size or depth changed */
     double rate = 0, range[2] = {0, 0};
     P->propGetDouble(clip_props, kOfxImageEffectPropFrameRate, 0, &rate);
     int has_range = P->propGetDoubleN(clip_props, kOfxImageEffectPropFrameRange, 2, range) ==
                     kOfxStatOK && range[1] >= range[0];
-    json_out_init(&h);
-    json_out_open(&h, '{');
-    json_out_key(&h, "op"); json_out_string(&h, "create");
+    begin_request(&h, "create", NULL);
     json_out_key(&h, "effect"); json_out_string(&h, g_effects[inst->effect].plugin.pluginIdentifier);
     json_out_key(&h, "context"); json_out_string(&h, inst->context);
     json_out_key(&h, "width"); json_out_number(&h, width);
@@ -588,10 +604,7 @@ static int write_value(JsonOut *h, OfxParamHandle param, const JsonValue *p, dou
 static int send_params(Link *link, Instance *inst, double time, char *err, size_t errlen) {
     const JsonValue *params = json_get(inst->desc, "params");
     JsonOut h;
-    json_out_init(&h);
-    json_out_open(&h, '{');
-    json_out_key(&h, "op"); json_out_string(&h, "set");
-    json_out_key(&h, "instance"); json_out_number(&h, inst->server_id);
+    begin_request(&h, "set", inst);
     for (int pass = 0; pass < 2; pass++) {  /* constants, then keyframes */
         json_out_key(&h, pass ? "keyframes" : "params");
         json_out_open(&h, '{');
@@ -654,10 +667,7 @@ static int frames_needed(Link *link, Instance *inst, double time, double *times,
     *count = 1;
     if (!inst->temporal) return 0;
     JsonOut h;
-    json_out_init(&h);
-    json_out_open(&h, '{');
-    json_out_key(&h, "op"); json_out_string(&h, "frames_needed");
-    json_out_key(&h, "instance"); json_out_number(&h, inst->server_id);
+    begin_request(&h, "frames_needed", inst);
     json_out_key(&h, "time"); json_out_number(&h, time);
     json_out_close(&h, '}');
     Reply reply;
@@ -914,10 +924,7 @@ static int render_locked(Link *link, Instance *inst, double time, const int *win
     for (int attempt = 0; attempt < 2; attempt++) {
         size_t nparts = 0;
         JsonOut h;
-        json_out_init(&h);
-        json_out_open(&h, '{');
-        json_out_key(&h, "op"); json_out_string(&h, "render");
-        json_out_key(&h, "instance"); json_out_number(&h, inst->server_id);
+        begin_request(&h, "render", inst);
         json_out_key(&h, "time"); json_out_number(&h, time);
         json_out_key(&h, "window");
         json_out_open(&h, '[');
@@ -1087,10 +1094,7 @@ static int step_sequence(Link *link, Instance *inst, OfxPropertySetHandle in, co
     if (ensure_created(link, inst, range[0], err, errlen)) return -1;
     if (!strcmp(op, "begin") && send_params(link, inst, range[0], err, errlen)) return -1;
     JsonOut h;
-    json_out_init(&h);
-    json_out_open(&h, '{');
-    json_out_key(&h, "op"); json_out_string(&h, op);
-    json_out_key(&h, "instance"); json_out_number(&h, inst->server_id);
+    begin_request(&h, op, inst);
     json_out_key(&h, "frame_range");
     json_out_open(&h, '[');
     json_out_number(&h, range[0]);
@@ -1137,19 +1141,7 @@ static void destroy_instance(OfxImageEffectHandle handle) {
     pthread_mutex_unlock(&g_state);
     if (link) {
         link_lock(link);
-        if (link_up(link) && inst->generation == link_generation(link)) {
-            JsonOut h;
-            char err[ERR];
-            Reply reply;
-            json_out_init(&h);
-            json_out_open(&h, '{');
-            json_out_key(&h, "op"); json_out_string(&h, "destroy");
-            json_out_key(&h, "instance"); json_out_number(&h, inst->server_id);
-            json_out_close(&h, '}');
-            if (!ask(link, &h, NULL, NULL, 0, request_seconds(), &reply, err, sizeof err))
-                reply_free(&reply);
-            json_out_free(&h);
-        }
+        destroy_on_server(link, inst);
         link_unlock(link);
     }
     OfxPropertySetHandle props;
