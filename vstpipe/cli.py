@@ -35,12 +35,16 @@ from . import (
     ofx_host,
     presets,
     preview,
+    progress,
     rawio,
     serve,
     signals,
     temporal,
     weights,
 )
+from .batch import local as batch_local
+from .batch import plan as batch_plan
+from .batch import run as batch_run
 from .commands import plain_labels
 from .errors import ModelError, OptionError, VstpipeError
 from .media import (
@@ -865,6 +869,66 @@ def ofx_bundle_cmd(
     _say(f"wrote {escape(str(bundle.path))} ({len(bundle.effects)} effects: "
          f"{escape(', '.join(bundle.effects))})")
     _say(escape(bundle.install_hint))
+
+
+class BatchFailed(VstpipeError):
+    """Some of a batch's jobs failed (the others were rendered)."""
+
+
+@app.command("batch")
+def batch_cmd(
+    job_file: Annotated[Path | None, typer.Argument(
+        help="Job file (TOML): inputs, looks, output names (README: Batches).")] = None,
+    inputs: Annotated[list[str] | None, typer.Option(
+        "--inputs", help="Without a job file: input files or quoted globs; repeat.")] = None,
+    preset: Annotated[list[str] | None, typer.Option(
+        "--preset", help="Without a job file: one look per preset; repeat.")] = None,
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out-dir", help="Without a job file: the output folder (default: here).")] = None,
+    name: Annotated[str, typer.Option(
+        help="Without a job file: output names, from {stem}, {look} and {ext}.")
+    ] = batch_plan.DEFAULT_NAME,
+    workers: Annotated[int | None, typer.Option(
+        min=1, help="Worker processes on this machine (default: one per GPU, else one per "
+                    "two CPU cores).")] = None,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Replace outputs this batch did not make.")] = False,
+    offline: _NoDownload = False,
+    json_summary: Annotated[bool, typer.Option(
+        "--json", help="Print the summary as JSON on stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
+) -> None:
+    """Render many inputs with many looks; re-runs skip what is done with the same settings."""
+    def go() -> batch_run.Summary:
+        if job_file is not None and (inputs or preset or out_dir):
+            raise OptionError(f"{job_file}: with a job file, set inputs, looks and out_dir in "
+                              f"it, not --inputs/--preset/--out-dir")
+        plan = batch_plan.load(job_file) if job_file is not None else \
+            batch_plan.from_options(inputs or [], preset or [], out_dir or Path("."), name)
+        pool = batch_local.LocalPool(batch_local.slots(workers), offline)
+        with progress.batch(len(plan.tasks), quiet) as listener:
+            return batch_run.run(plan, pool, overwrite=overwrite, listener=listener)
+
+    summary = _run(go)
+    if json_summary:
+        typer.echo(json.dumps(summary.as_json(), indent=1))
+    else:
+        for line in batch_run.table(summary):
+            typer.echo(line)
+    if summary.interrupted is not None:
+        _run(lambda: _raise(summary.interrupted))
+    failed = summary.failed
+    if failed:
+        names = ", ".join(f"{t.input.name} ({t.look.name})" for t, _ in failed[:5])
+        rest = "the others were rendered" if len(failed) < len(summary.outcomes) else "none was"
+        _run(lambda: _raise(BatchFailed(
+            f"{len(failed)} of {len(summary.outcomes)} jobs failed: {names}"
+            f"{', ...' if len(failed) > 5 else ''}; {rest}")))
+
+
+def _raise(exc: BaseException) -> None:
+    """Raise ``exc`` inside _run, which reports it as every command's errors are."""
+    raise exc
 
 
 @app.command("serve")

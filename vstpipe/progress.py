@@ -146,3 +146,68 @@ def training(label: str) -> Iterator[Callable[[int, int, dict[str, float]], None
             bar.update(task, completed=step, total=steps, terms=shown(terms))
 
         yield update
+
+
+class BatchProgress:
+    """A batch's progress: one overall line (jobs done of all, frames, fps, ETA) and a line
+    per finished job. Tasks need ``label``; outcomes ``status``, ``frames``, ``seconds``,
+    ``error``."""
+
+    def __init__(self, total: int, write: Callable[[str], None],
+                 overall: Callable[[str, int], None], every: float = 5.0) -> None:
+        self.total, self._write, self._overall, self.every = total, write, overall, every
+        self.finished_count, self.frames_done = 0, 0
+        self._running: dict[str, int] = {}  # frames of the tasks in progress, by label
+        self.start = self._last = time.perf_counter()
+
+    def _update(self) -> None:
+        now = time.perf_counter()
+        frames = self.frames_done + sum(self._running.values())
+        fps = frames / max(now - self.start, 1e-9)
+        left = self.total - self.finished_count
+        rate = self.finished_count / max(now - self.start, 1e-9)
+        eta = f", ETA {left / rate:.0f} s" if self.finished_count and left else ""
+        self._overall(f"batch: {self.finished_count}/{self.total} jobs, {frames} frames, "
+                      f"{fps:.2f} fps{eta}", self.finished_count)
+
+    def frames(self, task: object, done: int, total: int | None) -> None:
+        self._running[task.label] = done  # type: ignore[attr-defined]
+        if time.perf_counter() - self._last >= self.every:
+            self._last = time.perf_counter()
+            self._update()
+
+    def finished(self, task: object, outcome: object) -> None:
+        label = task.label  # type: ignore[attr-defined]
+        self._running.pop(label, None)
+        self.finished_count += 1
+        status, frames = outcome.status, outcome.frames  # type: ignore[attr-defined]
+        if status == "done":
+            self.frames_done += frames
+            seconds = outcome.seconds  # type: ignore[attr-defined]
+            self._write(f"done {label} ({frames} frames, {frames / max(seconds, 1e-9):.2f} fps)")
+        elif status == "skipped":
+            self._write(f"skipped {label} (done before, same settings)")
+        else:
+            self._write(f"{status.upper()} {label}: {outcome.error}")  # type: ignore[attr-defined]
+        self._update()
+
+
+@contextmanager
+def batch(total: int, quiet: bool = False) -> Iterator[BatchProgress]:
+    """A rich bar over the jobs on a terminal, plain lines elsewhere; lines only when quiet
+    is off."""
+    console = Console(stderr=True)
+    if quiet:
+        yield BatchProgress(total, lambda _: None, lambda _text, _done: None)
+        return
+    if not console.is_terminal:
+        yield BatchProgress(total, lambda line: sys.stderr.write(line + "\n"),
+                            lambda text, _done: sys.stderr.write(text + "\n"))
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("batch", total=total)
+        yield BatchProgress(total, lambda line: bar.console.print(line, markup=False,
+                                                                  highlight=False),
+                            lambda text, done: bar.update(task, description=text,
+                                                          completed=done), every=0.5)

@@ -1,0 +1,165 @@
+"""The tasks of a batch on this machine: one worker process per device, each keeping its model.
+
+Devices: one worker per CUDA GPU; without one, CPU workers sharing the cores (``workers``
+processes of ``cores // workers`` torch threads each). Workers are started with ``spawn`` (a
+forked torch is not safe), take one task at a time from the coordinator, and report frames and
+outcomes on one queue. A worker that dies (killed, out of memory) fails its task with the reason
+and is replaced; an interrupt stops every worker with SIGTERM, which unwinds its render like
+Ctrl-C (its temp output deleted), so nothing partial is left.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .plan import Task
+from .work import Outcome, Worker
+
+Event = tuple[Any, ...]  # ("frames", number, done, total) | ("finished", number, Outcome)
+_PROGRESS_EVERY = 0.25  # seconds between a worker's frame reports
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Where one worker runs."""
+
+    device: str  # "cpu", "cuda:0", ...
+    threads: int  # torch intra-op threads (CPU workers)
+    name: str
+
+
+def slots(workers: int | None = None) -> list[Slot]:
+    """One slot per GPU, else ``workers`` CPU slots (default: one per two cores) sharing the
+    cores."""
+    import torch
+
+    if torch.cuda.is_available() and workers is None:
+        return [Slot(f"cuda:{i}", 1, f"cuda:{i}") for i in range(torch.cuda.device_count())]
+    cores = os.cpu_count() or 1
+    count = workers or max(1, cores // 2)
+    return [Slot("cpu", max(1, cores // count), f"cpu {i + 1}") for i in range(count)]
+
+
+class _Reporter:
+    """A task's (done, total) frames, sent to the coordinator at most every 0.25 s."""
+
+    def __init__(self, number: int, events: Any) -> None:
+        self.number, self.events, self.last = number, events, 0.0
+
+    def __call__(self, done: int, total: int | None) -> None:
+        now = time.monotonic()
+        if now - self.last >= _PROGRESS_EVERY or done == total:
+            self.last = now
+            self.events.put(("frames", self.number, done, total))
+
+
+def _worker_main(slot: Slot, offline: bool, tasks: Any, events: Any) -> None:
+    """A worker process: tasks until None; frames and outcomes on ``events``."""
+    from .. import signals
+
+    signals.install()  # SIGTERM unwinds the render: its temp output goes
+    import torch
+
+    if slot.device == "cpu":
+        torch.set_num_threads(slot.threads)
+    worker = Worker(slot.device, offline, slot.name)
+    try:
+        while (item := tasks.get()) is not None:
+            number, task, overwrite = item
+            events.put(("finished", number,
+                        worker.run(task, overwrite, _Reporter(number, events))))
+    except KeyboardInterrupt:
+        pass  # stopped by the coordinator (or Ctrl-C): the render above has unwound
+
+
+class LocalPool:
+    """Runs numbered tasks on worker processes; yields events as they come."""
+
+    def __init__(self, slots_: list[Slot], offline: bool = False) -> None:
+        self.slots, self.offline = slots_, offline
+        self._context = mp.get_context("spawn")
+        self._events = self._context.Queue()
+        self._procs: list[Any] = []
+        self._queues: list[Any] = []
+        self._holding: list[int | None] = []  # the task each worker has, by worker
+
+    def _start(self, index: int) -> None:
+        tasks = self._context.Queue()
+        proc = self._context.Process(target=_worker_main, name=f"vstpipe-batch-{index}",
+                                     args=(self.slots[index], self.offline, tasks,
+                                           self._events), daemon=True)
+        proc.start()
+        if index < len(self._procs):
+            self._procs[index], self._queues[index] = proc, tasks
+            self._holding[index] = None
+        else:
+            self._procs.append(proc)
+            self._queues.append(tasks)
+            self._holding.append(None)
+
+    def run(self, tasks: list[tuple[int, Task]], overwrite: Callable[[Task], bool]
+            ) -> Iterator[Event]:
+        pending = list(tasks)
+        for index in range(min(len(self.slots), len(tasks))):
+            self._start(index)
+        try:
+            left = len(tasks)
+            while left:
+                for index, holding in enumerate(self._holding):
+                    if holding is None and pending:
+                        number, task = pending.pop(0)
+                        self._holding[index] = number
+                        self._queues[index].put((number, task, overwrite(task)))
+                try:
+                    event = self._events.get(timeout=0.5)
+                except queue.Empty:
+                    for gone in self._dead():
+                        left -= 1
+                        yield gone
+                    continue
+                if event[0] == "finished":
+                    left -= 1
+                    index = self._holding.index(event[1])
+                    self._holding[index] = None
+                    if not pending:
+                        self._queues[index].put(None)
+                yield event
+        finally:
+            self.close()
+
+    def _dead(self) -> Iterator[Event]:
+        """A finished event for each task whose worker died; the worker is replaced."""
+        for index, proc in enumerate(self._procs):
+            number = self._holding[index]
+            if number is None or proc.is_alive():
+                continue
+            code = proc.exitcode
+            why = (f"killed by signal {-code} ({signal.Signals(-code).name})" if code and code < 0
+                   else f"exit status {code}")
+            self._start(index)
+            yield ("finished", number, Outcome("", "failed", error=f"the worker process died "
+                                                                    f"({why})",
+                                               worker=self.slots[index].name))
+
+    def close(self) -> None:
+        """Stop every worker: None to the idle ones, SIGTERM to the busy ones (their renders
+        unwind and delete their temp output), SIGKILL to any still there after 30 s."""
+        for index, proc in enumerate(self._procs):
+            if proc.is_alive() and self._holding[index] is None:
+                self._queues[index].put(None)
+            elif proc.is_alive():
+                proc.terminate()
+        deadline = time.monotonic() + 30
+        for proc in self._procs:
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+        self._procs, self._queues, self._holding = [], [], []
