@@ -1,0 +1,197 @@
+"""`vstpipe batch`: the job file, resume, failures, interrupts, the worker pool."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import av
+import pytest
+from clips import make_clip
+
+from vstpipe.batch import local, plan, run
+from vstpipe.batch.ledger import FILE_NAME, Ledger
+from vstpipe.errors import ConfigError
+
+JOBS = """\
+out_dir = "out"
+name = "{stem}.{look}.mp4"
+inputs = ["shots/*.mp4"]
+
+[looks.vangogh]
+preset = "vangogh"
+
+[looks.ink]
+preset = "ink"
+alpha = %s
+"""
+
+
+@pytest.fixture
+def shots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Three inputs (two with audio), the last one cut short so that it does not decode, and a
+    job file of two looks over them."""
+    monkeypatch.setenv("VSTPIPE_OFFLINE", "1")
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    for name in ("a", "b", "c"):
+        make_clip(folder / f"{name}.mp4", size=(64, 48), frames=8, audio="aac")
+    corrupt = folder / "c.mp4"
+    corrupt.write_bytes(corrupt.read_bytes()[:2000])
+    (tmp_path / "jobs.toml").write_text(JOBS % "0.6")
+    return tmp_path
+
+
+def _pts(path: Path) -> list[int]:
+    with av.open(str(path)) as container:
+        return [f.pts for f in container.decode(video=0)]
+
+
+def _streams(path: Path) -> list[str]:
+    with av.open(str(path)) as container:
+        return [s.type for s in container.streams]
+
+
+def _run(job_file: Path) -> run.Summary:
+    return run.run(plan.load(job_file), local.LocalPool(local.slots(1)))
+
+
+def test_a_batch_renders_every_good_task_records_it_and_resumes(shots: Path) -> None:
+    jobs = shots / "jobs.toml"
+    summary = _run(jobs)
+    status = {Path(o.output).name: o.status for o in summary.outcomes}
+    assert status == {"a.vangogh.mp4": "done", "a.ink.mp4": "done", "b.vangogh.mp4": "done",
+                      "b.ink.mp4": "done", "c.vangogh.mp4": "failed", "c.ink.mp4": "failed"}
+    assert [(t.input.name, t.look.name) for t, _ in summary.failed] == [("c.mp4", "vangogh"),
+                                                                          ("c.mp4", "ink")]
+    assert all("c.mp4" in o.error for _, o in summary.failed)
+    out = shots / "out"
+    for name in ("a.vangogh.mp4", "a.ink.mp4", "b.vangogh.mp4", "b.ink.mp4"):
+        source = shots / "shots" / f"{name[0]}.mp4"
+        assert _pts(out / name) == _pts(source)  # every frame, its timestamp
+        assert _streams(out / name) == _streams(source) == ["video", "audio"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [FILE_NAME, "a.vangogh.mp4", "a.ink.mp4", "b.vangogh.mp4", "b.ink.mp4"])
+    assert set(Ledger.open(out).done) == {"a.vangogh.mp4", "a.ink.mp4", "b.vangogh.mp4",
+                                          "b.ink.mp4"}
+    made = {p.name: p.stat().st_mtime_ns for p in out.glob("*.mp4")}
+
+    again = _run(jobs)  # nothing to do but the failures
+    assert [o.status for o in again.outcomes] == ["skipped"] * 4 + ["failed"] * 2
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.mp4")} == made
+
+    jobs.write_text(JOBS % "0.3")  # one look changed: its outputs, and only those, again
+    changed = _run(jobs)
+    by_name = {Path(o.output).name: o.status for o in changed.outcomes}
+    assert by_name["a.ink.mp4"] == by_name["b.ink.mp4"] == "done"
+    assert by_name["a.vangogh.mp4"] == by_name["b.vangogh.mp4"] == "skipped"
+    now = {p.name: p.stat().st_mtime_ns for p in out.glob("*.mp4")}
+    assert now["a.vangogh.mp4"] == made["a.vangogh.mp4"]
+    assert now["a.ink.mp4"] != made["a.ink.mp4"]
+
+
+def test_the_command_names_the_failures_and_exits_non_zero(shots: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "vstpipe", "batch", "jobs.toml", "--workers",
+                           "1", "--json"], cwd=shots, capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 1
+    summary = json.loads(done.stdout)
+    assert (summary["done"], summary["failed"], summary["skipped"]) == (4, 2, 0)
+    last = done.stderr.strip().splitlines()[-1]
+    assert last == ("vstpipe: error: 2 of 6 jobs failed: c.mp4 (vangogh), c.mp4 (ink); the "
+                    "others were rendered")
+    assert "done a.vangogh.mp4 (8 frames" in done.stderr
+    assert "FAILED c.ink.mp4: " in done.stderr
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ('[looks.ink]\npreset = "ink"\nalpah = 0.5\n', "look 'ink': unknown key 'alpah'"),
+    ('[looks.ink]\npreset = "no-such-look"\n', "look 'ink': "),
+    ('[looks.ink]\npreset = "ink"\nalpha = 2.0\n', "look 'ink': "),
+    ('[looks.ink]\nstyle = "missing.jpg"\n', "look 'ink': style image 'missing.jpg' not found"),
+    ('[looks."ink/x"]\npreset = "ink"\n', "look name 'ink/x' is not usable"),
+])
+def test_job_file_errors_name_the_file_the_look_and_the_key(tmp_path: Path, table: str,
+                                                            message: str) -> None:
+    make_clip(tmp_path / "a.mp4", frames=2)
+    jobs = tmp_path / "jobs.toml"
+    jobs.write_text(f'inputs = ["a.mp4"]\n{table}')
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")) as caught:
+        plan.load(jobs)
+    assert str(caught.value).startswith(str(jobs))
+    assert "\n" not in str(caught.value)
+
+
+def test_inputs_that_match_nothing_and_outputs_that_collide_are_refused(tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs.toml"
+    jobs.write_text('inputs = ["shots/*.mov"]\n[looks.ink]\npreset = "ink"\n')
+    with pytest.raises(ConfigError, match=r"input 'shots/\*.mov' matches no file"):
+        plan.load(jobs)
+    for name in ("a.mp4", "a.mkv"):
+        make_clip(tmp_path / name, frames=2, codec="libx264" if name.endswith("mp4") else
+                  "ffv1")
+    jobs.write_text(textwrap.dedent('''\
+        inputs = ["a.*"]
+        name = "{stem}.{look}.mp4"
+        [looks.ink]
+        preset = "ink"
+        '''))
+    with pytest.raises(ConfigError, match="would both write a.ink.mp4; put {ext}"):
+        plan.load(jobs)
+
+
+def test_a_worker_that_dies_fails_its_task_and_the_others_go_on(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch
+                                                               ) -> None:
+    monkeypatch.setenv("VSTPIPE_OFFLINE", "1")
+    make_clip(tmp_path / "long.mp4", size=(160, 120), frames=120)
+    make_clip(tmp_path / "short.mp4", size=(64, 48), frames=4)
+    jobs = tmp_path / "jobs.toml"
+    jobs.write_text('inputs = ["long.mp4", "short.mp4"]\nout_dir = "out"\n'
+                    '[looks.ink]\npreset = "ink"\n')
+    pool = local.LocalPool(local.slots(1))
+    the_plan = plan.load(jobs)
+    the_plan.out_dir.mkdir()  # run.run makes it; this drives the pool alone
+    events = pool.run(list(enumerate(the_plan.tasks)), lambda task: False)
+    finished = {}
+    killed = False
+    for event in events:
+        if event[0] == "frames" and not killed:
+            os.kill(pool._procs[0].pid, signal.SIGKILL)
+            killed = True
+        if event[0] == "finished":
+            finished[event[1]] = event[2]
+    assert finished[0].status == "failed"
+    assert finished[0].error == "the worker process died (killed by signal 9 (SIGKILL))"
+    assert finished[1].status == "done" and finished[1].frames == 4  # on the replacement
+    assert not (tmp_path / "out" / "long.ink.mp4").exists()
+
+
+def test_ctrl_c_stops_the_batch_and_leaves_nothing_partial(tmp_path: Path) -> None:
+    make_clip(tmp_path / "long.mp4", size=(320, 240), frames=300)
+    jobs = tmp_path / "jobs.toml"
+    jobs.write_text('inputs = ["long.mp4"]\nout_dir = "out"\n[looks.ink]\npreset = "ink"\n')
+    env = {**os.environ, "VSTPIPE_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "vstpipe", "batch", "jobs.toml",
+                             "--workers", "1"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    out = tmp_path / "out"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(p.name.endswith(".part")
+                                                  for p in (out.iterdir() if out.exists()
+                                                            else [])):
+        time.sleep(0.1)
+    time.sleep(1.0)
+    assert proc.poll() is None, "the batch finished before it could be stopped"
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert sorted(p.name for p in out.iterdir()) == []  # no output, no temp file, no record
+    assert "long.mp4  ink   interrupted" in stdout.decode()
