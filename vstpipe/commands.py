@@ -19,13 +19,13 @@ HELP: Final = "Turn videos into paintings without the flicker."
 # name -> one line, in the order `vstpipe --help` lists them (cli.py registers them so).
 COMMANDS: Final = {
     "render": "Stylize every frame of SRC into --out, keeping timestamps, audio and tags.",
-    "batch": "Render many inputs with many looks; re-runs skip what is done with the same "
-             "settings.",
     "filter": "Stylize raw frames from stdin to stdout, for ffmpeg pipelines (see the README).",
     "eval": "Temporal consistency (warping error) of each STYLIZED against SOURCE.",
     "finetune": "Finetune a decoder on DAVIS frame pairs with the paper's inter-frame affinity "
                 "loss.",
     "train": "The image stage: train a decoder on content and style images (L_c + L_s).",
+    "batch": "Render many inputs with many looks; re-runs skip what is done with the same "
+             "settings.",
     "serve": "Frame server for native plugin bridges (protocol: plugins/README.md).",
     "models": "List, download, import and verify weights.",
     "presets": "Named looks: list, show, preview.",
