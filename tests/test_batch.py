@@ -195,3 +195,39 @@ def test_ctrl_c_stops_the_batch_and_leaves_nothing_partial(tmp_path: Path) -> No
     assert proc.returncode == 130, stderr
     assert sorted(p.name for p in out.iterdir()) == []  # no output, no temp file, no record
     assert "long.mp4  ink   interrupted" in stdout.decode()
+
+
+def test_the_same_batch_on_a_local_ray_instance_gives_identical_frames(
+        shots: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ray = pytest.importorskip("ray")
+    import numpy as np
+
+    from vstpipe.batch import ray_pool
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    jobs = shots / "jobs.toml"
+    jobs.write_text(JOBS.replace('"shots/*.mp4"', '"shots/a.mp4", "shots/b.mp4"') % "0.6")
+    here = run.run(plan.load(jobs), local.LocalPool(local.slots(1)))
+    (shots / "out").rename(shots / "here")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        there = run.run(plan.load(jobs), ray_pool.RayPool("local"))
+    finally:
+        ray.shutdown()
+    assert [o.status for o in here.outcomes] == [o.status for o in there.outcomes] == \
+        ["done"] * 4
+    assert {o.worker for o in there.outcomes} == {"ray cpu 1"}
+    for name in ("a.vangogh.mp4", "a.ink.mp4", "b.vangogh.mp4", "b.ink.mp4"):
+        with av.open(str(shots / "here" / name)) as a, av.open(str(shots / "out" / name)) as b:
+            frames_a = [f.to_ndarray(format="rgb24") for f in a.decode(video=0)]
+            frames_b = [f.to_ndarray(format="rgb24") for f in b.decode(video=0)]
+        assert len(frames_a) == len(frames_b) == 8
+        assert all(np.array_equal(x, y) for x, y in zip(frames_a, frames_b, strict=True))
+
+
+def test_ray_without_the_extra_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vstpipe.batch import ray_pool
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails as when not installed
+    with pytest.raises(Exception, match=r"^--ray needs Ray: pip install 'vstpipe\[ray\]'$"):
+        ray_pool.RayPool("auto")

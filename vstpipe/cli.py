@@ -44,6 +44,7 @@ from . import (
 )
 from .batch import local as batch_local
 from .batch import plan as batch_plan
+from .batch import ray_pool as batch_ray
 from .batch import run as batch_run
 from .commands import plain_labels
 from .errors import ModelError, OptionError, VstpipeError
@@ -890,7 +891,10 @@ def batch_cmd(
     ] = batch_plan.DEFAULT_NAME,
     workers: Annotated[int | None, typer.Option(
         min=1, help="Worker processes on this machine (default: one per GPU, else one per "
-                    "two CPU cores).")] = None,
+                    "two CPU cores); with --ray, CPU actors.")] = None,
+    ray: Annotated[str | None, typer.Option(
+        "--ray", help="Run on Ray: auto (this machine's cluster), ray://HOST:PORT, or local; "
+                      "needs vstpipe[ray] and shared storage.")] = None,
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", help="Replace outputs this batch did not make.")] = False,
     offline: _NoDownload = False,
@@ -905,7 +909,8 @@ def batch_cmd(
                               f"it, not --inputs/--preset/--out-dir")
         plan = batch_plan.load(job_file) if job_file is not None else \
             batch_plan.from_options(inputs or [], preset or [], out_dir or Path("."), name)
-        pool = batch_local.LocalPool(batch_local.slots(workers), offline)
+        pool = batch_local.LocalPool(batch_local.slots(workers), offline) if ray is None \
+            else batch_ray.RayPool(ray, offline, workers)
         with progress.batch(len(plan.tasks), quiet) as listener:
             return batch_run.run(plan, pool, overwrite=overwrite, listener=listener)
 
