@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import struct
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -83,6 +84,7 @@ def make_clip(
     container_tags: dict[str, str] | None = None,
     video_options: dict[str, str] | None = None,
     interlaced: bool = False,
+    picture: Callable[[int], np.ndarray] | None = None,
 ) -> Path:
     """Write a small clip; the container follows the suffix of ``path``.
 
@@ -98,6 +100,7 @@ def make_clip(
     metadata (language, title, ...); ``audio_disposition`` is an av.stream.Disposition.
     ``video_options`` are encoder options (e.g. x265-params). ``interlaced`` codes the
     video as top-field-first fields (encoders that can: libx264, mpeg4, prores).
+    ``picture(index)`` gives frame ``index``'s RGB (8-bit) instead of the default pattern.
     """
     path = Path(path)
     if not video and audio is None:
@@ -139,7 +142,7 @@ def make_clip(
 
         if stream is not None:
             _write_video(container, stream, pts_list, time_base, size, bit_depth,
-                         colorspace, color_range)
+                         colorspace, color_range, picture)
         seconds = (pts_list[-1] * time_base) + Fraction(1, fps)
         if audio_stream is not None:
             _write_tone(container, audio_stream, float(seconds))
@@ -150,12 +153,14 @@ def make_clip(
 
 def _write_video(container: av.container.OutputContainer, stream: av.video.VideoStream,
                  pts_list: list[int], time_base: Fraction, size: tuple[int, int],
-                 bit_depth: int, colorspace: int | None, color_range: int | None) -> None:
+                 bit_depth: int, colorspace: int | None, color_range: int | None,
+                 picture: Callable[[int], np.ndarray] | None = None) -> None:
     rgb_format = "rgb48le" if bit_depth > 8 else "rgb24"
     pix_fmt = stream.codec_context.pix_fmt
     rgb_target = av.VideoFormat(pix_fmt).is_rgb
     for index, pts in enumerate(pts_list):
-        frame = av.VideoFrame.from_ndarray(frame_rgb(index, size, bit_depth), format=rgb_format)
+        rgb = picture(index) if picture is not None else frame_rgb(index, size, bit_depth)
+        frame = av.VideoFrame.from_ndarray(rgb, format=rgb_format)
         if rgb_target:  # no matrix or range for RGB targets such as ffv1 bgr0
             frame = frame.reformat(format=pix_fmt)
         else:

@@ -45,6 +45,7 @@ from . import (
 from .batch import local as batch_local
 from .batch import plan as batch_plan
 from .batch import ray_pool as batch_ray
+from .batch import segments as batch_segments
 from .batch import run as batch_run
 from .commands import plain_labels
 from .errors import ModelError, OptionError, VstpipeError
@@ -895,6 +896,12 @@ def batch_cmd(
     ray: Annotated[str | None, typer.Option(
         "--ray", help="Run on Ray: auto (this machine's cluster), ray://HOST:PORT, or local; "
                       "needs vstpipe[ray] and shared storage.")] = None,
+    segments: Annotated[int, typer.Option(
+        min=1, help="Split each input into this many parts at keyframes, render them in "
+                    "parallel and join them.")] = 1,
+    warmup: Annotated[int, typer.Option(
+        min=0, help="Frames before each part rendered only to carry the temporal state "
+                    "across the seam.")] = batch_segments.WARMUP,
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", help="Replace outputs this batch did not make.")] = False,
     offline: _NoDownload = False,
@@ -912,7 +919,8 @@ def batch_cmd(
         pool = batch_local.LocalPool(batch_local.slots(workers), offline) if ray is None \
             else batch_ray.RayPool(ray, offline, workers)
         with progress.batch(len(plan.tasks), quiet) as listener:
-            return batch_run.run(plan, pool, overwrite=overwrite, listener=listener)
+            return batch_run.run(plan, pool, overwrite=overwrite, listener=listener,
+                                 segments=segments, warmup=warmup)
 
     summary = _run(go)
     if json_summary:

@@ -3,7 +3,8 @@
 Devices: one worker per CUDA GPU; without one, CPU workers sharing the cores (``workers``
 processes of ``cores // workers`` torch threads each). Workers are started with ``spawn`` (a
 forked torch is not safe), take one task at a time from the coordinator, and report frames and
-outcomes on one queue. A worker that dies (killed, out of memory) fails its task with the reason
+outcomes on a pipe of their own (a shared queue would stay locked by a worker killed while
+writing to it). A worker that dies (killed, out of memory) fails its task with the reason
 and is replaced; an interrupt stops every worker with SIGTERM, which unwinds its render like
 Ctrl-C (its temp output deleted), so nothing partial is left.
 """
@@ -12,11 +13,11 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import queue
 import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from multiprocessing.connection import wait
 from typing import Any
 
 from .plan import Task
@@ -57,11 +58,12 @@ class _Reporter:
         now = time.monotonic()
         if now - self.last >= _PROGRESS_EVERY or done == total:
             self.last = now
-            self.events.put(("frames", self.number, done, total))
+            self.events.send(("frames", self.number, done, total))
 
 
 def _worker_main(slot: Slot, offline: bool, tasks: Any, events: Any) -> None:
-    """A worker process: tasks until None; frames and outcomes on ``events``."""
+    """A worker process: tasks until None; frames and outcomes on its own ``events`` pipe (a
+    worker killed mid-message then spoils only its own pipe, never the others')."""
     from .. import signals
 
     signals.install()  # SIGTERM unwinds the render: its temp output goes
@@ -73,8 +75,8 @@ def _worker_main(slot: Slot, offline: bool, tasks: Any, events: Any) -> None:
     try:
         while (item := tasks.get()) is not None:
             number, task, overwrite = item
-            events.put(("finished", number,
-                        worker.run(task, overwrite, _Reporter(number, events))))
+            events.send(("finished", number,
+                         worker.run(task, overwrite, _Reporter(number, events))))
     except KeyboardInterrupt:
         pass  # stopped by the coordinator (or Ctrl-C): the render above has unwound
 
@@ -85,23 +87,27 @@ class LocalPool:
     def __init__(self, slots_: list[Slot], offline: bool = False) -> None:
         self.slots, self.offline = slots_, offline
         self._context = mp.get_context("spawn")
-        self._events = self._context.Queue()
         self._procs: list[Any] = []
-        self._queues: list[Any] = []
+        self._queues: list[Any] = []  # tasks to each worker
+        self._events: list[Any] = []  # the read end of each worker's event pipe
         self._holding: list[int | None] = []  # the task each worker has, by worker
 
     def _start(self, index: int) -> None:
         tasks = self._context.Queue()
+        reader, writer = self._context.Pipe(duplex=False)
         proc = self._context.Process(target=_worker_main, name=f"vstpipe-batch-{index}",
-                                     args=(self.slots[index], self.offline, tasks,
-                                           self._events), daemon=True)
+                                     args=(self.slots[index], self.offline, tasks, writer),
+                                     daemon=True)
         proc.start()
+        writer.close()  # the worker holds the only write end: its death ends the pipe
         if index < len(self._procs):
+            self._events[index].close()
             self._procs[index], self._queues[index] = proc, tasks
-            self._holding[index] = None
+            self._events[index], self._holding[index] = reader, None
         else:
             self._procs.append(proc)
             self._queues.append(tasks)
+            self._events.append(reader)
             self._holding.append(None)
 
     def run(self, tasks: list[tuple[int, Task]], overwrite: Callable[[Task], bool]
@@ -117,29 +123,35 @@ class LocalPool:
                         number, task = pending.pop(0)
                         self._holding[index] = number
                         self._queues[index].put((number, task, overwrite(task)))
-                try:
-                    event = self._events.get(timeout=0.5)
-                except queue.Empty:
-                    for gone in self._dead():
+                for event in self._receive():
+                    if event[0] == "finished":
                         left -= 1
-                        yield gone
-                    continue
-                if event[0] == "finished":
-                    left -= 1
-                    index = self._holding.index(event[1])
-                    self._holding[index] = None
-                    if not pending:
-                        self._queues[index].put(None)
-                yield event
+                        if event[1] in self._holding:  # else: its worker died, replaced
+                            index = self._holding.index(event[1])
+                            self._holding[index] = None
+                            if not pending:
+                                self._queues[index].put(None)
+                    yield event
         finally:
             self.close()
 
-    def _dead(self) -> Iterator[Event]:
-        """A finished event for each task whose worker died; the worker is replaced."""
+    def _receive(self) -> Iterator[Event]:
+        """The events ready within half a second; a finished event (failed) for the task of
+        each worker that died, which is replaced."""
+        ready = wait(self._events, timeout=0.5)
+        for index, reader in enumerate(list(self._events)):
+            if reader not in ready:
+                continue
+            try:
+                while reader.poll():
+                    yield reader.recv()
+            except (EOFError, OSError):
+                pass  # the worker is gone: found below
         for index, proc in enumerate(self._procs):
             number = self._holding[index]
             if number is None or proc.is_alive():
                 continue
+            proc.join()
             code = proc.exitcode
             why = (f"killed by signal {-code} ({signal.Signals(-code).name})" if code and code < 0
                    else f"exit status {code}")
@@ -162,4 +174,6 @@ class LocalPool:
             if proc.is_alive():
                 proc.kill()
                 proc.join()
-        self._procs, self._queues, self._holding = [], [], []
+        for reader in self._events:
+            reader.close()
+        self._procs, self._queues, self._events, self._holding = [], [], [], []
