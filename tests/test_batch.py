@@ -291,3 +291,20 @@ def test_segments_join_into_one_output_with_every_frame_its_pts_and_the_audio_on
     for seam in seams:
         assert curve[seam - 1] is not None, trace.cuts  # measured, not skipped as a cut
         assert curve[seam - 1] <= max(others), (seam, curve[seam - 1], max(others))
+
+
+def test_a_file_the_batch_did_not_make_is_left_alone(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VSTPIPE_OFFLINE", "1")
+    make_clip(tmp_path / "a.mp4", frames=3)
+    jobs = tmp_path / "jobs.toml"
+    jobs.write_text('inputs = ["a.mp4"]\nout_dir = "out"\n[looks.ink]\npreset = "ink"\n')
+    (tmp_path / "out").mkdir()
+    theirs = tmp_path / "out" / "a.ink.mp4"
+    theirs.write_bytes(b"someone's file")
+    summary = _run(jobs)
+    assert summary.outcomes[0].status == "failed"
+    assert "exists" in summary.outcomes[0].error and "overwrite" in summary.outcomes[0].error
+    assert theirs.read_bytes() == b"someone's file"
+    forced = run.run(plan.load(jobs), local.LocalPool(local.slots(1)), overwrite=True)
+    assert forced.outcomes[0].status == "done" and _pts(theirs) == _pts(tmp_path / "a.mp4")
