@@ -282,9 +282,11 @@ def test_segments_join_into_one_output_with_every_frame_its_pts_and_the_audio_on
     assert len(seams) == 2 and all(times[i] in keys for i in seams)
     assert [p.warm_frames for p in parts] == [0, *(min(48, i) for i in seams)]
     assert sum(p.frames for p in parts) == 120
-    trace = Trace(2)
-    evaluate.evaluate_many(tmp_path / "shot.mp4", [joined, whole],
-                           evaluate.EvalOptions(flow="dis", max_side=None), trace=trace)
+    trace = Trace(1)
+    # Farneback: an estimator the steady look (DIS) does not use itself, and a fast one
+    evaluate.evaluate_many(tmp_path / "shot.mp4", [joined],
+                           evaluate.EvalOptions(flow="farneback", max_side=None),
+                           trace=trace)
     curve = list(trace.curves[0])
     others = [e for t, e in enumerate(curve, start=1) if t not in seams and e is not None]
     assert seams == [36, 84]
