@@ -244,6 +244,12 @@ static void set_strings(OfxPropertySetHandle props, const char *name, const Json
     }
 }
 
+/* An int property from a descriptor's boolean (or `fallback` when it has none). */
+static void set_flag(OfxPropertySetHandle props, const char *name, const JsonValue *from,
+                     const char *key, int fallback) {
+    P->propSetInt(props, name, 0, json_bool(json_get(from, key), fallback));
+}
+
 static const char *map_context(const char *value, char *buf, size_t len) {
     ofx_context(value, buf, len);
     return buf;
@@ -272,10 +278,8 @@ static OfxStatus describe(int index, OfxImageEffectHandle handle) {
     set_strings(props, kOfxImageEffectPropSupportedContexts, json_get(d, "contexts"), map_context);
     set_strings(props, kOfxImageEffectPropSupportedPixelDepths, json_get(d, "pixel_depths"),
                 map_depth);
-    P->propSetInt(props, kOfxImageEffectPropSupportsTiles, 0,
-                  json_bool(json_get(d, "supports_tiles"), 1));
-    P->propSetInt(props, kOfxImageEffectPropTemporalClipAccess, 0,
-                  json_bool(json_get(d, "temporal_clip_access"), 0));
+    set_flag(props, kOfxImageEffectPropSupportsTiles, d, "supports_tiles", 1);
+    set_flag(props, kOfxImageEffectPropTemporalClipAccess, d, "temporal_clip_access", 0);
     P->propSetInt(props, kOfxImageEffectPropSupportsMultiResolution, 0, 0);
     P->propSetInt(props, kOfxImageEffectPropSupportsMultipleClipDepths, 0, 0);
     P->propSetInt(props, kOfxImageEffectPluginPropSingleInstance, 0, 0);
@@ -308,7 +312,7 @@ static void define_param(OfxParamSetHandle set, const JsonValue *p) {
     if (A->paramDefine(set, ofx_type, name, &props)) return;
     P->propSetString(props, kOfxPropLabel, 0, json_str(json_get(p, "label"), name));
     P->propSetString(props, kOfxParamPropHint, 0, json_str(json_get(p, "hint"), ""));
-    P->propSetInt(props, kOfxParamPropAnimates, 0, json_bool(json_get(p, "animatable"), 0));
+    set_flag(props, kOfxParamPropAnimates, p, "animatable", 0);
     const JsonValue *def = json_get(p, "default");
     const JsonValue *lo = json_get(p, "min"), *hi = json_get(p, "max");
     if (kind == DOUBLE) {
@@ -365,12 +369,9 @@ static OfxStatus describe_in_context(int index, OfxImageEffectHandle handle,
         if (E->clipDefine(handle, json_str(json_get(clip, "name"), ""), &props)) continue;
         set_strings(props, kOfxImageEffectPropSupportedComponents, json_get(d, "components"),
                     map_components);
-        P->propSetInt(props, kOfxImageEffectPropTemporalClipAccess, 0,
-                      json_bool(json_get(clip, "temporal_access"), 0));
-        P->propSetInt(props, kOfxImageEffectPropSupportsTiles, 0,
-                      json_bool(json_get(clip, "supports_tiles"), 1));
-        P->propSetInt(props, kOfxImageClipPropOptional, 0,
-                      json_bool(json_get(clip, "optional"), 0));
+        set_flag(props, kOfxImageEffectPropTemporalClipAccess, clip, "temporal_access", 0);
+        set_flag(props, kOfxImageEffectPropSupportsTiles, clip, "supports_tiles", 1);
+        set_flag(props, kOfxImageClipPropOptional, clip, "optional", 0);
     }
     OfxParamSetHandle set;
     if (E->getParamSet(handle, &set)) return kOfxStatErrBadHandle;
