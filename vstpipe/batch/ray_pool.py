@@ -38,15 +38,22 @@ class _Actor:
 
     def __init__(self, device: str, threads: int, offline: bool, name: str,
                  events: Any) -> None:
-        import torch
-
-        if device == "cpu":
-            torch.set_num_threads(threads)
+        self.device, self.threads = device, threads
+        self._threads()
         self.worker = Worker(device, offline, name)
         self.events = events
         self.stopping = threading.Event()
 
+    def _threads(self) -> None:
+        """torch's thread count, set in the thread that renders (an actor with concurrency
+        runs its methods on threads of its own, and OpenMP's count is per thread)."""
+        import torch
+
+        if self.device == "cpu":
+            torch.set_num_threads(self.threads)
+
     def run(self, number: int, task: Task, overwrite: bool) -> Outcome:
+        self._threads()
         last = [0.0]
 
         def progress(done: int, total: int | None) -> None:
