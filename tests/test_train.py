@@ -148,6 +148,26 @@ def test_unreadable_images_are_skipped_and_counted(tmp_path):
     assert sampler.skipped and all(p.name == "broken.jpg" for p in sampler.skipped)
 
 
+def test_style_size_scales_the_style_images_before_their_crop(tmp_path):
+    """--style-size: the shorter side at most that, the crop min(crop, style_size); by default
+    2 x crop (AdaIN's 512 for 256 crops)."""
+    half = np.zeros((64, 64, 3), np.uint8)
+    half[:, 32:] = 255  # left half black, right half white
+    Image.fromarray(half).save(tmp_path / "half.png")
+    files = [tmp_path / "half.png"]
+    whole = Sampler(seed=0, rank=0, crop=32).image(files, 32)  # the whole image, halved
+    assert whole.shape == (3, 32, 32)
+    assert whole[:, :, :15].max() < 0.01 and whole[:, :, 17:].min() > 0.99
+    smaller = Sampler(seed=0, rank=0, crop=32).image(files, 16)
+    assert smaller.shape == (3, 16, 16)
+    assert smaller[:, :, :7].max() < 0.01 and smaller[:, :, 9:].min() > 0.99
+    sampler = Sampler(seed=0, rank=0, crop=32)  # default 64: a 32-pixel window of the original
+    windows = [sampler.image(files) for _ in range(8)]
+    assert all(w.shape == (3, 32, 32) for w in windows)
+    assert any(float(w.mean()) not in (0.0, 1.0) and abs(float(w.mean()) - 0.5) > 0.05
+               for w in windows)
+
+
 def test_ranks_draw_different_samples(tmp_path, data):
     seqs = davis_sequences(data[0])
     a0, _ = Sampler(0, 0, 32).pair(seqs, 5)
@@ -185,6 +205,7 @@ def test_a_config_names_a_model_directory_relative_to_itself_and_a_registry_name
 
 @pytest.mark.parametrize("kw, needle", [({"max_gap": 11}, "--max-gap 11"),
                                         ({"crop": 30}, "--crop 30"),
+                                        ({"style_size": 16}, "--style-size 16"),
                                         ({"lambda_style": -1.0}, "--lambda-style"),
                                         ({"affinity": "flow"}, "--affinity 'flow'")])
 def test_bad_options_name_the_value(tmp_path, uvc_dir, data, kw, needle):

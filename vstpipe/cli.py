@@ -712,6 +712,8 @@ _Steps = Annotated[int | None, _Opt(help="Optimizer steps (default 1000).")]
 _Lr = Annotated[float | None, _Opt(help="Adam learning rate (1e-4).")]
 _Seed = Annotated[int | None, _Opt(help="Random seed (0).")]
 _Crop = Annotated[int | None, _Opt(help="Square crop size (256).")]
+_StyleSizeT = Annotated[int | None, _Opt(
+    "--style-size", help="Shorter side of the style images before their crop (2 x crop).")]
 _LambdaC = Annotated[float | None, _Opt(help="Weight of L_c (1).")]
 _LambdaS = Annotated[float | None, _Opt(help="Weight of L_s (3).")]
 _LambdaG = Annotated[float | None, _Opt(
@@ -739,6 +741,7 @@ def finetune_cmd(
     lr: _Lr = None,
     seed: _Seed = None,
     crop: _Crop = None,
+    style_size: _StyleSizeT = None,
     max_gap: Annotated[int | None, _Opt(help="Frames apart within a pair: 1..N (5, max 10).")
                        ] = None,
     lambda_content: _LambdaC = None,
@@ -780,6 +783,7 @@ def train_cmd(
     lr: _Lr = None,
     seed: _Seed = None,
     crop: _Crop = None,
+    style_size: _StyleSizeT = None,
     lambda_content: _LambdaC = None,
     lambda_style: _LambdaS = None,
     lambda_gram: _LambdaG = None,

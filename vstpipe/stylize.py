@@ -11,6 +11,7 @@ from . import ops
 from .errors import OptionError
 from .model import StyleNet
 from .spec import DEVICES, PRECISIONS, check_choice
+from .tensors import MIN_SIDE, resize
 
 
 def resolve_device(name: str) -> torch.device:
@@ -68,6 +69,12 @@ class Stylizer:
 
     @torch.inference_mode()
     def style_stats(self, rgb: torch.Tensor) -> StyleStats:
+        """A style image's (1, 3, H, W) AdaIN-layer statistics, encoded at the family's
+        ``style_scale`` of its size."""
+        scale = self.net.arch.style_scale
+        if scale != 1.0:
+            h, w = rgb.shape[-2:]
+            rgb = resize(rgb, (max(MIN_SIDE, round(w * scale)), max(MIN_SIDE, round(h * scale))))
         return StyleStats(*ops.mean_std(self.encode(rgb)))
 
     @torch.inference_mode()

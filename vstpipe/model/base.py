@@ -71,6 +71,12 @@ class Family:
     # strokes were trained at that scale (a face in a 176-pixel frame is a few feature cells
     # wide) and whose decoder would cost seconds a frame at full HD.
     work_side: int | None = None
+    # Style images are encoded at this fraction of the look's style size (--style-size, the
+    # preset's): for a family whose decoder was trained on style images that much smaller than
+    # AdaIN's 512 (``vstpipe train --style-size``), so that it paints the strokes it learnt. lite
+    # paints at 320 pixels with 0.5: on a 640-pixel frame, its strokes keep the proportions
+    # adain-vgg19's take at full size with the style at 512.
+    style_scale: float = 1.0
 
     @property
     def kind(self) -> str:

@@ -100,21 +100,23 @@ class Sampler:
         self.crop = crop
         self.skipped: list[Path] = []  # files that did not decode
 
-    def _box(self, shape: tuple[int, ...]) -> tuple[int, int]:
-        return (int(self.rng.integers(0, shape[1] - self.crop + 1)),
-                int(self.rng.integers(0, shape[2] - self.crop + 1)))
+    def _box(self, shape: tuple[int, ...], crop: int) -> tuple[int, int]:
+        return (int(self.rng.integers(0, shape[1] - crop + 1)),
+                int(self.rng.integers(0, shape[2] - crop + 1)))
 
-    def image(self, files: list[Path]) -> torch.Tensor:
-        """(3, crop, crop) from a random readable file of ``files``."""
+    def image(self, files: list[Path], short: int | None = None) -> torch.Tensor:
+        """(3, c, c) from a random readable file of ``files``, scaled so its shorter side is at
+        most ``short`` (default 2 * crop); c = min(crop, short)."""
+        crop = self.crop if short is None else min(self.crop, short)
         for _ in range(100):
             path = files[int(self.rng.integers(len(files)))]
             rgb = _read(path)
             if rgb is None:
                 self.skipped.append(path)
                 continue
-            x = _fit(_tensor(rgb), self.crop, 2 * self.crop)
-            top, left = self._box(x.shape)
-            return x[:, top:top + self.crop, left:left + self.crop]
+            x = _fit(_tensor(rgb), crop, short or 2 * crop)
+            top, left = self._box(x.shape, crop)
+            return x[:, top:top + crop, left:left + crop]
         raise OptionError(f"100 images in a row did not decode (last: {self.skipped[-1]}); "
                           "check the folder")
 
@@ -132,7 +134,7 @@ class Sampler:
                 self.skipped.extend(bad or paths[1:])
                 continue
             a, b = (_fit(_tensor(rgb), self.crop, None) for rgb in rgbs)
-            top, left = self._box(a.shape)
+            top, left = self._box(a.shape, self.crop)
             box = (slice(None), slice(top, top + self.crop), slice(left, left + self.crop))
             a, b = a[box], b[box]
             if self.rng.random() < 0.5:

@@ -99,7 +99,8 @@ class _Data:
                 seconds.append(b)
             else:
                 firsts.append(self.sampler.image(self.content))
-        styles = [self.sampler.image(self.styles) for _ in range(self.opts.batch)]
+        styles = [self.sampler.image(self.styles, self.opts.style_size)
+                  for _ in range(self.opts.batch)]
         return (torch.stack(firsts), torch.stack(seconds) if seconds else None,
                 torch.stack(styles))
 

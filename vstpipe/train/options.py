@@ -38,6 +38,10 @@ class TrainOptions:
     lr: float = 1e-4  # Adam learning rate
     seed: int = 0  # same seed, same data and the same CPU result
     crop: int = 256  # square training crop
+    # Shorter side the style images are scaled to (at most) before their crop, which is then
+    # min(crop, style_size); None: 2 * crop, AdaIN's 512 for 256 crops. A smaller size teaches
+    # the decoder smaller strokes (the model's model.json records it as style_scale).
+    style_size: int | None = None
     max_gap: int = 5  # frames between the two frames of a pair: 1..max_gap
     checkpoint_every: int = 200  # steps between checkpoints (0: only at the end)
     resume: bool = False  # continue from OUT/checkpoint.pt
@@ -117,6 +121,8 @@ def validate(opts: TrainOptions) -> None:
             raise OptionError(f"--{name} {getattr(opts, name)}: use 1 or more")
     if opts.crop < 32 or opts.crop % 8:
         raise OptionError(f"--crop {opts.crop}: use a multiple of 8, 32 or more")
+    if opts.style_size is not None and not 32 <= opts.style_size <= 2048:
+        raise OptionError(f"--style-size {opts.style_size}: use 32..2048")
     if not 1 <= opts.max_gap <= MAX_GAP:
         raise OptionError(f"--max-gap {opts.max_gap}: use 1..{MAX_GAP}")
     if not (math.isfinite(opts.lr) and opts.lr > 0):
