@@ -11,6 +11,7 @@ from vstpipe.model import FAMILIES, build
 from vstpipe.model.lite_mobilenet import CHANNELS, LiteDecoder, LiteEncoder
 from vstpipe.model.lite_skip import FOLDED, SCALE, LiteSkipDecoder, grow
 from vstpipe.model.mobilenet_v2 import MobileNetV2
+from vstpipe.stylize import Stylizer
 
 
 def _lite(seed: int) -> dict[str, dict[str, torch.Tensor]]:
@@ -76,3 +77,20 @@ def test_any_frame_size_encodes_and_decodes_to_the_1_8_grid():
         assert feat.shape[-2:] == (-(-h // 8), -(-w // 8))
         torch.testing.assert_close(feat[:, :CHANNELS], lite.encode(x))
         assert skip.decode(feat).shape[-2:] == (feat.shape[-2] * 8, feat.shape[-1] * 8)
+
+
+def test_style_images_are_encoded_at_half_the_style_size():
+    """lite's decoder learnt its strokes from style images at 256 pixels (the bold stage's
+    --style-size); a look's style size (512) is halved before its statistics are taken, and
+    a full-size family's is not."""
+    skip = build("lite-skip", {**_lite(3), "decoder": grow(_lite(3)["decoder"])})
+    assert skip.arch.style_scale == 0.5 and FAMILIES["adain-vgg19"].style_scale == 1.0
+    style = torch.rand(1, 3, 512, 768)
+    stats = Stylizer(skip, torch.device("cpu"), torch.float32).style_stats(style)
+    half = F.interpolate(style, size=(256, 384), mode="bilinear", align_corners=False,
+                         antialias=True)
+    mean, std = ops.mean_std(skip.encode(half))
+    torch.testing.assert_close(stats.mean, mean)
+    torch.testing.assert_close(stats.std, std)
+    full_mean, _ = ops.mean_std(skip.encode(style))
+    assert (full_mean - stats.mean).abs().max() > 1e-3

@@ -83,4 +83,5 @@ def _published(role: str) -> nn.Module:
 FAMILY = Family("lite-skip", {"encoder": "encoder.safetensors",
                               "decoder": "decoder.safetensors"},
                 channels=CHANNELS + FOLDED, space=RGB, published=_published,
-                encoder=LiteSkipEncoder, decoder=LiteSkipDecoder, margin=16, work_side=320)
+                encoder=LiteSkipEncoder, decoder=LiteSkipDecoder, margin=16, work_side=320,
+                style_scale=0.5)

@@ -86,7 +86,7 @@ REGISTRY: dict[str, ModelSpec] = {ms.name: ms for ms in (
             FileSpec("encoder", "encoder.safetensors", "package:vstpipe.models_data/lite",
                      "d2f4426f67eb49d3c8be4a08af87acb4ac82782d7504ccbcc689c765c7d2b5ef", 244216),
             FileSpec("decoder", "decoder.safetensors", "package:vstpipe.models_data/lite",
-                     "61459c8e50e73a037869267fdd020ad09d69167918879dbe95e996166698a19d",
+                     "a619e0609031c9484902bef10250bb5362d4e3157d81fedbacf854a94e23e9ed",
                      2190732),
         ),
         licence="Apache-2.0 (encoder, Magenta) and MIT (decoder, vstpipe)",
