@@ -150,6 +150,16 @@ def independent(frames: dict[str, np.ndarray], shipped: list, painters: list[str
         print(f"{preset.name:<16}{''.join(cells)}", flush=True)
     print("(lower distances are closer to the style; energy below 1: fainter texture than the "
           "style's)")
+    print(f"\ndetail (bench/texture_stats.py): mean |Laplacian| of the lightness at {side} "
+          f"pixels, mean over {len(frames)} clips")
+    print(f"{'preset':<16}" + "".join(f"{n:>12}" for n in names))
+    for preset in shipped:
+        cells = []
+        for name in names:
+            paintings = list(frames.values()) if name == "source" else tiles[(preset.name, name)]
+            value = np.mean([texture_stats.detail(texture_stats.fit(p, side)) for p in paintings])
+            cells.append(f"{value:>12.2f}")
+        print(f"{preset.name:<16}{''.join(cells)}", flush=True)
 
 
 def main() -> None:

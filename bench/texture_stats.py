@@ -10,7 +10,9 @@ filters, so neither model is graded by its own ruler:
 - texture: the mean absolute response of each of 16 Gabor filters (wavelengths 4, 8, 16, 32
   pixels x 4 orientations) on the lightness; the distance is the mean absolute difference of
   their logarithms (0 for the same texture energy per scale and orientation), and ``energy`` is
-  the painting's total over the style's (below 1: fainter strokes than the style's).
+  the painting's total over the style's (below 1: fainter strokes than the style's);
+- detail: the mean absolute Laplacian (3x3) of the lightness (L 0..100), the energy of the
+  finest strokes and edges, compared among paintings at one display size.
 
 Scale matters for texture: compare a painting at its network size with the style image at the
 size the network saw it (its style size).
@@ -62,6 +64,12 @@ def gabor_energy(rgb: np.ndarray) -> np.ndarray:
     return np.asarray([np.abs(cv2.filter2D(light, cv2.CV_32F, kernel,
                                            borderType=cv2.BORDER_REFLECT)).mean()
                        for kernel in GABOR], np.float64) + 1e-6
+
+
+def detail(rgb: np.ndarray) -> float:
+    """Mean absolute 3x3 Laplacian of the lightness (L 0..100): the finest strokes' energy."""
+    light = lab(rgb)[:, 0].reshape(rgb.shape[:2])
+    return float(np.abs(cv2.Laplacian(light, cv2.CV_32F, borderType=cv2.BORDER_REFLECT)).mean())
 
 
 def texture_distance(mine: np.ndarray, theirs: np.ndarray) -> tuple[float, float]:
