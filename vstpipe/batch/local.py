@@ -21,7 +21,7 @@ from multiprocessing.connection import wait
 from typing import Any
 
 from .plan import Task
-from .work import Outcome, Worker
+from .work import FrameReports, Outcome, Worker
 
 Event = tuple[Any, ...]  # ("frames", number, done, total) | ("finished", number, Outcome)
 _PROGRESS_EVERY = 0.25  # seconds between a worker's frame reports
@@ -48,19 +48,6 @@ def slots(workers: int | None = None) -> list[Slot]:
     return [Slot("cpu", max(1, cores // count), f"cpu {i + 1}") for i in range(count)]
 
 
-class _Reporter:
-    """A task's (done, total) frames, sent to the coordinator at most every 0.25 s."""
-
-    def __init__(self, number: int, events: Any) -> None:
-        self.number, self.events, self.last = number, events, 0.0
-
-    def __call__(self, done: int, total: int | None) -> None:
-        now = time.monotonic()
-        if now - self.last >= _PROGRESS_EVERY or done == total:
-            self.last = now
-            self.events.send(("frames", self.number, done, total))
-
-
 def _worker_main(slot: Slot, offline: bool, tasks: Any, events: Any) -> None:
     """A worker process: tasks until None; frames and outcomes on its own ``events`` pipe (a
     worker killed mid-message then spoils only its own pipe, never the others')."""
@@ -76,7 +63,8 @@ def _worker_main(slot: Slot, offline: bool, tasks: Any, events: Any) -> None:
         while (item := tasks.get()) is not None:
             number, task, overwrite = item
             events.send(("finished", number,
-                         worker.run(task, overwrite, _Reporter(number, events))))
+                         worker.run(task, overwrite,
+                                    FrameReports(number, events.send, _PROGRESS_EVERY))))
     except KeyboardInterrupt:
         pass  # stopped by the coordinator (or Ctrl-C): the render above has unwound
 

@@ -12,13 +12,12 @@ unwinds between frames and deletes its temp output) before the actors are killed
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import OptionError
 from .plan import Task
-from .work import Outcome, Worker
+from .work import FrameReports, Outcome, Worker
 
 _PROGRESS_EVERY = 0.5  # seconds between an actor's frame reports
 _STOP_WAIT = 30.0  # seconds actors get to unwind after an interrupt
@@ -54,15 +53,12 @@ class _Actor:
 
     def run(self, number: int, task: Task, overwrite: bool) -> Outcome:
         self._threads()
-        last = [0.0]
+        report = FrameReports(number, self.events.put_nowait, _PROGRESS_EVERY)
 
         def progress(done: int, total: int | None) -> None:
             if self.stopping.is_set():
                 raise KeyboardInterrupt("stopped by the batch")
-            now = time.monotonic()
-            if now - last[0] >= _PROGRESS_EVERY or done == total:
-                last[0] = now
-                self.events.put_nowait(("frames", number, done, total))
+            report(done, total)
 
         try:
             return self.worker.run(task, overwrite, progress)

@@ -35,6 +35,20 @@ class Outcome:
     worker: str = ""  # where it ran: "cpu 1", "cuda:0", "ray cuda:0 on HOST"
 
 
+class FrameReports:
+    """A task's progress as ("frames", number, done, total) events, sent with ``send`` at most
+    every ``every`` seconds (and always the last frame's)."""
+
+    def __init__(self, number: int, send: Callable[[tuple], None], every: float) -> None:
+        self.number, self.send, self.every, self.last = number, send, every, 0.0
+
+    def __call__(self, done: int, total: int | None) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.every or done == total:
+            self.last = now
+            self.send(("frames", self.number, done, total))
+
+
 class Worker:
     """Renders tasks on ``device`` with the models it has loaded so far."""
 
