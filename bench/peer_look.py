@@ -14,7 +14,11 @@ Then, in numbers: the style distance (`vstpipe eval --style`'s figure: distance 
 statistics of the frame's features to the style image's) of each preset's tiles on ``--model``,
 on ``uvc-lab`` (../shared/models/uvc-ae, when present) and of the peer's, averaged over the
 clips, under two rulers, the lite encoder and uvc-lab's, so that neither model is judged only
-by its own network. Printed as a table with the ratio to uvc-lab's.
+by its own network. Printed as a table with the ratio to uvc-lab's. Then bench/texture_stats.py's
+figures, which involve no network. Every ruler compares a painting at 320 pixels with the style
+image at one size (512 by default; ``--ruler-style-size``): a painter whose strokes are half
+as large relative to the frame (the peer's, lite's since its style images are encoded at 256)
+measures closer with the style at 256.
 """
 
 from __future__ import annotations
@@ -95,7 +99,7 @@ def sheet(frames: dict[str, np.ndarray], shipped: list, sessions: Sessions, mode
 
 
 def distances(frames: dict[str, np.ndarray], shipped: list, sessions: Sessions, model: str,
-              tiles: dict) -> None:
+              tiles: dict, ruler_size: int | None = None) -> None:
     """Print the style-distance table (see the module docstring)."""
     painters = [model] + (["uvc-lab"] if UVC.is_dir() else []) + \
         (["peer"] if any(p == "peer" for _, p in tiles) else [])
@@ -107,9 +111,10 @@ def distances(frames: dict[str, np.ndarray], shipped: list, sessions: Sessions, 
     rulers = {"lite": weights.load(weights.resolve("lite", offline=True))}
     if UVC.is_dir():
         rulers["uvc-lab"] = weights.load(weights.resolve(str(UVC), offline=True))
-    opts = EvalOptions(style_every=1)
+    opts = EvalOptions(style_every=1, style_size=ruler_size or 512)
     head = "".join(f"{f'{p} ({r})':>24}" for r in rulers for p in painters)
-    print(f"\nstyle distance, mean over {len(frames)} clips (lower is closer to the style)")
+    print(f"\nstyle distance, mean over {len(frames)} clips (lower is closer to the style; "
+          f"style images at {opts.style_size})")
     print(f"{'preset':<16}{head}")
     for preset in shipped:
         style, _ = max(preset.styles, key=lambda item: item[1])
@@ -122,11 +127,11 @@ def distances(frames: dict[str, np.ndarray], shipped: list, sessions: Sessions, 
                       for v in values.values()]
         print(f"{preset.name:<16}{''.join(cells)}", flush=True)
     print("(the x figure: the ratio to uvc-lab's distance under the same ruler)")
-    independent(frames, shipped, painters, tiles)
+    independent(frames, shipped, painters, tiles, ruler_size)
 
 
 def independent(frames: dict[str, np.ndarray], shipped: list, painters: list[str],
-                tiles: dict) -> None:
+                tiles: dict, ruler_size: int | None = None) -> None:
     """Print bench/texture_stats.py's colour and texture distances (no network involved) of
     each painter's tiles, and of the unpainted source frames, to each preset's style image."""
     side = 320  # every painting compared at one size, the style at the size the network saw it
@@ -137,7 +142,7 @@ def independent(frames: dict[str, np.ndarray], shipped: list, painters: list[str
     for preset in shipped:
         path, _ = max(preset.styles, key=lambda item: item[1])
         style = texture_stats.fit(np.asarray(Image.open(path).convert("RGB")),
-                                  preset.style_size or 512, shorter=True)
+                                  ruler_size or preset.style_size or 512, shorter=True)
         style_energy, cells = texture_stats.gabor_energy(style), []
         for name in names:
             paintings = list(frames.values()) if name == "source" else tiles[(preset.name, name)]
@@ -168,6 +173,9 @@ def main() -> None:
     parser.add_argument("--model", default="lite")
     parser.add_argument("--frame", type=int, default=40)
     parser.add_argument("--max-side", type=int, default=480, help="of the source frames")
+    parser.add_argument("--ruler-style-size", type=int, default=None,
+                        help="style images' size for the distances (default: 512 for the "
+                             "network rulers, the preset's for the texture statistic)")
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args()
     available, _ = presets.available()
@@ -192,7 +200,7 @@ def main() -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         image.save(out, quality=85)
         print(f"wrote {out} ({image.width}x{image.height})")
-        distances(frames, shipped, sessions, args.model, tiles)
+        distances(frames, shipped, sessions, args.model, tiles, args.ruler_style_size)
 
 
 if __name__ == "__main__":
