@@ -199,10 +199,8 @@ def test_ctrl_c_stops_the_batch_and_leaves_nothing_partial(tmp_path: Path) -> No
 
 def test_the_same_batch_on_a_local_ray_instance_gives_identical_frames(
         shots: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    ray = pytest.importorskip("ray")
+    pytest.importorskip("ray")
     import numpy as np
-
-    from vstpipe.batch import ray_pool
 
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     jobs = shots / "jobs.toml"
@@ -216,14 +214,20 @@ def test_the_same_batch_on_a_local_ray_instance_gives_identical_frames(
                     f'[looks.ink]\npreset = "ink"\nalpha = 0.6\n{same}')
     here = run.run(plan.load(jobs), local.LocalPool(local.slots(1)))
     (shots / "out").rename(shots / "here")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        there = run.run(plan.load(jobs), ray_pool.RayPool("local"))
-    finally:
-        ray.shutdown()
-    assert [o.status for o in here.outcomes] == [o.status for o in there.outcomes] == \
-        ["done"] * 4
-    assert {o.worker for o in there.outcomes} == {"ray cpu 1"}
+    # Ray runs in a process of its own: its core worker, once loaded into this one, changed
+    # later tests' floating-point results (test_golden failed 1 run in 3 after this test).
+    script = ("import json, pathlib, ray\nfrom vstpipe.batch import plan, ray_pool, run\n"
+              "ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)\n"
+              "try:\n    s = run.run(plan.load(pathlib.Path('jobs.toml')),\n"
+              "                ray_pool.RayPool('local'))\n"
+              "finally:\n    ray.shutdown()\n"
+              "print(json.dumps([[o.status, o.worker] for o in s.outcomes]))\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=shots, capture_output=True,
+                          text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    there = json.loads(done.stdout.strip().splitlines()[-1])
+    assert [o.status for o in here.outcomes] == [s for s, _ in there] == ["done"] * 4
+    assert {w for _, w in there} == {"ray cpu 1"}
     for name in ("a.vangogh.mkv", "a.ink.mkv", "b.vangogh.mkv", "b.ink.mkv"):
         with av.open(str(shots / "here" / name)) as a, av.open(str(shots / "out" / name)) as b:
             frames_a = [f.to_ndarray(format="rgb24") for f in a.decode(video=0)]
