@@ -130,6 +130,11 @@ def distances(frames: dict[str, np.ndarray], shipped: list, sessions: Sessions, 
     independent(frames, shipped, painters, tiles, ruler_size)
 
 
+def _paintings(frames: dict[str, np.ndarray], tiles: dict, preset: str, name: str) -> list:
+    """The tiles ``name`` painted with ``preset``; for "source", the unpainted frames."""
+    return list(frames.values()) if name == "source" else tiles[(preset, name)]
+
+
 def independent(frames: dict[str, np.ndarray], shipped: list, painters: list[str],
                 tiles: dict, ruler_size: int | None = None) -> None:
     """Print bench/texture_stats.py's colour and texture distances (no network involved) of
@@ -145,7 +150,7 @@ def independent(frames: dict[str, np.ndarray], shipped: list, painters: list[str
                                   ruler_size or preset.style_size or 512, shorter=True)
         style_energy, cells = texture_stats.gabor_energy(style), []
         for name in names:
-            paintings = list(frames.values()) if name == "source" else tiles[(preset.name, name)]
+            paintings = _paintings(frames, tiles, preset.name, name)
             stats = np.array([(texture_stats.colour_distance(fit, style),
                                *texture_stats.texture_distance(texture_stats.gabor_energy(fit),
                                                                style_energy))
@@ -161,7 +166,7 @@ def independent(frames: dict[str, np.ndarray], shipped: list, painters: list[str
     for preset in shipped:
         cells = []
         for name in names:
-            paintings = list(frames.values()) if name == "source" else tiles[(preset.name, name)]
+            paintings = _paintings(frames, tiles, preset.name, name)
             value = np.mean([texture_stats.detail(texture_stats.fit(p, side)) for p in paintings])
             cells.append(f"{value:>12.2f}")
         print(f"{preset.name:<16}{''.join(cells)}", flush=True)
