@@ -48,6 +48,18 @@ def test_the_gram_term_sees_an_arrangement_the_channel_statistics_do_not():
     assert float(losses.gram_loss([apart, apart], [apart, apart])) == 0
 
 
+def test_the_teacher_term_weighs_every_layer_relative_to_the_teachers_scale():
+    torch.manual_seed(0)
+    small, large = torch.rand(2, 3, 8, 8), torch.rand(2, 16, 4, 4) * 20
+    teacher = [small, large]
+    assert float(losses.teacher_loss(teacher, teacher)) == 0.0
+    off_small = losses.teacher_loss([small * 1.1, large], teacher)
+    off_large = losses.teacher_loss([small, large * 1.1], teacher)
+    torch.testing.assert_close(off_small, off_large)  # 10% off counts alike on either layer
+    by_hand = ((0.1 * small) ** 2).mean() / (small ** 2).mean()
+    torch.testing.assert_close(off_small, by_hand)
+
+
 def test_temporal_loss():
     a, b = torch.zeros(1, 3, 2, 2), torch.full((1, 3, 2, 2), 0.5)
     assert float(losses.temporal_loss(a, b)) == pytest.approx(0.25)

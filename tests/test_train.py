@@ -18,10 +18,11 @@ from PIL import Image
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
+from vstpipe import ops, weights
 from vstpipe.cli import app
 from vstpipe.errors import OptionError
-from vstpipe.train import loop, options
-from vstpipe.train.data import Sampler, davis_sequences, image_files
+from vstpipe.train import loop, losses, options
+from vstpipe.train.data import Sampler, davis_sequences, image_files, teacher_pairs
 
 runner = CliRunner()
 
@@ -168,6 +169,54 @@ def test_style_size_scales_the_style_images_before_their_crop(tmp_path):
                for w in windows)
 
 
+def make_teacher(root: Path, size: tuple[int, int] = (48, 64)) -> tuple[Path, Path, Path]:
+    """content/, styles/ (black.png, sub/white.png) and teacher/: for each content image
+    (a random texture) the white style's painting is its negative; the black style has none."""
+    rng = np.random.default_rng(2)
+    content, styles, teacher = root / "content", root / "styles", root / "teacher"
+    (content / "sub").mkdir(parents=True)
+    (styles / "sub").mkdir(parents=True)
+    (teacher / "sub" / "white" / "sub").mkdir(parents=True)
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(styles / "black.png")
+    Image.fromarray(np.full((40, 40, 3), 255, np.uint8)).save(styles / "sub" / "white.png")
+    for name in ("a", "sub/b"):
+        rgb = _texture(rng, size)
+        Image.fromarray(rgb).save(content / f"{name}.jpg", quality=100)
+        rgb = np.asarray(Image.open(content / f"{name}.jpg").convert("RGB"))
+        Image.fromarray(255 - rgb).save(teacher / "sub" / "white" / f"{name}.png")
+    return content, styles, teacher
+
+
+def test_a_teacher_sample_is_a_content_crop_the_same_crop_of_its_painting_and_its_style(
+        tmp_path):
+    content, styles, teacher = make_teacher(tmp_path)
+    pairs = teacher_pairs(teacher, content, styles)
+    assert sorted((p.content.name, p.style.name) for p in pairs) == [("a.jpg", "white.png"),
+                                                                   ("b.jpg", "white.png")]
+    sampler = Sampler(seed=0, rank=0, crop=32)
+    for _ in range(10):
+        x, painting, style = sampler.teacher(pairs)
+        assert x.shape == painting.shape == style.shape == (3, 32, 32)
+        assert torch.allclose(painting, 1 - x, atol=1e-6)  # the same window
+        assert float(x.std()) > 0.05 and float(style.min()) == 1.0  # the pair's style
+    # A painting at another size is scaled to the content's training size first.
+    big = teacher / "sub" / "white" / "a.png"
+    Image.open(big).resize((128, 96), Image.BICUBIC).save(big)
+    (teacher / "sub" / "white" / "sub" / "b.png").unlink()
+    x, painting, _ = Sampler(seed=0, rank=0, crop=32).teacher(teacher_pairs(teacher, content,
+                                                                            styles))
+    assert float((painting - (1 - x)).abs().mean()) < 0.03
+
+
+def test_teacher_folder_errors_name_it(tmp_path):
+    content, styles, _ = make_teacher(tmp_path)
+    with pytest.raises(OptionError, match=f"{tmp_path / 'nowhere'}: teacher folder not found"):
+        teacher_pairs(tmp_path / "nowhere", content, styles)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(OptionError, match="no teacher paintings; expected <style>/<content>"):
+        teacher_pairs(tmp_path / "empty", content, styles)
+
+
 def test_ranks_draw_different_samples(tmp_path, data):
     seqs = davis_sequences(data[0])
     a0, _ = Sampler(0, 0, 32).pair(seqs, 5)
@@ -296,6 +345,58 @@ def test_the_gram_term_is_trained_and_recorded_when_weighted(tmp_path, uvc_dir, 
     assert made["training"]["options"]["weights"]["gram"] == 5.0
 
 
+def test_the_teacher_term_brings_the_paintings_closer_to_the_teachers(tmp_path, uvc_dir):
+    content, styles, teacher = make_teacher(tmp_path)
+    values = {"stage": "image", "out": tmp_path / "img", "content": content, "styles": styles,
+              "teacher": teacher, "lambda_teacher": 1.0, "lambda_style": 0.0,
+              "lambda_content": 0.0, "model": str(uvc_dir), "steps": 40, "batch": 2,
+              "crop": 32, "lr": 3e-4, "device": "cpu", "checkpoint_every": 0}
+    loop.train(options.merge(values, None))
+    lines = [json.loads(x) for x in (tmp_path / "img" / "log.jsonl").read_text().splitlines()]
+    assert all("teacher" in x for x in lines if "step" in x and "final" not in x)
+    made = json.loads((tmp_path / "img" / "model.json").read_text())
+    assert made["training"]["options"]["weights"]["teacher"] == 1.0
+    assert made["training"]["options"]["teacher"] == str(teacher)
+    # On the same 8 samples, the trained decoder's paintings are nearer the teacher's.
+    sampler = Sampler(seed=9, rank=0, crop=32)
+    x, paintings, style = (torch.stack(t) for t in zip(
+        *[sampler.teacher(teacher_pairs(teacher, content, styles)) for _ in range(8)],
+        strict=True))
+
+    def distance(folder: Path) -> float:
+        net = weights.load(weights.resolve(str(folder), offline=True))
+        with torch.no_grad():
+            out = net.decode(ops.adain(net.encode(x), net.taps(style)[-1]))
+            return float(losses.teacher_loss([out, *net.taps(out)],
+                                             [paintings, *net.taps(paintings)]))
+
+    assert distance(tmp_path / "img") < 0.85 * distance(uvc_dir)  # 0.72 when written
+
+
+@pytest.mark.parametrize("stage, kw, needle", [
+    ("image", {"lambda_teacher": 1.0}, "--teacher FOLDER and --lambda-teacher > 0 go together"),
+    ("image", {"teacher": "t"}, "--teacher FOLDER and --lambda-teacher > 0 go together"),
+    ("image", {"teacher": "t", "lambda_teacher": -1.0}, "--lambda-teacher -1.0: use a number"),
+    ("video", {"teacher": "t", "lambda_teacher": 1.0}, "for `vstpipe train` only")])
+def test_teacher_options_go_together_and_only_in_the_image_stage(tmp_path, stage, kw, needle):
+    values = {"stage": stage, "out": tmp_path / "run", "content": tmp_path / "c",
+              "davis": tmp_path / "d", "styles": tmp_path / "s", "model": "lite"}
+    values |= {k: tmp_path / v if k == "teacher" else v for k, v in kw.items()}
+    with pytest.raises(OptionError, match=needle):
+        options.merge(values, None)
+
+
+def test_train_takes_the_teacher_from_the_command_line_and_config(tmp_path):
+    config = tmp_path / "train.toml"
+    config.write_text('content = "c"\nstyles = "s"\nout = "run"\nteacher = "t"\n'
+                      'lambda_teacher = 2\n')
+    result = runner.invoke(app, ["train", "--config", str(config), "--lambda-teacher", "-1"])
+    assert result.exit_code == 1
+    assert "--lambda-teacher -1.0: use a number >= 0" in result.output
+    opts = options.merge({"stage": "image"}, config)
+    assert opts.teacher == tmp_path / "t" and opts.weights.teacher == 2.0
+
+
 def test_uvc_backend_loads_the_published_checkpoint_layout(tmp_path, uvc_dir, data,
                                                            vstpipe_home):
     checkpoint = save_random_tracker(tmp_path / "ckpt" / "checkpoint_latest.pth.tar")
@@ -336,7 +437,7 @@ def test_finetune_20_steps_writes_a_model_that_render_uses(tmp_path, adain_home,
     assert training["steps"] == 20 and training["affinity_backend"] == "encoder"
     assert training["options"]["weights"] == {"content": 1.0, "style": 3.0,
                                               "affinity": 10000.0, "temporal": 10.0,
-                                              "gram": 0.0}
+                                              "gram": 0.0, "teacher": 0.0}
     assert set(training["final_terms"]) == {"content", "style", "affinity", "temporal", "loss"}
     lines = (out / "log.jsonl").read_text().splitlines()
     assert len(lines) == 21  # 20 steps and the final summary

@@ -787,6 +787,12 @@ def train_cmd(
     lambda_content: _LambdaC = None,
     lambda_style: _LambdaS = None,
     lambda_gram: _LambdaG = None,
+    teacher: Annotated[Path | None, _Opt(
+        help="Folder of a teacher's paintings of the content: TEACHER/<style>/<content>.png.")
+    ] = None,
+    lambda_teacher: Annotated[float | None, _Opt(
+        help="Weight of the distance to the teacher's paintings (0: off; not in the paper).")
+    ] = None,
     checkpoint_every: _Every = None,
     resume: _Resume = False,
     device: _Device = None,

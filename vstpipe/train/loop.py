@@ -37,7 +37,7 @@ from ..stylize import resolve_device
 from ..weights import modeljson
 from ..weights.registry import AUTO
 from . import affinity, losses
-from .data import Sampler, davis_sequences, image_files
+from .data import Sampler, davis_sequences, image_files, teacher_pairs
 from .options import TrainOptions, describe, uses_affinity
 
 CHECKPOINT = "checkpoint.pt"
@@ -88,9 +88,18 @@ class _Data:
             self.sequences = davis_sequences(opts.davis)
         else:
             self.content = image_files(opts.content, "content")
+        self.pairs = teacher_pairs(opts.teacher, opts.content, opts.styles) \
+            if opts.teacher is not None else None
 
-    def batch(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """(content (B, 3, c, c), second frames or None, styles (B, 3, c, c))."""
+    def batch(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor,
+                             torch.Tensor | None]:
+        """(content (B, 3, c, c), second frames or None, styles (B, 3, c, c), the teacher's
+        paintings of the content or None)."""
+        if self.pairs is not None:
+            samples = [self.sampler.teacher(self.pairs, self.opts.style_size)
+                       for _ in range(self.opts.batch)]
+            content, paintings, styles = (torch.stack(t) for t in zip(*samples, strict=True))
+            return content, None, styles, paintings
         firsts, seconds = [], []
         for _ in range(self.opts.batch):
             if self.opts.stage == "video":
@@ -102,13 +111,14 @@ class _Data:
         styles = [self.sampler.image(self.styles, self.opts.style_size)
                   for _ in range(self.opts.batch)]
         return (torch.stack(firsts), torch.stack(seconds) if seconds else None,
-                torch.stack(styles))
+                torch.stack(styles), None)
 
 
 def _terms(net: model.StyleNet, backend: affinity.Backend | None, opts: TrainOptions,
-           content: torch.Tensor, second: torch.Tensor | None, style: torch.Tensor
-           ) -> dict[str, torch.Tensor]:
-    """The loss terms of one batch (eq. 1, 7, 8, temporal); ``second`` only for video."""
+           content: torch.Tensor, second: torch.Tensor | None, style: torch.Tensor,
+           teacher: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """The loss terms of one batch (eq. 1, 7, 8, temporal; Gram and teacher when asked);
+    ``second`` only for video, ``teacher`` (paintings of ``content``) only for images."""
     frames = content if second is None else torch.cat([content, second])
     with torch.no_grad():
         style_taps = net.taps(style)
@@ -122,6 +132,11 @@ def _terms(net: model.StyleNet, backend: affinity.Backend | None, opts: TrainOpt
              "style": losses.style_loss(out_taps, style_taps)}
     if opts.weights.gram > 0:
         terms["gram"] = losses.gram_loss(out_taps, style_taps)
+    if teacher is not None:
+        with torch.no_grad():
+            teacher_taps = [t.float() for t in net.taps(teacher)]
+        terms["teacher"] = losses.teacher_loss([out.float(), *out_taps],
+                                               [teacher.float(), *teacher_taps])
     if second is not None:
         first_out, second_out = out.chunk(2)
         if backend is not None:
@@ -232,10 +247,10 @@ def train(opts: TrainOptions, progress: Progress | None = None,
 
     try:
         while step < opts.steps:
-            content, second, style = (t.to(device) if t is not None else None
-                                      for t in data.batch())
+            content, second, style, teacher = (t.to(device) if t is not None else None
+                                               for t in data.batch())
             with torch.autocast("cuda", torch.float16) if amp else nullcontext():
-                terms = _terms(net, backend, opts, content, second, style)
+                terms = _terms(net, backend, opts, content, second, style, teacher)
             total = losses.total_loss(terms, opts.weights)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(total).backward()

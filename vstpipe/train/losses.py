@@ -22,7 +22,13 @@ came from, A[b, i, j] the affinity of position i of the first frame to position 
   matrices F F^T / (H W) (Gatys et al. 2016), which see which features occur together, the
   arrangement that channel means and stds do not: it makes a decoder paint the style's patterns
   more boldly (README, "The lite model").
-* Total (eq. 9): sum of lambda_k * L_k, lambda = 1, 3, 10000, 10 by default (gram 0).
+* Teacher (not in the paper; off unless lambda_teacher > 0): over the pixels and the style
+  layers, MSE between the decoded image (and its features) and another painter's painting of
+  the same content with the same style (and its features), relative to the latter's mean square (a perceptual distillation loss, Johnson et al. 2016): the decoder
+  learns what that painter draws, such as outlines, where the style statistics alone do not
+  ask for it (README, "The lite model").
+* Total (eq. 9): sum of lambda_k * L_k, lambda = 1, 3, 10000, 10 by default (gram and teacher
+  0).
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ class LossWeights:
     affinity: float = 10000.0  # lambda_3
     temporal: float = 10.0  # lambda_4
     gram: float = 0.0  # Gram-matrix style term, not in eq. 9 (0: off)
+    teacher: float = 0.0  # distance to a teacher's painting, not in eq. 9 (0: off)
 
 
 def content_loss(decoded_feat: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -76,6 +83,18 @@ def gram_loss(decoded_feats: Sequence[torch.Tensor], style_feats: Sequence[torch
     for out, style in zip(decoded_feats, style_feats, strict=True):
         target = gram(style)
         total = total + F.mse_loss(gram(out), target.expand(out.shape[0], -1, -1))
+    return total
+
+
+def teacher_loss(decoded_feats: Sequence[torch.Tensor], teacher_feats: Sequence[torch.Tensor]
+                 ) -> torch.Tensor:
+    """Sum over layers (the pixels first, then the style layers) of the MSE between the decoded
+    image's and the teacher's, relative to the teacher's mean square: every layer counts alike,
+    the pixels and the first (edges, where a painter's lines are) as much as the ones whose
+    activations are 20x larger."""
+    total = decoded_feats[0].new_zeros(())
+    for out, teacher in zip(decoded_feats, teacher_feats, strict=True):
+        total = total + F.mse_loss(out, teacher) / teacher.pow(2).mean().clamp_min(1e-8)
     return total
 
 

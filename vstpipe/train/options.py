@@ -28,6 +28,9 @@ class TrainOptions:
     styles: Path  # folder of style images (recursive)
     content: Path | None = None  # image stage: folder of content images
     davis: Path | None = None  # video stage: DAVIS 2017 root
+    # Image stage: folder of a teacher's paintings of the content images (data.py's layout),
+    # which the teacher term (lambda_teacher) compares the decoder's paintings with.
+    teacher: Path | None = None
     # Registry name or model directory to start from; `auto` as for render (adain-vgg19 when it
     # can be had, else lite), resolved once: the checkpoint records what it became.
     model: str = DEFAULT_MODEL
@@ -53,11 +56,11 @@ class TrainOptions:
 # TOML / flag name -> how to set it on TrainOptions
 _LAMBDAS = {"lambda_content": "content", "lambda_style": "style",
             "lambda_affinity": "affinity", "lambda_temporal": "temporal",
-            "lambda_gram": "gram"}
+            "lambda_gram": "gram", "lambda_teacher": "teacher"}
 _AFFINITY = {"affinity": "backend", "affinity_layer": "layer", "eps": "eps", "sigma": "sigma",
              "normalize": "normalize", "temperature": "temperature",
              "affinity_chunk": "chunk"}
-_PATHS = ("out", "styles", "content", "davis")
+_PATHS = ("out", "styles", "content", "davis", "teacher")
 _TOP = tuple(f.name for f in fields(TrainOptions) if f.name not in ("affinity", "weights"))
 KEYS = (*_TOP, *_LAMBDAS, *_AFFINITY)
 _KINDS: dict[str, type | tuple[type, ...]] = {
@@ -129,10 +132,16 @@ def validate(opts: TrainOptions) -> None:
         raise OptionError(f"--lr {opts.lr}: use a positive number")
     if opts.checkpoint_every < 0:
         raise OptionError(f"--checkpoint-every {opts.checkpoint_every}: use 0 or more")
-    for name in ("content", "style", "affinity", "temporal", "gram"):
+    for name in ("content", "style", "affinity", "temporal", "gram", "teacher"):
         value = getattr(opts.weights, name)
         if not (math.isfinite(value) and value >= 0):
             raise OptionError(f"--lambda-{name} {value}: use a number >= 0")
+    if opts.teacher is not None or opts.weights.teacher > 0:
+        if opts.stage != "image":
+            raise OptionError("--teacher and --lambda-teacher are for `vstpipe train` only")
+        if opts.teacher is None or opts.weights.teacher == 0:
+            raise OptionError("--teacher FOLDER and --lambda-teacher > 0 go together; give "
+                              "both")
     if opts.device not in ("auto", "cpu", "cuda"):
         raise OptionError(f"--device '{opts.device}' is not valid; choose from auto, cpu, cuda")
     if uses_affinity(opts):
@@ -147,6 +156,7 @@ def _check_out_apart(opts: TrainOptions) -> None:
     out = opts.out.resolve()
     model_dir = Path(opts.model).expanduser()
     inputs = {"--styles": opts.styles, "--content": opts.content, "--davis": opts.davis,
+              "--teacher": opts.teacher,
               "--model": model_dir if model_dir.is_dir() else None}
     for flag, folder in inputs.items():
         if folder is None:
