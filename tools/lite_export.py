@@ -5,8 +5,10 @@ models/lite/model.json (how it was made), then print the registry's new sha256 a
 
 RUN is the `--out` folder of `vstpipe train` / `vstpipe finetune` whose decoder ships (its
 checkpoint.pt, log.jsonl and model.json, which names the family); ``--before`` names the runs it
-grew from, in order (the image stage, the fine-path stage, the bold stage), so model.json records every stage. Paste the printed FileSpec values into vstpipe/weights/registry.py (the test
-tests/test_weights_auto.py checks that they match the files).
+grew from, in order (the image stage, the fine-path stage, the bold stage, the first video
+stage and the edge stage for lite-edge), so model.json records every stage. Paste the printed
+FileSpec values into vstpipe/weights/registry.py (the test tests/test_weights_auto.py checks
+that they match the files).
 """
 
 from __future__ import annotations
@@ -49,8 +51,8 @@ def stage(run: Path) -> tuple[dict, dict]:
         "loss_weights": options.get("weights"),
         "affinity": options.get("affinity") if options.get("stage") == "video" else None,
         "options": options,
-        "final_terms": {k: last.get(k) for k in ("content", "style", "gram", "affinity",
-                                                 "temporal", "loss") if k in last},
+        "final_terms": {k: last.get(k) for k in ("content", "style", "gram", "teacher",
+                                                 "affinity", "temporal", "loss") if k in last},
         "wall_seconds": wall_seconds(log),
     }
 
@@ -75,12 +77,19 @@ def main(argv: list[str] | None = None) -> int:
         "python tools/lite_data.py data/lite",
         "vstpipe train --config tools/lite_train.toml",
     ]
-    if arch == "lite-skip":
+    if arch in ("lite-skip", "lite-edge"):
         commands += ["python tools/lite_grow.py runs/lite-image runs/lite-skip-init",
                      "vstpipe train --config tools/lite_skip_train.toml"]
     if any(s["stage"] == "image" and (s["loss_weights"] or {}).get("gram") for s in stages):
         commands.append("vstpipe train --config tools/lite_bold_train.toml")
-    if shipped["stage"] == "video":
+    if arch == "lite-edge":  # a video stage, the edge stage with its teacher, a video stage
+        commands += ["vstpipe finetune --config tools/lite_finetune.toml",
+                     "python tools/lite_teacher.py data/lite",
+                     "python tools/lite_grow.py runs/lite-video runs/lite-edge-init",
+                     "vstpipe train --config tools/lite_edge_train.toml",
+                     ("vstpipe finetune --config tools/lite_finetune.toml --model runs/lite-edge "
+                      "--out runs/lite-edge-video")]
+    elif shipped["stage"] == "video":
         commands.append("vstpipe finetune --config tools/lite_finetune.toml")
     (LITE / "model.json").write_text(json.dumps({
         "arch": arch,
@@ -88,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         "description": "vstpipe's embedded model: Magenta's MobileNetV2 trunk (Apache-2.0, "
                        "NOTICE) to expanded_conv_6's expansion, AdaIN there"
                        + (" and on expanded_conv_2's output (the 1/4 fine path)"
-                          if arch == "lite-skip" else "")
+                          if arch in ("lite-skip", "lite-edge") else "")
+                       + (" and on the frame's lightness at full resolution (for lines)"
+                          if arch == "lite-edge" else "")
                        + ", a decoder trained by vstpipe",
         "training": {
             "note": args.note,
@@ -98,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
             "loss_network": "the encoder itself: style taps Conv, expanded_conv_1/3/6 "
                             "expansions; content at expanded_conv_6's expansion"
                             + (" and expanded_conv_2's output (x 1/4), also a style tap"
-                               if arch == "lite-skip" else ""),
+                               if arch in ("lite-skip", "lite-edge") else "")
+                            + ("; the teacher term compares pixels and the style taps"
+                               if arch == "lite-edge" else ""),
             "machine": "2-core x86-64 CPU, torch 2.13.0 (CPU), shared with other work",
             "stages": stages,
             "steps": sum(s["steps"] for s in stages),
