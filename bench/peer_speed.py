@@ -11,7 +11,8 @@ default) to a file; fps = frames / seconds of the job, model loading and the sty
 excluded for both. Configurations: ``default`` is the render as a user types it (precision
 auto, no --max-side); ``max-N`` adds --max-side N (the network sees N pixels on the longer side,
 as the peer's always sees 384), ``bf16``/``fp32`` set --precision, ``threads-N`` sets torch's
-thread count; join them with ``+``. Prints the median fps of each and its ratio to the peer's.
+thread count, ``model-NAME`` renders with another model (a registry name or a model folder,
+e.g. an earlier lite decoder); join them with ``+``. Prints the median fps of each and its ratio to the peer's.
 Asserts nothing.
 """
 
@@ -42,7 +43,7 @@ def _request(config: str, style: Path) -> tuple[jobs.Request, int | None]:
     precision = "bf16" if "bf16" in parts else "fp32" if "fp32" in parts else "auto"
     max_side = int(parts["max"]) if "max" in parts else None
     threads = int(parts["threads"]) if "threads" in parts else None
-    return jobs.Request(styles=(style,), model="lite", precision=precision,
+    return jobs.Request(styles=(style,), model=parts.get("model", "lite"), precision=precision,
                         max_side=max_side), threads
 
 
