@@ -1,7 +1,7 @@
 """Export a lite training run into the embedded model: models/lite/decoder.safetensors and
 models/lite/model.json (how it was made), then print the registry's new sha256 and size.
 
-    python tools/lite_export.py RUN [--before EARLIER_RUN ...] [--note TEXT]
+    python tools/lite_export.py RUN [--before EARLIER_RUN ...] [--earlier MODEL_JSON] [--note TEXT]
 
 RUN is the `--out` folder of `vstpipe train` / `vstpipe finetune` whose decoder ships (its
 checkpoint.pt, log.jsonl and model.json, which names the family); ``--before`` names the runs it
@@ -62,10 +62,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run", type=Path, help="the training run folder whose decoder ships")
     parser.add_argument("--before", type=Path, nargs="+", default=[],
                         help="the runs RUN grew from, first first (image stage, fine path)")
+    parser.add_argument("--earlier", type=Path, default=None,
+                        help="a model.json whose stages come before the --before runs (the "
+                             "shipped one, when its run folders are gone)")
     parser.add_argument("--note", default="", help="a sentence on the state of this decoder")
     args = parser.parse_args(argv)
     checkpoint, shipped = stage(args.run)
-    stages = [stage(run)[1] for run in args.before] + [shipped]
+    earlier = json.loads(args.earlier.read_text(encoding="utf-8"))["training"]["stages"] \
+        if args.earlier is not None else []
+    stages = earlier + [stage(run)[1] for run in args.before] + [shipped]
     arch = json.loads((args.run / "model.json").read_text(encoding="utf-8"))["arch"]
     decoder = {k: v.contiguous() for k, v in checkpoint["decoder"].items()}
     path = LITE / "decoder.safetensors"

@@ -81,19 +81,20 @@ REGISTRY: dict[str, ModelSpec] = {ms.name: ms for ms in (
     # (Apache-2.0, NOTICE beside it); decoder: trained by vstpipe (model.json says how).
     ModelSpec(
         name=EMBEDDED_MODEL,
-        arch="lite-skip",
+        arch="lite-edge",
         files=(
             FileSpec("encoder", "encoder.safetensors", "package:vstpipe.models_data/lite",
                      "d2f4426f67eb49d3c8be4a08af87acb4ac82782d7504ccbcc689c765c7d2b5ef", 244216),
             FileSpec("decoder", "decoder.safetensors", "package:vstpipe.models_data/lite",
-                     "a619e0609031c9484902bef10250bb5362d4e3157d81fedbacf854a94e23e9ed",
-                     2190732),
+                     "42e0d4e8bd809a5ebb3b9678abfc9283a803d05ad6221934fe5e73c571e5ac01",
+                     2191884),
         ),
         licence="Apache-2.0 (encoder, Magenta) and MIT (decoder, vstpipe)",
         homepage="https://github.com/magenta/magenta/tree/main/magenta/models/"
                  "arbitrary_image_stylization",
         description="embedded: Magenta's MobileNetV2 trunk to expanded_conv_6's expansion, "
-                    "AdaIN there and on a 1/4 fine path, a decoder trained by vstpipe; RGB",
+                    "AdaIN there, on a 1/4 fine path and on the full-resolution lightness, a "
+                    "decoder trained by vstpipe; RGB",
         embedded=True,
     ),
     # Committed to the UVC repository as a plain git blob (no LFS); no sha256 or size is
