@@ -70,12 +70,19 @@ def test_bf16_only_when_close_and_faster(monkeypatch, diff, fp32_s, bf16_s, pick
     assert {p.dtype for p in chosen.net.parameters()} == {picked}
 
 
-def test_the_fp32_candidate_is_a_copy_of_the_weights(monkeypatch):
+def test_the_callers_network_stays_fp32_and_untouched_whatever_is_chosen(monkeypatch):
+    """The bf16 candidate casts a copy: the network passed in may be a session's, and the next
+    render must find its weights as they were (they were rounded to bf16 in place once, and a
+    second render that chose fp32 then painted other pixels)."""
     net = _tiny_net()
     weight = net.weight.detach().clone()
     chosen, _ = pick_cpu_precision(net, _fake_trial(monkeypatch, BF16_TOLERANCE + 5, 2.0, 1.0))
-    assert chosen.net is not net  # the fp32 candidate is a copy, untouched by the bf16 one
+    assert chosen.dtype is torch.float32  # too far off: fp32
     torch.testing.assert_close(chosen.net.weight, weight, rtol=0, atol=0)
+    chosen, _ = pick_cpu_precision(net, _fake_trial(monkeypatch, 1, 2.0, 1.0))
+    assert chosen.dtype is torch.bfloat16 and chosen.net is not net
+    assert net.weight.dtype is torch.float32
+    torch.testing.assert_close(net.weight, weight, rtol=0, atol=0)
 
 
 def test_the_speed_is_measured_once_then_read_whatever_the_load(monkeypatch, tmp_path):

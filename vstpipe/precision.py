@@ -105,8 +105,10 @@ def pick_cpu_precision(net: StyleNet, trial: Callable[[Stylizer], torch.Tensor],
     bf16 is faster: by ``cache``'s figure for ``key`` if it has one, else measured (after
     ``on_measure`` is called, for a progress line) and stored there."""
     cpu = torch.device("cpu")
-    candidates = (Stylizer(copy.deepcopy(net), cpu, torch.float32),
-                  Stylizer(net, cpu, torch.bfloat16))
+    # The bf16 candidate gets the copy: Stylizer casts a network in place, and ``net`` may be a
+    # session's, used again by the next render (which must find it in fp32, as it was).
+    candidates = (Stylizer(net, cpu, torch.float32),
+                  Stylizer(copy.deepcopy(net), cpu, torch.bfloat16))
     levels = [to_levels(trial(candidate)) for candidate in candidates]  # also the warm-up
     diff = int((levels[0] - levels[1]).abs().max())
     if diff > BF16_TOLERANCE:
