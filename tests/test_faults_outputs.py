@@ -23,17 +23,20 @@ from vstpipe.train import options
 runner = CliRunner()
 
 
-def _default_sighup() -> None:
-    # A suite started under nohup passes SIGHUP on ignored, and vstpipe rightly keeps it so
-    # (a nohup'ed render must survive the hangup); these tests are about a terminal's hangup.
-    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+@pytest.fixture(autouse=True)
+def _default_sighup():
+    """A suite started under nohup passes SIGHUP on ignored to the vstpipe children, which
+    rightly keep it so (a nohup'ed render must survive the hangup); these tests are about a
+    terminal's hangup, so the children start with the default."""
+    before = signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    yield
+    signal.signal(signal.SIGHUP, before)
 
 
 def _vstpipe(*args: str, home: Path, **kwargs) -> subprocess.Popen[str]:
     env = dict(os.environ, VSTPIPE_HOME=str(home))
     return subprocess.Popen([sys.executable, "-m", "vstpipe", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=_default_sighup, **kwargs)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
