@@ -12,8 +12,8 @@ excluded for both. Configurations: ``default`` is the render as a user types it 
 auto, no --max-side); ``max-N`` adds --max-side N (the network sees N pixels on the longer side,
 as the peer's always sees 384), ``bf16``/``fp32`` set --precision, ``threads-N`` sets torch's
 thread count, ``model-NAME`` renders with another model (a registry name or a model folder,
-e.g. an earlier lite decoder); join them with ``+``. Prints the median fps of each and its ratio to the peer's.
-Asserts nothing.
+e.g. an earlier lite decoder); join them with ``+``. Prints the median fps of each and its
+ratio to the peer's. Asserts nothing.
 """
 
 from __future__ import annotations

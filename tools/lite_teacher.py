@@ -1,5 +1,5 @@
 """Paint crops of the lite model's content images with the peer's network: the teacher of its
-bold stage.
+edge stage.
 
     python tools/lite_teacher.py data/lite
 

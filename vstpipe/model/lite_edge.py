@@ -65,10 +65,7 @@ class LiteEdgeDecoder(LiteSkipDecoder):
         self[5][2] = nn.Conv2d(64 + 1, 32, 3)
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:  # (B, 352, h, w)
-        x = self[1](self[0](feat[:, :CHANNELS]))  # (B, 96, 2h, 2w)
-        x = self[2](torch.cat([x, F.pixel_shuffle(feat[:, CHANNELS:CHANNELS + FOLDED], 2)],
-                              dim=1))
-        x = self[4](self[3](x))  # (B, 64, 4h, 4w)
+        x = self[4](self[3](self.quarter(feat)))  # (B, 64, 4h, 4w)
         up, pad, conv, relu = self[5]
         x = relu(conv(pad(torch.cat([up(x), F.pixel_shuffle(feat[:, CHANNELS + FOLDED:],
                                                                 FOLD)], dim=1))))

@@ -58,9 +58,14 @@ class LiteSkipDecoder(LiteDecoder):
         super().__init__()
         self[2][1] = nn.Conv2d(96 + SKIP, 96, 3)
 
+    def quarter(self, feat: torch.Tensor) -> torch.Tensor:
+        """The decoder through its 1/4 convolution, the fine path taken in: (B, 96, 2h, 2w)."""
+        x = self[1](self[0](feat[:, :CHANNELS]))
+        return self[2](torch.cat([x, F.pixel_shuffle(feat[:, CHANNELS:CHANNELS + FOLDED], 2)],
+                                 dim=1))
+
     def forward(self, feat: torch.Tensor) -> torch.Tensor:  # (B, 288, h, w)
-        x = self[1](self[0](feat[:, :CHANNELS]))  # (B, 96, 2h, 2w)
-        x = self[2](torch.cat([x, F.pixel_shuffle(feat[:, CHANNELS:], 2)], dim=1))
+        x = self.quarter(feat)
         for layer in list(self)[3:]:
             x = layer(x)
         return x

@@ -172,9 +172,9 @@ class Sampler:
         crop of its style image scaled as ``image`` scales styles."""
         for _ in range(100):
             pair = pairs[int(self.rng.integers(len(pairs)))]
-            rgbs = [_read(p) for p in (pair.content, pair.painting, pair.style)]
-            bad = [p for p, rgb in zip((pair.content, pair.painting, pair.style), rgbs,
-                                       strict=True) if rgb is None]
+            paths = (pair.content, pair.painting, pair.style)
+            rgbs = [_read(p) for p in paths]
+            bad = [p for p, rgb in zip(paths, rgbs, strict=True) if rgb is None]
             if bad:
                 self.skipped.extend(bad)
                 continue

@@ -24,9 +24,10 @@ came from, A[b, i, j] the affinity of position i of the first frame to position 
   more boldly (README, "The lite model").
 * Teacher (not in the paper; off unless lambda_teacher > 0): over the pixels and the style
   layers, MSE between the decoded image (and its features) and another painter's painting of
-  the same content with the same style (and its features), relative to the latter's mean square (a perceptual distillation loss, Johnson et al. 2016): the decoder
-  learns what that painter draws, such as outlines, where the style statistics alone do not
-  ask for it (README, "The lite model").
+  the same content with the same style (and its features), relative to the latter's mean
+  square (a perceptual distillation loss, Johnson et al. 2016): the decoder learns what that
+  painter draws, such as outlines, where the style statistics alone do not ask for it (README,
+  "The lite model").
 * Total (eq. 9): sum of lambda_k * L_k, lambda = 1, 3, 10000, 10 by default (gram and teacher
   0).
 """
