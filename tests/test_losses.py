@@ -60,6 +60,21 @@ def test_the_teacher_term_weighs_every_layer_relative_to_the_teachers_scale():
     torch.testing.assert_close(off_small, by_hand)
 
 
+def test_the_teacher_stats_term_ignores_where_strokes_lie_and_weighs_layers_alike():
+    torch.manual_seed(0)
+    small, large = torch.rand(2, 3, 8, 8), torch.rand(2, 16, 4, 4) * 20
+    teacher = [small, large]
+    moved = [t.roll((1, 2), dims=(2, 3)) for t in teacher]  # the same strokes, elsewhere
+    assert float(losses.teacher_stats_loss(moved, teacher)) < 1e-10
+    assert float(losses.teacher_loss(moved, teacher)) > 0.1  # the features term counts it
+    off_small = losses.teacher_stats_loss([small * 1.1, large], teacher)
+    off_large = losses.teacher_stats_loss([small, large * 1.1], teacher)
+    torch.testing.assert_close(off_small, off_large, rtol=1e-3, atol=1e-8)  # alike on either
+    mean, std = ops.mean_std(small)
+    by_hand = ((0.1 * mean) ** 2 + (0.1 * std) ** 2).mean() / (mean ** 2 + std ** 2).mean()
+    torch.testing.assert_close(off_small, by_hand, rtol=1e-3, atol=1e-8)
+
+
 def test_temporal_loss():
     a, b = torch.zeros(1, 3, 2, 2), torch.full((1, 3, 2, 2), 0.5)
     assert float(losses.temporal_loss(a, b)) == pytest.approx(0.25)

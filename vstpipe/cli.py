@@ -793,6 +793,9 @@ def train_cmd(
     lambda_teacher: Annotated[float | None, _Opt(
         help="Weight of the distance to the teacher's paintings (0: off; not in the paper).")
     ] = None,
+    teacher_match: Annotated[str | None, _Opt(
+        help="features (where each stroke lies, default) | stats (channel means and stds).")
+    ] = None,
     checkpoint_every: _Every = None,
     resume: _Resume = False,
     device: _Device = None,

@@ -135,8 +135,9 @@ def _terms(net: model.StyleNet, backend: affinity.Backend | None, opts: TrainOpt
     if teacher is not None:
         with torch.no_grad():
             teacher_taps = [t.float() for t in net.taps(teacher)]
-        terms["teacher"] = losses.teacher_loss([out.float(), *out_taps],
-                                               [teacher.float(), *teacher_taps])
+        match = losses.teacher_stats_loss if opts.teacher_match == "stats" else \
+            losses.teacher_loss
+        terms["teacher"] = match([out.float(), *out_taps], [teacher.float(), *teacher_taps])
     if second is not None:
         first_out, second_out = out.chunk(2)
         if backend is not None:

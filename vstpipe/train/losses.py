@@ -99,6 +99,21 @@ def teacher_loss(decoded_feats: Sequence[torch.Tensor], teacher_feats: Sequence[
     return total
 
 
+def teacher_stats_loss(decoded_feats: Sequence[torch.Tensor],
+                       teacher_feats: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Like :func:`teacher_loss`, but on each layer's channel means and standard deviations
+    (eq. 7's statistics) instead of its values: the teacher's palette, tones and stroke energy
+    over the crop, without asking where each stroke lies, which a decoder cannot learn and
+    whose best guess under MSE is an average. Each layer relative to the mean square of the
+    teacher's statistics."""
+    total = decoded_feats[0].new_zeros(())
+    for out, teacher in zip(decoded_feats, teacher_feats, strict=True):
+        (out_mean, out_std), (mean, std) = ops.mean_std(out), ops.mean_std(teacher)
+        scale = (mean.pow(2) + std.pow(2)).mean().clamp_min(1e-8)
+        total = total + (F.mse_loss(out_mean, mean) + F.mse_loss(out_std, std)) / scale
+    return total
+
+
 def temporal_loss(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
     """MSE between the two stylized frames of a pair."""
     return F.mse_loss(first, second)

@@ -31,6 +31,9 @@ class TrainOptions:
     # Image stage: folder of a teacher's paintings of the content images (data.py's layout),
     # which the teacher term (lambda_teacher) compares the decoder's paintings with.
     teacher: Path | None = None
+    # How the teacher term compares: "features" (the values of the pixels and style layers,
+    # where each stroke lies) or "stats" (their channel means and stds over the crop).
+    teacher_match: str = "features"
     # Registry name or model directory to start from; `auto` as for render (adain-vgg19 when it
     # can be had, else lite), resolved once: the checkpoint records what it became.
     model: str = DEFAULT_MODEL
@@ -53,6 +56,8 @@ class TrainOptions:
     offline: bool = False  # never download weights
 
 
+TEACHER_MATCHES = ("features", "stats")
+
 # TOML / flag name -> how to set it on TrainOptions
 _LAMBDAS = {"lambda_content": "content", "lambda_style": "style",
             "lambda_affinity": "affinity", "lambda_temporal": "temporal",
@@ -65,6 +70,7 @@ _TOP = tuple(f.name for f in fields(TrainOptions) if f.name not in ("affinity", 
 KEYS = (*_TOP, *_LAMBDAS, *_AFFINITY)
 _KINDS: dict[str, type | tuple[type, ...]] = {
     "stage": str, "model": str, "device": str, "affinity": str, "resume": bool,
+    "teacher_match": str,
     "from_scratch": bool,
     "offline": bool, "normalize": bool, "lr": (int, float), "eps": (int, float),
     "sigma": (int, float), "temperature": (int, float), **dict.fromkeys(_LAMBDAS, (int, float))}
@@ -142,6 +148,9 @@ def validate(opts: TrainOptions) -> None:
         if opts.teacher is None or opts.weights.teacher == 0:
             raise OptionError("--teacher FOLDER and --lambda-teacher > 0 go together; give "
                               "both")
+    if opts.teacher_match not in TEACHER_MATCHES:
+        raise OptionError(f"--teacher-match '{opts.teacher_match}' is not valid; choose from "
+                          f"{', '.join(TEACHER_MATCHES)}")
     if opts.device not in ("auto", "cpu", "cuda"):
         raise OptionError(f"--device '{opts.device}' is not valid; choose from auto, cpu, cuda")
     if uses_affinity(opts):
