@@ -135,9 +135,8 @@ def _terms(net: model.StyleNet, backend: affinity.Backend | None, opts: TrainOpt
     if teacher is not None:
         with torch.no_grad():
             teacher_taps = [t.float() for t in net.taps(teacher)]
-        match = losses.teacher_stats_loss if opts.teacher_match == "stats" else \
-            losses.teacher_loss
-        terms["teacher"] = match([out.float(), *out_taps], [teacher.float(), *teacher_taps])
+        terms["teacher"] = losses.TEACHER_TERMS[opts.teacher_match](
+            [out.float(), *out_taps], [teacher.float(), *teacher_taps])
     if second is not None:
         first_out, second_out = out.chunk(2)
         if backend is not None:

@@ -27,7 +27,8 @@ came from, A[b, i, j] the affinity of position i of the first frame to position 
   the same content with the same style (and its features), relative to the latter's mean
   square (a perceptual distillation loss, Johnson et al. 2016): the decoder learns what that
   painter draws, such as outlines, where the style statistics alone do not ask for it (README,
-  "The lite model").
+  "The lite model"). With teacher_match "stats", the MSE of the channel means and stds instead
+  (the teacher's palette and stroke energy, not where each stroke lies).
 * Total (eq. 9): sum of lambda_k * L_k, lambda = 1, 3, 10000, 10 by default (gram and teacher
   0).
 """
@@ -112,6 +113,10 @@ def teacher_stats_loss(decoded_feats: Sequence[torch.Tensor],
         scale = (mean.pow(2) + std.pow(2)).mean().clamp_min(1e-8)
         total = total + (F.mse_loss(out_mean, mean) + F.mse_loss(out_std, std)) / scale
     return total
+
+
+# --teacher-match -> the teacher term it names
+TEACHER_TERMS = {"features": teacher_loss, "stats": teacher_stats_loss}
 
 
 def temporal_loss(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:

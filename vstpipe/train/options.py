@@ -18,7 +18,7 @@ from ..weights.registry import DEFAULT_MODEL
 from . import affinity
 from .affinity import AffinityChoice
 from .data import MAX_GAP
-from .losses import LossWeights
+from .losses import TEACHER_TERMS, LossWeights
 
 
 @dataclass(frozen=True)
@@ -55,8 +55,6 @@ class TrainOptions:
     device: str = "auto"  # auto | cpu | cuda
     offline: bool = False  # never download weights
 
-
-TEACHER_MATCHES = ("features", "stats")
 
 # TOML / flag name -> how to set it on TrainOptions
 _LAMBDAS = {"lambda_content": "content", "lambda_style": "style",
@@ -148,9 +146,9 @@ def validate(opts: TrainOptions) -> None:
         if opts.teacher is None or opts.weights.teacher == 0:
             raise OptionError("--teacher FOLDER and --lambda-teacher > 0 go together; give "
                               "both")
-    if opts.teacher_match not in TEACHER_MATCHES:
+    if opts.teacher_match not in TEACHER_TERMS:
         raise OptionError(f"--teacher-match '{opts.teacher_match}' is not valid; choose from "
-                          f"{', '.join(TEACHER_MATCHES)}")
+                          f"{', '.join(TEACHER_TERMS)}")
     if opts.device not in ("auto", "cpu", "cuda"):
         raise OptionError(f"--device '{opts.device}' is not valid; choose from auto, cpu, cuda")
     if uses_affinity(opts):
