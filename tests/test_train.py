@@ -345,20 +345,30 @@ def test_the_gram_term_is_trained_and_recorded_when_weighted(tmp_path, uvc_dir, 
     assert made["training"]["options"]["weights"]["gram"] == 5.0
 
 
-@pytest.mark.parametrize("match, term", [("features", losses.teacher_loss),
-                                          ("stats", losses.teacher_stats_loss)])
+@pytest.mark.parametrize("stage, match, term", [("image", "features", losses.teacher_loss),
+                                                 ("image", "stats", losses.teacher_stats_loss),
+                                                 ("video", "stats", losses.teacher_stats_loss)])
 def test_the_teacher_term_brings_the_paintings_closer_to_the_teachers(tmp_path, uvc_dir,
-                                                                       match, term):
+                                                                       stage, match, term):
+    """In the image stage the teacher's samples are the batch; in the video stage a batch of
+    them comes beside the frame pairs (the other terms are off here, so only the teacher's
+    batch can move the decoder)."""
     content, styles, teacher = make_teacher(tmp_path)
-    values = {"stage": "image", "out": tmp_path / "img", "content": content, "styles": styles,
+    values = {"stage": stage, "out": tmp_path / "img", "content": content, "styles": styles,
               "teacher": teacher, "teacher_match": match, "lambda_teacher": 1.0,
               "lambda_style": 0.0,
               "lambda_content": 0.0, "model": str(uvc_dir), "steps": 40, "batch": 2,
               "crop": 32, "lr": 3e-4, "device": "cpu", "checkpoint_every": 0}
+    if stage == "video":
+        values |= {"davis": make_davis(tmp_path / "davis"), "lambda_affinity": 0.0,
+                   "lambda_temporal": 0.0}
     loop.train(options.merge(values, None))
     lines = [json.loads(x) for x in (tmp_path / "img" / "log.jsonl").read_text().splitlines()]
-    assert all("teacher" in x for x in lines if "step" in x and "final" not in x)
+    steps = [x for x in lines if "step" in x and "final" not in x]
+    assert len(steps) == 40 and all("teacher" in x for x in steps)
+    assert all(("temporal" in x) == (stage == "video") for x in steps)  # frame pairs too
     made = json.loads((tmp_path / "img" / "model.json").read_text())
+    assert made["training"]["stage"] == stage
     assert made["training"]["options"]["weights"]["teacher"] == 1.0
     assert made["training"]["options"]["teacher"] == str(teacher)
     assert made["training"]["options"]["teacher_match"] == match
@@ -381,15 +391,22 @@ def test_the_teacher_term_brings_the_paintings_closer_to_the_teachers(tmp_path, 
     ("image", {"lambda_teacher": 1.0}, "--teacher FOLDER and --lambda-teacher > 0 go together"),
     ("image", {"teacher": "t"}, "--teacher FOLDER and --lambda-teacher > 0 go together"),
     ("image", {"teacher": "t", "lambda_teacher": -1.0}, "--lambda-teacher -1.0: use a number"),
-    ("video", {"teacher": "t", "lambda_teacher": 1.0}, "for `vstpipe train` only"),
+    ("video", {"teacher": "t", "lambda_teacher": 1.0},
+     "--teacher needs --content FOLDER, the images the teacher painted"),
+    ("video", {"content": "c"}, "--content is for `vstpipe finetune` only with --teacher"),
     ("image", {"teacher": "t", "lambda_teacher": 1.0, "teacher_match": "strokes"},
      "--teacher-match 'strokes' is not valid; choose from features, stats")])
-def test_teacher_options_go_together_and_only_in_the_image_stage(tmp_path, stage, kw, needle):
-    values = {"stage": stage, "out": tmp_path / "run", "content": tmp_path / "c",
-              "davis": tmp_path / "d", "styles": tmp_path / "s", "model": "lite"}
-    values |= {k: tmp_path / v if k == "teacher" else v for k, v in kw.items()}
+def test_teacher_options_go_together(tmp_path, stage, kw, needle):
+    values = {"stage": stage, "out": tmp_path / "run", "davis": tmp_path / "d",
+              "styles": tmp_path / "s", "model": "lite"}
+    if stage == "image":
+        values["content"] = tmp_path / "c"
+    values |= {k: tmp_path / v if k in ("teacher", "content") else v for k, v in kw.items()}
     with pytest.raises(OptionError, match=needle):
         options.merge(values, None)
+    if stage == "video" and "teacher" in kw:  # with the content folder, the options hold
+        opts = options.merge(values | {"content": tmp_path / "c"}, None)
+        assert opts.teacher == tmp_path / "t" and opts.content == tmp_path / "c"
 
 
 def test_train_takes_the_teacher_from_the_command_line_and_config(tmp_path):
@@ -405,6 +422,19 @@ def test_train_takes_the_teacher_from_the_command_line_and_config(tmp_path):
     result = runner.invoke(app, ["train", "--config", str(config), "--teacher-match", "pixels"])
     assert result.exit_code == 1
     assert "--teacher-match 'pixels' is not valid; choose from features, stats" in result.output
+    # `vstpipe finetune` takes the same flags, and the teacher's content folder.
+    result = runner.invoke(app, ["finetune", "--davis", str(tmp_path / "d"), "--styles",
+                                 str(tmp_path / "s"), "--out", str(tmp_path / "run"),
+                                 "--teacher", str(tmp_path / "t"), "--lambda-teacher", "1"])
+    assert result.exit_code == 1
+    assert "--teacher needs --content FOLDER" in result.output
+    result = runner.invoke(app, ["finetune", "--davis", str(tmp_path / "d"), "--styles",
+                                 str(tmp_path / "s"), "--out", str(tmp_path / "run"),
+                                 "--content", str(tmp_path / "c"), "--teacher",
+                                 str(tmp_path / "t"), "--lambda-teacher", "1",
+                                 "--teacher-match", "pixels"])
+    assert result.exit_code == 1
+    assert "--teacher-match 'pixels' is not valid" in result.output
 
 
 def test_uvc_backend_loads_the_published_checkpoint_layout(tmp_path, uvc_dir, data,

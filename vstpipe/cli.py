@@ -725,6 +725,14 @@ _Offline = Annotated[bool, _Opt("--offline", help="Never download weights.")]
 _Config = Annotated[Path | None, _Opt(help="TOML file of these options (flags win).")]
 
 
+_Teacher = Annotated[Path | None, _Opt(
+    help="Folder of a teacher's paintings of the content: TEACHER/<style>/<content>.png.")]
+_LambdaT = Annotated[float | None, _Opt(
+    help="Weight of the distance to the teacher's paintings (0: off; not in the paper).")]
+_TeacherMatch = Annotated[str | None, _Opt(
+    help="features (where each stroke lies, default) | stats (channel means and stds).")]
+
+
 @app.command("finetune")
 def finetune_cmd(
     davis: Annotated[Path | None, _Opt(help="DAVIS 2017 root (JPEGImages/480p/<seq>/).")] = None,
@@ -749,6 +757,11 @@ def finetune_cmd(
     lambda_gram: _LambdaG = None,
     lambda_affinity: Annotated[float | None, _Opt(help="Weight of L_a (10000).")] = None,
     lambda_temporal: Annotated[float | None, _Opt(help="Weight of L_temp (10).")] = None,
+    content: Annotated[Path | None, _Opt(
+        help="With --teacher: the folder of the images the teacher painted.")] = None,
+    teacher: _Teacher = None,
+    lambda_teacher: _LambdaT = None,
+    teacher_match: _TeacherMatch = None,
     eps: Annotated[float | None, _Opt(help="Diagonal added to the target affinity (0.1).")
                    ] = None,
     sigma: Annotated[float | None, _Opt(help="Width of the centre weighting G (0.5).")] = None,
@@ -787,15 +800,9 @@ def train_cmd(
     lambda_content: _LambdaC = None,
     lambda_style: _LambdaS = None,
     lambda_gram: _LambdaG = None,
-    teacher: Annotated[Path | None, _Opt(
-        help="Folder of a teacher's paintings of the content: TEACHER/<style>/<content>.png.")
-    ] = None,
-    lambda_teacher: Annotated[float | None, _Opt(
-        help="Weight of the distance to the teacher's paintings (0: off; not in the paper).")
-    ] = None,
-    teacher_match: Annotated[str | None, _Opt(
-        help="features (where each stroke lies, default) | stats (channel means and stds).")
-    ] = None,
+    teacher: _Teacher = None,
+    lambda_teacher: _LambdaT = None,
+    teacher_match: _TeacherMatch = None,
     checkpoint_every: _Every = None,
     resume: _Resume = False,
     device: _Device = None,

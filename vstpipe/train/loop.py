@@ -77,6 +77,24 @@ def _distributed(device: torch.device) -> _Dist:
     return _Dist(dist.get_rank(), dist.get_world_size())
 
 
+@dataclass(frozen=True)
+class _Batch:
+    content: torch.Tensor  # (B, 3, c, c): images, or the first frames of the pairs
+    second: torch.Tensor | None  # video: the second frames
+    style: torch.Tensor  # (B, 3, c, c), one per sample
+    # The teacher's samples (content, its paintings, styles), each (B, 3, c, c): the image
+    # stage's batch itself (content and style above are the same images), the video stage's
+    # a batch of its own.
+    teacher: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+    def to(self, device: torch.device) -> _Batch:
+        return _Batch(self.content.to(device),
+                      self.second.to(device) if self.second is not None else None,
+                      self.style.to(device),
+                      tuple(t.to(device) for t in self.teacher)  # type: ignore[arg-type]
+                      if self.teacher is not None else None)
+
+
 class _Data:
     """Draws one step's batch for this rank."""
 
@@ -91,15 +109,15 @@ class _Data:
         self.pairs = teacher_pairs(opts.teacher, opts.content, opts.styles) \
             if opts.teacher is not None else None
 
-    def batch(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor,
-                             torch.Tensor | None]:
-        """(content (B, 3, c, c), second frames or None, styles (B, 3, c, c), the teacher's
-        paintings of the content or None)."""
-        if self.pairs is not None:
-            samples = [self.sampler.teacher(self.pairs, self.opts.style_size)
-                       for _ in range(self.opts.batch)]
-            content, paintings, styles = (torch.stack(t) for t in zip(*samples, strict=True))
-            return content, None, styles, paintings
+    def _teacher(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        samples = [self.sampler.teacher(self.pairs, self.opts.style_size)
+                   for _ in range(self.opts.batch)]
+        return tuple(torch.stack(t) for t in zip(*samples, strict=True))  # type: ignore
+
+    def batch(self) -> _Batch:
+        if self.pairs is not None and self.opts.stage == "image":
+            content, paintings, styles = self._teacher()
+            return _Batch(content, None, styles, (content, paintings, styles))
         firsts, seconds = [], []
         for _ in range(self.opts.batch):
             if self.opts.stage == "video":
@@ -110,18 +128,18 @@ class _Data:
                 firsts.append(self.sampler.image(self.content))
         styles = [self.sampler.image(self.styles, self.opts.style_size)
                   for _ in range(self.opts.batch)]
-        return (torch.stack(firsts), torch.stack(seconds) if seconds else None,
-                torch.stack(styles), None)
+        return _Batch(torch.stack(firsts), torch.stack(seconds) if seconds else None,
+                      torch.stack(styles),
+                      self._teacher() if self.pairs is not None else None)
 
 
 def _terms(net: model.StyleNet, backend: affinity.Backend | None, opts: TrainOptions,
-           content: torch.Tensor, second: torch.Tensor | None, style: torch.Tensor,
-           teacher: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """The loss terms of one batch (eq. 1, 7, 8, temporal; Gram and teacher when asked);
-    ``second`` only for video, ``teacher`` (paintings of ``content``) only for images."""
+           batch: _Batch) -> dict[str, torch.Tensor]:
+    """The loss terms of one batch (eq. 1, 7, 8, temporal; Gram and teacher when asked)."""
+    content, second = batch.content, batch.second
     frames = content if second is None else torch.cat([content, second])
     with torch.no_grad():
-        style_taps = net.taps(style)
+        style_taps = net.taps(batch.style)
         if second is not None:
             style_taps = [torch.cat([t, t]) for t in style_taps]  # one style per pair
         target = ops.adain(net.encode(frames), style_taps[-1]).float()
@@ -132,11 +150,16 @@ def _terms(net: model.StyleNet, backend: affinity.Backend | None, opts: TrainOpt
              "style": losses.style_loss(out_taps, style_taps)}
     if opts.weights.gram > 0:
         terms["gram"] = losses.gram_loss(out_taps, style_taps)
-    if teacher is not None:
-        with torch.no_grad():
-            teacher_taps = [t.float() for t in net.taps(teacher)]
-        terms["teacher"] = losses.TEACHER_TERMS[opts.teacher_match](
-            [out.float(), *out_taps], [teacher.float(), *teacher_taps])
+    if batch.teacher is not None:
+        if second is None:  # the image stage: the teacher painted this batch
+            terms["teacher"] = _teacher_term(net, opts, out, out_taps, batch.teacher[1])
+        else:
+            t_content, paintings, t_style = batch.teacher
+            with torch.no_grad():
+                t_target = ops.adain(net.encode(t_content), net.taps(t_style)[-1])
+            t_out = net.decode(t_target)
+            terms["teacher"] = _teacher_term(net, opts, t_out,
+                                             [t.float() for t in net.taps(t_out)], paintings)
     if second is not None:
         first_out, second_out = out.chunk(2)
         if backend is not None:
@@ -149,6 +172,16 @@ def _terms(net: model.StyleNet, backend: affinity.Backend | None, opts: TrainOpt
                                                           backend.settings)
         terms["temporal"] = losses.temporal_loss(first_out, second_out)
     return terms
+
+
+def _teacher_term(net: model.StyleNet, opts: TrainOptions, out: torch.Tensor,
+                  out_taps: list[torch.Tensor], paintings: torch.Tensor) -> torch.Tensor:
+    """The distance of the decoder's paintings ``out`` (with their style taps) to the
+    teacher's ``paintings`` of the same content, as --teacher-match says."""
+    with torch.no_grad():
+        teacher_taps = [t.float() for t in net.taps(paintings)]
+    return losses.TEACHER_TERMS[opts.teacher_match](
+        [out.float(), *out_taps], [paintings.float(), *teacher_taps])
 
 
 def _save_atomic(obj: Any, path: Path) -> None:
@@ -247,10 +280,9 @@ def train(opts: TrainOptions, progress: Progress | None = None,
 
     try:
         while step < opts.steps:
-            content, second, style, teacher = (t.to(device) if t is not None else None
-                                               for t in data.batch())
+            batch = data.batch().to(device)
             with torch.autocast("cuda", torch.float16) if amp else nullcontext():
-                terms = _terms(net, backend, opts, content, second, style, teacher)
+                terms = _terms(net, backend, opts, batch)
             total = losses.total_loss(terms, opts.weights)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(total).backward()

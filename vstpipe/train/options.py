@@ -26,10 +26,13 @@ class TrainOptions:
     stage: str  # "image" (content + style images) or "video" (DAVIS pairs, the paper)
     out: Path  # run folder: checkpoint, log, and the model directory it produces
     styles: Path  # folder of style images (recursive)
-    content: Path | None = None  # image stage: folder of content images
+    # Image stage: folder of content images; video stage: the teacher's content images (only
+    # with a teacher).
+    content: Path | None = None
     davis: Path | None = None  # video stage: DAVIS 2017 root
-    # Image stage: folder of a teacher's paintings of the content images (data.py's layout),
-    # which the teacher term (lambda_teacher) compares the decoder's paintings with.
+    # Folder of a teacher's paintings of the content images (data.py's layout), which the
+    # teacher term (lambda_teacher) compares the decoder's paintings with. Image stage: the
+    # teacher's samples are the batch; video stage: a batch of them beside the frame pairs.
     teacher: Path | None = None
     # How the teacher term compares: "features" (the values of the pixels and style layers,
     # where each stroke lies) or "stats" (their channel means and stds over the crop).
@@ -141,11 +144,15 @@ def validate(opts: TrainOptions) -> None:
         if not (math.isfinite(value) and value >= 0):
             raise OptionError(f"--lambda-{name} {value}: use a number >= 0")
     if opts.teacher is not None or opts.weights.teacher > 0:
-        if opts.stage != "image":
-            raise OptionError("--teacher and --lambda-teacher are for `vstpipe train` only")
         if opts.teacher is None or opts.weights.teacher == 0:
             raise OptionError("--teacher FOLDER and --lambda-teacher > 0 go together; give "
                               "both")
+        if opts.content is None:  # the video stage; the image stage asked above
+            raise OptionError("--teacher needs --content FOLDER, the images the teacher "
+                              "painted")
+    elif opts.stage == "video" and opts.content is not None:
+        raise OptionError("--content is for `vstpipe finetune` only with --teacher (the "
+                          "images the teacher painted); the frames come from --davis")
     if opts.teacher_match not in TEACHER_TERMS:
         raise OptionError(f"--teacher-match '{opts.teacher_match}' is not valid; choose from "
                           f"{', '.join(TEACHER_TERMS)}")
