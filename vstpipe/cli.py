@@ -718,6 +718,9 @@ _LambdaC = Annotated[float | None, _Opt(help="Weight of L_c (1).")]
 _LambdaS = Annotated[float | None, _Opt(help="Weight of L_s (3).")]
 _LambdaG = Annotated[float | None, _Opt(
     help="Weight of a Gram-matrix style term (0: off; not in the paper; bolder patterns).")]
+_LambdaSW = Annotated[float | None, _Opt(
+    help="Weight of a sliced Wasserstein style term (0: off; not in the paper; the style's "
+         "whole palette).")]
 _Every = Annotated[int | None, _Opt(help="Steps between checkpoints (200).")]
 _Resume = Annotated[bool, _Opt("--resume", help="Continue from OUT/checkpoint.pt.")]
 _Device = Annotated[str | None, _Opt(help="auto, cpu or cuda.")]
@@ -755,6 +758,7 @@ def finetune_cmd(
     lambda_content: _LambdaC = None,
     lambda_style: _LambdaS = None,
     lambda_gram: _LambdaG = None,
+    lambda_swd: _LambdaSW = None,
     lambda_affinity: Annotated[float | None, _Opt(help="Weight of L_a (10000).")] = None,
     lambda_temporal: Annotated[float | None, _Opt(help="Weight of L_temp (10).")] = None,
     content: Annotated[Path | None, _Opt(
@@ -800,6 +804,7 @@ def train_cmd(
     lambda_content: _LambdaC = None,
     lambda_style: _LambdaS = None,
     lambda_gram: _LambdaG = None,
+    lambda_swd: _LambdaSW = None,
     teacher: _Teacher = None,
     lambda_teacher: _LambdaT = None,
     teacher_match: _TeacherMatch = None,

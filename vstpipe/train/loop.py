@@ -135,7 +135,8 @@ class _Data:
 
 def _terms(net: model.StyleNet, backend: affinity.Backend | None, opts: TrainOptions,
            batch: _Batch) -> dict[str, torch.Tensor]:
-    """The loss terms of one batch (eq. 1, 7, 8, temporal; Gram and teacher when asked)."""
+    """The loss terms of one batch (eq. 1, 7, 8, temporal; Gram, sliced Wasserstein and
+    teacher when asked)."""
     content, second = batch.content, batch.second
     frames = content if second is None else torch.cat([content, second])
     with torch.no_grad():
@@ -150,6 +151,10 @@ def _terms(net: model.StyleNet, backend: affinity.Backend | None, opts: TrainOpt
              "style": losses.style_loss(out_taps, style_taps)}
     if opts.weights.gram > 0:
         terms["gram"] = losses.gram_loss(out_taps, style_taps)
+    if opts.weights.swd > 0:
+        style_pixels = batch.style if second is None else torch.cat([batch.style, batch.style])
+        terms["swd"] = losses.sliced_wasserstein_loss([out.float(), *out_taps],
+                                                      [style_pixels.float(), *style_taps])
     if batch.teacher is not None:
         if second is None:  # the image stage: the teacher painted this batch
             terms["teacher"] = _teacher_term(net, opts, out, out_taps, batch.teacher[1])

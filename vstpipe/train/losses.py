@@ -29,8 +29,14 @@ came from, A[b, i, j] the affinity of position i of the first frame to position 
   painter draws, such as outlines, where the style statistics alone do not ask for it (README,
   "The lite model"). With teacher_match "stats", the MSE of the channel means and stds instead
   (the teacher's palette and stroke energy, not where each stroke lies).
-* Total (eq. 9): sum of lambda_k * L_k, lambda = 1, 3, 10000, 10 by default (gram and teacher
-  0).
+* Sliced Wasserstein (not in the paper; off unless lambda_swd > 0; Heitz et al. 2021): over the
+  pixels and the style layers, each layer's features projected on as many random unit
+  directions as it has channels, and the sorted projections (the quantiles of each 1-D
+  distribution) compared with the style's by MSE, relative to the variance of the style's: the
+  whole distribution of colours and features, so a style of several hues asks for several
+  hues, where channel means and stds (eq. 7) are met by one hue between them.
+* Total (eq. 9): sum of lambda_k * L_k, lambda = 1, 3, 10000, 10 by default (gram, teacher and
+  swd 0).
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ class LossWeights:
     temporal: float = 10.0  # lambda_4
     gram: float = 0.0  # Gram-matrix style term, not in eq. 9 (0: off)
     teacher: float = 0.0  # distance to a teacher's painting, not in eq. 9 (0: off)
+    swd: float = 0.0  # sliced Wasserstein style term, not in eq. 9 (0: off)
 
 
 def content_loss(decoded_feat: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -85,6 +92,30 @@ def gram_loss(decoded_feats: Sequence[torch.Tensor], style_feats: Sequence[torch
     for out, style in zip(decoded_feats, style_feats, strict=True):
         target = gram(style)
         total = total + F.mse_loss(gram(out), target.expand(out.shape[0], -1, -1))
+    return total
+
+
+def sliced_wasserstein_loss(decoded_feats: Sequence[torch.Tensor],
+                            style_feats: Sequence[torch.Tensor],
+                            generator: torch.Generator | None = None) -> torch.Tensor:
+    """Sum over layers of the sliced Wasserstein distance between the decoded image's features
+    and the style's (module docstring): C random unit directions per layer of C channels
+    (fresh every call, from ``generator`` or torch's global generator), each 1-D distribution
+    sorted; a style map with a different number of positions is resampled to the decoded
+    one's quantiles. ``style_feats`` may have batch 1 (one style for all) or the decoded
+    batch."""
+    total = decoded_feats[0].new_zeros((), dtype=torch.float32)
+    for out, style in zip(decoded_feats, style_feats, strict=True):
+        channels = out.shape[1]
+        directions = F.normalize(torch.randn(channels, channels, generator=generator,
+                                             device=out.device), dim=0)  # (C, K) unit columns
+        ours, theirs = (torch.einsum("bcn,ck->bkn", x.flatten(2).float(), directions)
+                        .sort(dim=-1).values for x in (out, style))
+        if theirs.shape[-1] != ours.shape[-1]:
+            theirs = F.interpolate(theirs, size=ours.shape[-1], mode="linear",
+                                   align_corners=True)
+        theirs = theirs.expand_as(ours)
+        total = total + F.mse_loss(ours, theirs) / theirs.var().clamp_min(1e-8)
     return total
 
 

@@ -62,7 +62,7 @@ class TrainOptions:
 # TOML / flag name -> how to set it on TrainOptions
 _LAMBDAS = {"lambda_content": "content", "lambda_style": "style",
             "lambda_affinity": "affinity", "lambda_temporal": "temporal",
-            "lambda_gram": "gram", "lambda_teacher": "teacher"}
+            "lambda_gram": "gram", "lambda_teacher": "teacher", "lambda_swd": "swd"}
 _AFFINITY = {"affinity": "backend", "affinity_layer": "layer", "eps": "eps", "sigma": "sigma",
              "normalize": "normalize", "temperature": "temperature",
              "affinity_chunk": "chunk"}
@@ -139,7 +139,7 @@ def validate(opts: TrainOptions) -> None:
         raise OptionError(f"--lr {opts.lr}: use a positive number")
     if opts.checkpoint_every < 0:
         raise OptionError(f"--checkpoint-every {opts.checkpoint_every}: use 0 or more")
-    for name in ("content", "style", "affinity", "temporal", "gram", "teacher"):
+    for name in ("content", "style", "affinity", "temporal", "gram", "teacher", "swd"):
         value = getattr(opts.weights, name)
         if not (math.isfinite(value) and value >= 0):
             raise OptionError(f"--lambda-{name} {value}: use a number >= 0")
