@@ -15,7 +15,8 @@ statistics of the frame's features to the style image's) of each preset's tiles 
 on ``uvc-lab`` (../shared/models/uvc-ae, when present) and of the peer's, averaged over the
 clips, under two rulers, the lite encoder and uvc-lab's, so that neither model is judged only
 by its own network. Printed as a table with the ratio to uvc-lab's. Then bench/texture_stats.py's
-figures, which involve no network. Every ruler compares a painting at 320 pixels with the style
+figures, which involve no network: colour and texture distances, detail, and the colour across
+regions (how far the colour changes from region to region, beside the style image's own). Every ruler compares a painting at 320 pixels with the style
 image at one size (512 by default; ``--ruler-style-size``): a painter whose strokes are half
 as large relative to the frame (the peer's, lite's since its style images are encoded at 256)
 measures closer with the style at 256.
@@ -169,6 +170,18 @@ def independent(frames: dict[str, np.ndarray], shipped: list, painters: list[str
             paintings = _paintings(frames, tiles, preset.name, name)
             value = np.mean([texture_stats.detail(texture_stats.fit(p, side)) for p in paintings])
             cells.append(f"{value:>12.2f}")
+        print(f"{preset.name:<16}{''.join(cells)}", flush=True)
+    print("\ncolour across regions (bench/texture_stats.py): Lab chroma spread of 16-cell "
+          f"averages, mean over {len(frames)} clips")
+    print(f"{'preset':<16}" + "".join(f"{n:>12}" for n in ["style", *names]))
+    for preset in shipped:
+        path, _ = max(preset.styles, key=lambda item: item[1])
+        style = np.asarray(Image.open(path).convert("RGB"))
+        cells = [f"{texture_stats.region_colour(style):>12.1f}"]
+        for name in names:
+            value = np.mean([texture_stats.region_colour(p)
+                             for p in _paintings(frames, tiles, preset.name, name)])
+            cells.append(f"{value:>12.1f}")
         print(f"{preset.name:<16}{''.join(cells)}", flush=True)
 
 

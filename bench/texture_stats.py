@@ -12,7 +12,10 @@ filters, so neither model is graded by its own ruler:
   their logarithms (0 for the same texture energy per scale and orientation), and ``energy`` is
   the painting's total over the style's (below 1: fainter strokes than the style's);
 - detail: the mean absolute Laplacian (3x3) of the lightness (L 0..100), the energy of the
-  finest strokes and edges, compared among paintings at one display size.
+  finest strokes and edges, compared among paintings at one display size;
+- colour across regions: the image averaged over cells (16 on its longer side), and the spread
+  of their Lab chroma, sqrt(std(a)^2 + std(b)^2): how far the colour changes from region to
+  region (a painting in one hue everywhere: near 0, whatever its strokes).
 
 Scale matters for texture: compare a painting at its network size with the style image at the
 size the network saw it (its style size).
@@ -84,3 +87,11 @@ def fit(rgb: np.ndarray, side: int, shorter: bool = False) -> np.ndarray:
     scale = side / (min(h, w) if shorter else max(h, w))
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+
+
+def region_colour(rgb: np.ndarray, cells: int = 16) -> float:
+    """The Lab chroma spread of the image averaged over cells (see the module docstring)."""
+    h, w = rgb.shape[:2]
+    size = (max(1, round(cells * w / max(h, w))), max(1, round(cells * h / max(h, w))))
+    ab = lab(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA))[:, 1:]
+    return float(np.hypot(*ab.std(axis=0)))
