@@ -105,6 +105,24 @@ def test_the_teacher_stats_term_ignores_where_strokes_lie_and_weighs_layers_alik
     torch.testing.assert_close(off_small, by_hand, rtol=1e-3, atol=1e-8)
 
 
+def test_the_teacher_regions_term_asks_each_regions_colour_not_where_strokes_lie():
+    torch.manual_seed(0)
+    teacher = torch.rand(2, 3, 16, 16)
+    taps = [torch.rand(2, 8, 4, 4)]  # the style layers play no part
+    # Strokes moved within each 8x8 cell: every cell's mean colour is the same.
+    cells = teacher.view(2, 3, 2, 8, 2, 8).permute(0, 1, 2, 4, 3, 5).reshape(2, 3, 2, 2, 64)
+    shuffled = cells[..., torch.randperm(64)].view(2, 3, 2, 2, 8, 8).permute(0, 1, 2, 4, 3, 5)
+    shuffled = shuffled.reshape(2, 3, 16, 16)
+    assert float(losses.teacher_regions_loss([shuffled, *taps], [teacher, *taps])) < 1e-10
+    # A region painted another colour counts, relative to the teacher's cell-to-cell variance.
+    other = teacher.clone()
+    other[:, :, :8, :8] += 0.2
+    means = torch.nn.functional.avg_pool2d(teacher, 8)
+    by_hand = (0.2 ** 2 / 4) / float(means.var())
+    value = float(losses.teacher_regions_loss([other, *taps], [teacher, *taps]))
+    assert value == pytest.approx(by_hand, rel=1e-4)
+
+
 def test_temporal_loss():
     a, b = torch.zeros(1, 3, 2, 2), torch.full((1, 3, 2, 2), 0.5)
     assert float(losses.temporal_loss(a, b)) == pytest.approx(0.25)

@@ -382,7 +382,9 @@ def test_the_sliced_wasserstein_term_is_trained_and_recorded_when_weighted(tmp_p
 
 @pytest.mark.parametrize("stage, match, term", [("image", "features", losses.teacher_loss),
                                                  ("image", "stats", losses.teacher_stats_loss),
-                                                 ("video", "stats", losses.teacher_stats_loss)])
+                                                 ("video", "stats", losses.teacher_stats_loss),
+                                                 ("video", "regions",
+                                                  losses.teacher_regions_loss)])
 def test_the_teacher_term_brings_the_paintings_closer_to_the_teachers(tmp_path, uvc_dir,
                                                                        stage, match, term):
     """In the image stage the teacher's samples are the batch; in the video stage a batch of
@@ -430,7 +432,7 @@ def test_the_teacher_term_brings_the_paintings_closer_to_the_teachers(tmp_path, 
      "--teacher needs --content FOLDER, the images the teacher painted"),
     ("video", {"content": "c"}, "--content is for `vstpipe finetune` only with --teacher"),
     ("image", {"teacher": "t", "lambda_teacher": 1.0, "teacher_match": "strokes"},
-     "--teacher-match 'strokes' is not valid; choose from features, stats")])
+     "--teacher-match 'strokes' is not valid; choose from features, stats, regions")])
 def test_teacher_options_go_together(tmp_path, stage, kw, needle):
     values = {"stage": stage, "out": tmp_path / "run", "davis": tmp_path / "d",
               "styles": tmp_path / "s", "model": "lite"}

@@ -733,7 +733,8 @@ _Teacher = Annotated[Path | None, _Opt(
 _LambdaT = Annotated[float | None, _Opt(
     help="Weight of the distance to the teacher's paintings (0: off; not in the paper).")]
 _TeacherMatch = Annotated[str | None, _Opt(
-    help="features (where each stroke lies, default) | stats (channel means and stds).")]
+    help="features (where each stroke lies, default) | stats (channel means and stds) | "
+         "regions (each 8x8 cell's colour).")]
 
 
 @app.command("finetune")

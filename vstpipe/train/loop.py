@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch.nn.parallel import DistributedDataParallel
 
@@ -153,8 +154,11 @@ def _terms(net: model.StyleNet, backend: affinity.Backend | None, opts: TrainOpt
         terms["gram"] = losses.gram_loss(out_taps, style_taps)
     if opts.weights.swd > 0:
         style_pixels = batch.style if second is None else torch.cat([batch.style, batch.style])
-        terms["swd"] = losses.sliced_wasserstein_loss([out.float(), *out_taps],
-                                                      [style_pixels.float(), *style_taps])
+        # The pixels also averaged over 8x8 cells: the spread of colour from region to region
+        # (README, "Beside the peer"), not only from pixel to pixel.
+        terms["swd"] = losses.sliced_wasserstein_loss(
+            [out.float(), F.avg_pool2d(out.float(), 8), *out_taps],
+            [style_pixels.float(), F.avg_pool2d(style_pixels.float(), 8), *style_taps])
     if batch.teacher is not None:
         if second is None:  # the image stage: the teacher painted this batch
             terms["teacher"] = _teacher_term(net, opts, out, out_taps, batch.teacher[1])

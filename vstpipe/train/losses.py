@@ -28,13 +28,16 @@ came from, A[b, i, j] the affinity of position i of the first frame to position 
   square (a perceptual distillation loss, Johnson et al. 2016): the decoder learns what that
   painter draws, such as outlines, where the style statistics alone do not ask for it (README,
   "The lite model"). With teacher_match "stats", the MSE of the channel means and stds instead
-  (the teacher's palette and stroke energy, not where each stroke lies).
+  (the teacher's palette and stroke energy, not where each stroke lies); with "regions", the
+  MSE of the pixels averaged over 8x8 cells (which colour the teacher gives each region).
 * Sliced Wasserstein (not in the paper; off unless lambda_swd > 0; Heitz et al. 2021): over the
   pixels and the style layers, each layer's features projected on as many random unit
   directions as it has channels, and the sorted projections (the quantiles of each 1-D
   distribution) compared with the style's by MSE, relative to the variance of the style's: the
   whole distribution of colours and features, so a style of several hues asks for several
   hues, where channel means and stds (eq. 7) are met by one hue between them.
+  The training loop adds the pixels averaged over 8x8 cells as one more layer: the spread
+  of colour from region to region.
 * Total (eq. 9): sum of lambda_k * L_k, lambda = 1, 3, 10000, 10 by default (gram, teacher and
   swd 0).
 """
@@ -146,8 +149,20 @@ def teacher_stats_loss(decoded_feats: Sequence[torch.Tensor],
     return total
 
 
+def teacher_regions_loss(decoded_feats: Sequence[torch.Tensor],
+                         teacher_feats: Sequence[torch.Tensor], cell: int = 8) -> torch.Tensor:
+    """Like :func:`teacher_loss`, but on the pixels alone, averaged over ``cell`` x ``cell``
+    cells: which colour the teacher gives each region of the frame, which (unlike where each
+    stroke lies) follows from the content, so MSE does not average it away. Relative to the
+    variance of the teacher's cells (the colour changes from region to region), not their
+    mean square, which the overall brightness would dominate."""
+    ours, theirs = (F.avg_pool2d(x[0].float(), cell) for x in (decoded_feats, teacher_feats))
+    return F.mse_loss(ours, theirs) / theirs.var().clamp_min(1e-8)
+
+
 # --teacher-match -> the teacher term it names
-TEACHER_TERMS = {"features": teacher_loss, "stats": teacher_stats_loss}
+TEACHER_TERMS = {"features": teacher_loss, "stats": teacher_stats_loss,
+                 "regions": teacher_regions_loss}
 
 
 def temporal_loss(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
