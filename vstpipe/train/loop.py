@@ -155,7 +155,7 @@ def _terms(net: model.StyleNet, backend: affinity.Backend | None, opts: TrainOpt
     if opts.weights.swd > 0:
         style_pixels = batch.style if second is None else torch.cat([batch.style, batch.style])
         # The pixels also averaged over 8x8 cells: the spread of colour from region to region
-        # (README, "Beside the peer"), not only from pixel to pixel.
+        # (README, "Why lite paints one hue"), not only from pixel to pixel.
         terms["swd"] = losses.sliced_wasserstein_loss(
             [out.float(), F.avg_pool2d(out.float(), 8), *out_taps],
             [style_pixels.float(), F.avg_pool2d(style_pixels.float(), 8), *style_taps])
