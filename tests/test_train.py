@@ -514,7 +514,7 @@ def test_finetune_20_steps_writes_a_model_that_render_uses(tmp_path, adain_home,
     assert training["steps"] == 20 and training["affinity_backend"] == "encoder"
     assert training["options"]["weights"] == {"content": 1.0, "style": 3.0,
                                               "affinity": 10000.0, "temporal": 10.0,
-                                              "gram": 0.0, "teacher": 0.0}
+                                              "gram": 0.0, "teacher": 0.0, "swd": 0.0}
     assert set(training["final_terms"]) == {"content", "style", "affinity", "temporal", "loss"}
     lines = (out / "log.jsonl").read_text().splitlines()
     assert len(lines) == 21  # 20 steps and the final summary
