@@ -32,10 +32,10 @@ def _states(name: str) -> dict[str, dict[str, torch.Tensor]]:
 
 def test_the_real_families_are_registered_by_name() -> None:
     assert list(model.FAMILIES) == ["adain-vgg19", "uvc-lab", "uvc-tracker", "lite-mobilenet",
-                                   "lite-skip", "lite-edge"]
+                                   "lite-skip", "lite-edge", "lite-palette"]
     assert all(name == family.name for name, family in model.FAMILIES.items())
     assert [f.kind for f in model.FAMILIES.values()] == ["style", "style", "affinity", "style",
-                                                        "style", "style"]
+                                                        "style", "style", "style"]
 
 
 def test_a_toy_family_builds_and_stylizes_from_random_weights(toy: Family) -> None:

@@ -37,7 +37,7 @@ def test_auto_takes_adain_vgg19_when_it_is_installed(adain_home):
 
 def test_auto_offline_runs_the_embedded_model_with_a_notice(vstpipe_home):
     resolved = weights.resolve(AUTO, offline=True)
-    assert (resolved.name, resolved.arch) == (EMBEDDED_MODEL, "lite-edge")
+    assert (resolved.name, resolved.arch) == (EMBEDDED_MODEL, "lite-palette")
     assert resolved.notice == (
         "using the embedded lite model: adain-vgg19 is not installed and offline mode is on; "
         "for the full model run `vstpipe models pull adain-vgg19` (80+ MB) or `vstpipe models "

@@ -6,7 +6,8 @@ models/lite/model.json (how it was made), then print the registry's new sha256 a
 RUN is the `--out` folder of `vstpipe train` / `vstpipe finetune` whose decoder ships (its
 checkpoint.pt, log.jsonl and model.json, which names the family); ``--before`` names the runs it
 grew from, in order (the image stage, the fine-path stage, the bold stage, the first video
-stage and the edge stage for lite-edge), so model.json records every stage. Paste the printed
+stage and the edge stage for lite-edge), so model.json records every stage. A lite-edge run
+ships as lite-palette (the same networks, then the palette stage). Paste the printed
 FileSpec values into vstpipe/weights/registry.py (the test tests/test_weights_auto.py checks
 that they match the files).
 """
@@ -96,8 +97,9 @@ def main(argv: list[str] | None = None) -> int:
                       "--out runs/lite-edge-video")]
     elif shipped["stage"] == "video":
         commands.append("vstpipe finetune --config tools/lite_finetune.toml")
+    # lite-edge's networks ship with the palette stage after them: the same files, its own arch
     (LITE / "model.json").write_text(json.dumps({
-        "arch": arch,
+        "arch": "lite-palette" if arch == "lite-edge" else arch,
         "files": {"encoder": "encoder.safetensors", "decoder": "decoder.safetensors"},
         "description": "vstpipe's embedded model: Magenta's MobileNetV2 trunk (Apache-2.0, "
                        "NOTICE) to expanded_conv_6's expansion, AdaIN there"
@@ -105,7 +107,10 @@ def main(argv: list[str] | None = None) -> int:
                           if arch in ("lite-skip", "lite-edge") else "")
                        + (" and on the frame's lightness at full resolution (for lines)"
                           if arch == "lite-edge" else "")
-                       + ", a decoder trained by vstpipe",
+                       + ", a decoder trained by vstpipe"
+                       + (", then the palette stage (vstpipe/palette.py: the frame's regional "
+                          "colour, mapped to the style image's Lab mean and covariance)"
+                          if arch == "lite-edge" else ""),
         "training": {
             "note": args.note,
             "commands": commands,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, BinaryIO
 import numpy as np
 import torch
 
-from . import driver, ops, rawio
+from . import driver, ops, palette, rawio
 from .driver import Progress
 from .errors import MediaError, ModelError, OptionError
 from .keyframes import Timeline
@@ -55,15 +55,24 @@ class StyleBank:
 
     means: torch.Tensor  # (K, 1, C, 1, 1)
     stds: torch.Tensor  # (K, 1, C, 1, 1)
+    colour_means: torch.Tensor  # (K, 3): each image's Lab mean, for a palette stage
+    colour_seconds: torch.Tensor  # (K, 3, 3): and second moment
 
     @staticmethod
     def encode(stylizer: Stylizer, styles: list[torch.Tensor]) -> StyleBank:
         stats = [stylizer.style_stats(image) for image in styles]
-        return StyleBank(torch.stack([s.mean for s in stats]), torch.stack([s.std for s in stats]))
+        return StyleBank(torch.stack([s.mean for s in stats]), torch.stack([s.std for s in stats]),
+                         torch.cat([s.colour.mean for s in stats]),
+                         torch.cat([s.colour.second for s in stats]))
 
     def target(self, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Closed-form blend (eq. 12) for weights (K,) or one blend per frame (K, B)."""
         return ops.blend_stats(self.means, self.stds, weights.to(self.means.device))
+
+    def colours(self, weights: torch.Tensor) -> palette.ColourTarget:
+        """The blended styles' colours (their mixture) for the same weights."""
+        return palette.blend(self.colour_means, self.colour_seconds,
+                             weights.to(self.colour_means.device))
 
 
 def frame_looks(timeline: Timeline, seconds: Sequence[Fraction | float]
@@ -88,13 +97,15 @@ class _Engine:
                  first_index: int = 0) -> torch.Tensor:
         weights, alpha = frame_looks(look.timeline, seconds)
         mean, std = self.bank.target(weights)
+        colour = self.bank.colours(weights)
         temporal = self.temporal if self.temporal and self.temporal.active else None
         if temporal is None:
-            y = self.stylizer(x, mean, std, alpha.to(x.device), look.preserve_color)
+            y = self.stylizer(x, mean, std, alpha.to(x.device), look.preserve_color,
+                              colour=colour)
         else:
             starts = temporal.shot_starts(x, first_index)
             y = self.stylizer(x, mean, std, alpha.to(x.device), look.preserve_color,
-                              temporal.stats_hook(starts))
+                              temporal.stats_hook(starts), colour)
             y = temporal.blend(x, y, starts)
         self._check_finite(y, first_index)
         return y

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import ops
+from . import ops, palette
 from .errors import OptionError
 from .model import StyleNet
 from .spec import DEVICES, PRECISIONS, check_choice
@@ -45,6 +45,7 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
 class StyleStats:
     mean: torch.Tensor  # (1, C, 1, 1) float32
     std: torch.Tensor  # (1, C, 1, 1) float32
+    colour: palette.ColourTarget  # the image's Lab moments, for a family's palette stage
 
 
 class Stylizer:
@@ -71,23 +72,26 @@ class Stylizer:
     def style_stats(self, rgb: torch.Tensor) -> StyleStats:
         """A style image's (1, 3, H, W) AdaIN-layer statistics, encoded at the family's
         ``style_scale`` of its size."""
+        colour = palette.moments(rgb.to(self.device))
         scale = self.net.arch.style_scale
         if scale != 1.0:
             h, w = rgb.shape[-2:]
             rgb = resize(rgb, (max(MIN_SIDE, round(w * scale)), max(MIN_SIDE, round(h * scale))))
-        return StyleStats(*ops.mean_std(self.encode(rgb)))
+        return StyleStats(*ops.mean_std(self.encode(rgb)), colour)
 
     @torch.inference_mode()
     def __call__(self, content: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
                  alpha: float | torch.Tensor = 1.0, preserve_color: bool = False,
                  own_stats: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
-                 | None = None) -> torch.Tensor:
+                 | None = None, colour: palette.ColourTarget | None = None) -> torch.Tensor:
         """(B, 3, H, W) in [0, 1] -> stylized (B, 3, H, W) float32, unclamped.
 
         mean/std are the target statistics, (B or 1, C, 1, 1): one style's, or the closed-form
         blend of several (ops.blend_stats). alpha is a float or a (B, 1, 1, 1) tensor.
         ``own_stats`` maps the content features to the (mean, std) to normalise them by
-        (default: their own), e.g. statistics smoothed over time.
+        (default: their own), e.g. statistics smoothed over time. ``colour``: the style's
+        colours (``StyleBank.colours``), for a family with a palette stage (none: no stage);
+        the stage is mixed in by ``alpha`` as AdaIN is.
         """
         margin = self.net.arch.margin if min(content.shape[-2:]) > self.net.arch.margin else 0
         feat = self.encode(ops.reflect_pad(content, margin))
@@ -95,6 +99,10 @@ class Stylizer:
         target = ops.mix(feat, ops.adain_stats(feat, mean, std, own), alpha)
         with self._autocast():
             out = ops.crop(self.net.decode(target), margin)
+        stage = self.net.arch.palette
+        if stage is not None and colour is not None:
+            painted = palette.paint(out, content.to(out.device), colour, stage)
+            out = ops.mix(out, painted, alpha)
         if preserve_color:
             out = ops.preserve_color(out, content.to(out.device, out.dtype))
         return out

@@ -6,6 +6,7 @@
 * ``lite_mobilenet.py``: Magenta's MobileNetV2 trunk and a small decoder, RGB (``lite``).
 * ``lite_skip.py``: lite-mobilenet plus a finer path (1/4) for edges (``lite``).
 * ``lite_edge.py``: lite-skip plus the frame's lightness at full resolution, for lines.
+* ``lite_palette.py``: lite-edge's networks plus the palette stage (``palette.py``) (``lite``).
 * ``mobilenet_v2.py``: that trunk as a module (Magenta's layer names, TF SAME padding).
 
 ``base.py`` says what a family is; ``net.py`` holds StyleNet, which runs any style family. To
@@ -21,7 +22,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from . import adain_vgg19, lite_edge, lite_mobilenet, lite_skip, uvc_lab, uvc_tracker
+from . import adain_vgg19, lite_edge, lite_mobilenet, lite_palette, lite_skip, uvc_lab, uvc_tracker
 from .base import LAB, RGB, ColourSpace, Family
 from .net import StyleNet
 from .uvc_tracker import UVCTracker
@@ -33,6 +34,7 @@ FAMILIES: dict[str, Family] = {family.name: family for family in (
     lite_mobilenet.FAMILY,
     lite_skip.FAMILY,
     lite_edge.FAMILY,
+    lite_palette.FAMILY,
 )}
 
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .. import color
+from ..palette import Palette
 from ..errors import LayoutError
 
 
@@ -77,6 +78,9 @@ class Family:
     # paints at 320 pixels with 0.5: on a 640-pixel frame, its strokes keep the proportions
     # adain-vgg19's take at full size with the style at 512.
     style_scale: float = 1.0
+    # The palette stage after the decoder (palette.py): the style image's colours spread over
+    # the frame's regions; None: the decoder's colours as they are.
+    palette: Palette | None = None
 
     @property
     def kind(self) -> str:

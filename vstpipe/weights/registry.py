@@ -81,7 +81,7 @@ REGISTRY: dict[str, ModelSpec] = {ms.name: ms for ms in (
     # (Apache-2.0, NOTICE beside it); decoder: trained by vstpipe (model.json says how).
     ModelSpec(
         name=EMBEDDED_MODEL,
-        arch="lite-edge",
+        arch="lite-palette",
         files=(
             FileSpec("encoder", "encoder.safetensors", "package:vstpipe.models_data/lite",
                      "d2f4426f67eb49d3c8be4a08af87acb4ac82782d7504ccbcc689c765c7d2b5ef", 244216),
@@ -94,7 +94,7 @@ REGISTRY: dict[str, ModelSpec] = {ms.name: ms for ms in (
                  "arbitrary_image_stylization",
         description="embedded: Magenta's MobileNetV2 trunk to expanded_conv_6's expansion, "
                     "AdaIN there, on a 1/4 fine path and on the full-resolution lightness, a "
-                    "decoder trained by vstpipe; RGB",
+                    "decoder trained by vstpipe, then the palette stage; RGB",
         embedded=True,
     ),
     # Committed to the UVC repository as a plain git blob (no LFS); no sha256 or size is
