@@ -40,8 +40,8 @@ from mediatools import head_clip  # noqa: E402
 from vstpipe import pipeline, weights  # noqa: E402
 from vstpipe.evaluate import EvalOptions, evaluate_many  # noqa: E402
 from vstpipe.keyframes import Timeline  # noqa: E402
-from vstpipe.model import FAMILIES  # noqa: E402
 from vstpipe.media import EncodeOptions  # noqa: E402
+from vstpipe.model import FAMILIES  # noqa: E402
 from vstpipe.sessions import Sessions  # noqa: E402
 from vstpipe.spec import Compute, Job, Look  # noqa: E402
 from vstpipe.temporal import STEADY, TemporalOptions  # noqa: E402

@@ -32,26 +32,28 @@ def _halves(left: tuple, right: tuple, h: int = 48, w: int = 96) -> torch.Tensor
     return x
 
 
-def test_moments_and_their_blend_are_the_mixture_of_the_styles_colours():
+def test_moments_and_their_blend_are_weighted_means_as_adains_statistics():
     red, blue = _flat((0.8, 0.2, 0.1)), _flat((0.1, 0.3, 0.9))
-    a, b = palette.moments(red), palette.moments(blue)
+    a = palette.moments(red)
     ycc_red = torch.tensor([0.299 * 0.8 + 0.587 * 0.2 + 0.114 * 0.1, 0, 0])
     ycc_red[1:] = torch.tensor([0.564 * (0.1 - ycc_red[0]), 0.713 * (0.8 - ycc_red[0])])
     ycc_red = ycc_red * 255  # BT.601 by hand
     torch.testing.assert_close(a.mean[0], ycc_red)
-    torch.testing.assert_close(a.second[0], torch.outer(ycc_red, ycc_red))
+    torch.testing.assert_close(a.cov[0], torch.zeros(3, 3), rtol=0, atol=1e-3)  # one colour
     torch.testing.assert_close(palette.from_ycc(palette.to_ycc(red)), red)
-    # One image three quarters red and one quarter blue has the moments of the 3:1 blend.
-    both = torch.cat([red, red, red, blue], dim=3)
-    mixed = palette.moments(both)
-    got = palette.blend(torch.cat([a.mean, b.mean]), torch.cat([a.second, b.second]),
-                        torch.tensor([3.0, 1.0]))
-    torch.testing.assert_close(got.mean, mixed.mean)
-    torch.testing.assert_close(got.second, mixed.second, rtol=1e-5, atol=1e-2)
-    # One blend per frame: weights (K, B).
-    per_frame = palette.blend(torch.cat([a.mean, b.mean]), torch.cat([a.second, b.second]),
-                              torch.tensor([[1.0, 0.0], [0.0, 2.0]]))
-    torch.testing.assert_close(per_frame.mean, torch.cat([a.mean, b.mean]))
+    # An image half red, half blue: the covariance of two colours, by hand.
+    both = palette.moments(torch.cat([red, blue], dim=3))
+    b = palette.moments(blue)
+    d = (a.mean - b.mean)[0]
+    torch.testing.assert_close(both.cov[0], torch.outer(d, d) / 4, rtol=1e-4, atol=1e-3)
+    # Blends: weighted means of the means and of the covariances, per frame with (K, B).
+    means, covs = torch.cat([a.mean, both.mean]), torch.cat([a.cov, both.cov])
+    got = palette.blend(means, covs, torch.tensor([3.0, 1.0]))
+    torch.testing.assert_close(got.mean, (3 * a.mean + both.mean) / 4)
+    torch.testing.assert_close(got.cov, both.cov / 4)
+    per_frame = palette.blend(means, covs, torch.tensor([[1.0, 0.0], [0.0, 2.0]]))
+    torch.testing.assert_close(per_frame.mean, means)
+    torch.testing.assert_close(per_frame.cov, covs)
 
 
 def test_the_transfer_matrix_takes_one_covariance_to_the_other():
@@ -156,7 +158,7 @@ def test_lite_palette_is_lite_edge_then_the_stage_mixed_by_strength():
     painted = lite(x, mean, std, colour=colour)
     torch.testing.assert_close(lite(x, mean, std), plain)  # no colours given: no stage
     stage = FAMILIES["lite-palette"].palette
-    assert stage == palette.Palette(carry=1.0, tones=False)
+    assert stage == palette.Palette(carry=2.0, tones=False)
     torch.testing.assert_close(painted, palette.paint(plain, x, colour, stage))
     half = lite(x, mean, std, alpha=torch.tensor([0.0, 0.5]).view(2, 1, 1, 1), colour=colour)
     at_zero = edge(x[:1], mean, std, alpha=0.0)

@@ -55,23 +55,23 @@ class StyleBank:
 
     means: torch.Tensor  # (K, 1, C, 1, 1)
     stds: torch.Tensor  # (K, 1, C, 1, 1)
-    colour_means: torch.Tensor  # (K, 3): each image's Lab mean, for a palette stage
-    colour_seconds: torch.Tensor  # (K, 3, 3): and second moment
+    colour_means: torch.Tensor  # (K, 3): each image's YCbCr mean, for a palette stage
+    colour_covs: torch.Tensor  # (K, 3, 3): and covariance
 
     @staticmethod
     def encode(stylizer: Stylizer, styles: list[torch.Tensor]) -> StyleBank:
         stats = [stylizer.style_stats(image) for image in styles]
         return StyleBank(torch.stack([s.mean for s in stats]), torch.stack([s.std for s in stats]),
                          torch.cat([s.colour.mean for s in stats]),
-                         torch.cat([s.colour.second for s in stats]))
+                         torch.cat([s.colour.cov for s in stats]))
 
     def target(self, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Closed-form blend (eq. 12) for weights (K,) or one blend per frame (K, B)."""
         return ops.blend_stats(self.means, self.stds, weights.to(self.means.device))
 
     def colours(self, weights: torch.Tensor) -> palette.ColourTarget:
-        """The blended styles' colours (their mixture) for the same weights."""
-        return palette.blend(self.colour_means, self.colour_seconds,
+        """The blended styles' colours for the same weights (palette.blend)."""
+        return palette.blend(self.colour_means, self.colour_covs,
                              weights.to(self.colour_means.device))
 
 

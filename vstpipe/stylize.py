@@ -45,7 +45,7 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
 class StyleStats:
     mean: torch.Tensor  # (1, C, 1, 1) float32
     std: torch.Tensor  # (1, C, 1, 1) float32
-    colour: palette.ColourTarget  # the image's Lab moments, for a family's palette stage
+    colour: palette.ColourTarget  # the image's colour moments, for a family's palette stage
 
 
 class Stylizer:
