@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                           if arch == "lite-edge" else "")
                        + ", a decoder trained by vstpipe"
                        + (", then the palette stage (vstpipe/palette.py: the frame's regional "
-                          "colour, mapped to the style image's Lab mean and covariance)"
+                          "colour, mapped to the style image's chroma mean and covariance)"
                           if arch == "lite-edge" else ""),
         "training": {
             "note": args.note,

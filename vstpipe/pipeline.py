@@ -97,7 +97,8 @@ class _Engine:
                  first_index: int = 0) -> torch.Tensor:
         weights, alpha = frame_looks(look.timeline, seconds)
         mean, std = self.bank.target(weights)
-        colour = self.bank.colours(weights)
+        # the styles' colours, only for a family that paints with them (palette.py)
+        colour = self.bank.colours(weights) if self.stylizer.net.arch.palette else None
         temporal = self.temporal if self.temporal and self.temporal.active else None
         if temporal is None:
             y = self.stylizer(x, mean, std, alpha.to(x.device), look.preserve_color,

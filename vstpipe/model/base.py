@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from .. import color
-from ..palette import Palette
 from ..errors import LayoutError
+from ..palette import Palette
 
 
 @dataclass(frozen=True)
