@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from vstpipe.media import EncodeOptions, Frame, Sink, open_sink, open_source
+from vstpipe.media.workers import _Worker
 
 
 def decoded_items(path: Path) -> tuple[list[Frame], list[tuple[str, bytes]]]:
@@ -89,17 +90,30 @@ def one_line_naming(err: pytest.ExceptionInfo[BaseException], path: Path) -> Non
     assert path.name in message, message
 
 
-def ctrl_c_during_next_join(monkeypatch: pytest.MonkeyPatch, thread: threading.Thread) -> None:
-    """Make one join() of ``thread`` raise KeyboardInterrupt, as a Ctrl-C arriving then."""
-    real_join = thread.join
+def ctrl_c_during_next_join(monkeypatch: pytest.MonkeyPatch, worker: _Worker) -> None:
+    """Make one join() of ``worker``'s thread raise KeyboardInterrupt, as a Ctrl-C arriving then.
+
+    The thread is held before its last step until that join begins, so the Ctrl-C always
+    lands while it is still running; otherwise a thread that ended first (a loaded machine
+    can pause the caller that long) would never be joined and the test would prove nothing.
+    """
+    thread = worker.thread
+    real_join, real_ended = thread.join, worker._ended
+    joining = threading.Event()
     fired = []
 
+    def ended() -> None:
+        joining.wait(timeout=30)
+        real_ended()
+
     def join(timeout: float | None = None) -> None:
+        joining.set()
         real_join(timeout)
         if not fired:
             fired.append(True)
             raise KeyboardInterrupt
 
+    monkeypatch.setattr(worker, "_ended", ended)
     monkeypatch.setattr(thread, "join", join)
 
 

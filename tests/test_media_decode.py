@@ -173,7 +173,7 @@ def test_second_ctrl_c_during_close_still_releases_the_input(tmp_path, monkeypat
     items = source.items()
     next(items)
     assert handles_on(src) == 1
-    ctrl_c_during_next_join(monkeypatch, source._worker.thread)
+    ctrl_c_during_next_join(monkeypatch, source._worker)
     with pytest.raises(KeyboardInterrupt):
         source.close()
     assert not source._worker.thread.is_alive()

@@ -318,7 +318,7 @@ def test_second_ctrl_c_during_sink_join_leaves_no_temp(tmp_path, monkeypatch, fi
         for n, item in enumerate(source.items()):
             sink.write(item)
             if n == 3:
-                ctrl_c_during_next_join(monkeypatch, sink._worker.thread)
+                ctrl_c_during_next_join(monkeypatch, sink._worker)
                 if first_ctrl_c:
                     raise KeyboardInterrupt
     assert not sink._worker.thread.is_alive()
