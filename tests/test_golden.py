@@ -1,5 +1,13 @@
-"""Golden renders: a fixed set of renders decodes to the very frames it gave before the
-renovation of issue 12 (checksums in golden_frames.json, written by the code before it).
+"""Golden renders: a fixed set of renders decodes to the frames it gave before, with the same
+timestamps (golden_frames.json: each frame's means over 8x8-pixel blocks, and its pts).
+
+Frames are compared by their block means within TOLERANCE, not by checksum: a render's float
+results move in the last bits with the machine's vector instructions and thread count
+(oneDNN, ATen and OpenCV choose kernels by CPU), which flips a few 8-bit levels by 1 to 3.
+Checksums made on one machine failed 5 of 6 cases on another (AVX-512) with the same code and
+packages; on that machine, varying threads and instruction sets moved block means by at most
+0.14 levels, while a keyframe's strength 0.40 -> 0.41 moves them by 0.7 on the first frames
+and 0.40 -> 0.42 by 1.0 to 1.4 (the test of the tolerance checks both ends).
 
 Regenerate only when a change of output is intended, and say so in the commit:
 ``python tests/test_golden.py --write``.
@@ -7,7 +15,6 @@ Regenerate only when a change of output is intended, and say so in the commit:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -30,6 +37,8 @@ from vstpipe.cli import app
 GOLDEN = Path(__file__).with_name("golden_frames.json")
 runner = CliRunner()
 FP32 = ("--precision", "fp32", "--offline")
+BLOCK = 8  # pixels on a side of the blocks whose means are kept
+TOLERANCE = 0.5  # levels (of 255) a block mean may move between machines
 
 
 def _styles(folder: Path) -> tuple[Path, Path]:
@@ -42,8 +51,13 @@ def _styles(folder: Path) -> tuple[Path, Path]:
     return paths[0], paths[1]
 
 
-def _digest(rgb: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(rgb).tobytes()).hexdigest()[:16]
+def _blocks(rgb: np.ndarray) -> list[float]:
+    """A frame's means over BLOCK x BLOCK pixels, per channel, in 8-bit levels (16-bit frames
+    scaled down), rounded to 0.01: what the golden file keeps of it."""
+    levels = rgb.astype(np.float64) / (257.0 if rgb.dtype == np.uint16 else 1.0)
+    h, w = (side // BLOCK * BLOCK for side in rgb.shape[:2])
+    means = levels[:h, :w].reshape(h // BLOCK, BLOCK, w // BLOCK, BLOCK, -1).mean(axis=(1, 3))
+    return [round(float(v), 2) for v in means.ravel()]
 
 
 def _decoded(path: Path) -> dict[str, list]:
@@ -52,7 +66,7 @@ def _decoded(path: Path) -> dict[str, list]:
         frames = list(container.decode(video=0))
     deep = frames[0].format.name not in ("yuv420p", "yuv444p", "bgr0", "gbrp", "rgb24")
     fmt = "rgb48le" if deep else "rgb24"
-    return {"frames": [_digest(f.to_ndarray(format=fmt)) for f in frames],
+    return {"frames": [_blocks(f.to_ndarray(format=fmt)) for f in frames],
             "pts": [f.pts for f in frames]}
 
 
@@ -73,10 +87,10 @@ def _ten_bit(tmp: Path, a: Path, b: Path) -> dict[str, list]:
     return _decoded(tmp / "o.mkv")
 
 
-def _keyframed_blend(tmp: Path, a: Path, b: Path) -> dict[str, list]:
+def _keyframed_blend(tmp: Path, a: Path, b: Path, first_alpha: float = 0.4) -> dict[str, list]:
     src = make_clip(tmp / "in.mp4", size=(64, 48), frames=12)
     show = tmp / "show.toml"
-    show.write_text(f'[[keyframe]]\nat = "f0"\nstyle = "{a.name}"\nalpha = 0.4\n'
+    show.write_text(f'[[keyframe]]\nat = "f0"\nstyle = "{a.name}"\nalpha = {first_alpha}\n'
                     f'[[keyframe]]\nat = "f6"\nstyle = {{ "{a.name}" = 1, "{b.name}" = 3 }}\n'
                     f'[[keyframe]]\nat = "f11"\nstyle = "{b.name}"\nalpha = 1.0\n')
     _render("render", str(src), "--out", str(tmp / "o.mkv"), "--keyframes", str(show),
@@ -98,10 +112,10 @@ def _filter(tmp: Path, a: Path, b: Path) -> dict[str, list]:
     done = subprocess.run([sys.executable, "-m", "vstpipe", "filter", "--size", "64x48",
                            "--fps", "25", "--style", str(a), "--steady", "--batch", "3",
                            "--quiet", *FP32], input=raw, capture_output=True, timeout=300,
-                          env=dict(os.environ))
+                          env=dict(os.environ), check=False)
     assert done.returncode == 0, done.stderr.decode()
     frames = np.frombuffer(done.stdout, np.uint8).reshape(-1, 48, 64, 3)
-    return {"frames": [_digest(f) for f in frames], "pts": list(range(len(frames)))}
+    return {"frames": [_blocks(f) for f in frames], "pts": list(range(len(frames)))}
 
 
 def _ofx_render(tmp: Path, a: Path, b: Path) -> dict[str, list]:
@@ -122,7 +136,7 @@ CASES: dict[str, Callable[[Path, Path, Path], dict[str, list]]] = {
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_renders_decode_to_the_frames_they_gave_before(case):
-    """Each case renders in a fresh process, as the checksums were made: float results depend
+    """Each case renders in a fresh process, as the golden file was made: float results depend
     on the process's thread state, which other tests in this one may have changed."""
     expected = json.loads(GOLDEN.read_text())[case]
     done = subprocess.run([sys.executable, __file__, "--print", case], capture_output=True,
@@ -130,25 +144,31 @@ def test_renders_decode_to_the_frames_they_gave_before(case):
     assert done.returncode == 0, done.stderr[-2000:]
     got = json.loads(done.stdout.strip().splitlines()[-1])
     assert got["pts"] == expected["pts"]
-    differ = [i for i, (x, y) in enumerate(zip(got["frames"], expected["frames"])) if x != y]
     assert len(got["frames"]) == len(expected["frames"])
-    assert differ == [], f"{case}: frames {differ} differ from the golden render"
+    moved = frames_moved(got["frames"], expected["frames"])
+    assert moved == {}, f"{case}: frames differ from the golden render (frame: largest block " \
+                        f"change in levels) {moved}"
+
+
+def frames_moved(got: list[list[float]], expected: list[list[float]]) -> dict[int, float]:
+    """Frame index -> its largest block-mean change, for the frames that moved beyond TOLERANCE."""
+    moved = {}
+    for i, (x, y) in enumerate(zip(got, expected, strict=True)):
+        change = float(np.abs(np.subtract(x, y)).max())
+        if change > TOLERANCE:
+            moved[i] = round(change, 2)
+    return moved
 
 
 def _render_all(only: str | None = None) -> dict[str, dict[str, list]]:
-    """Render every case (or ``only``) with the code on sys.path: case -> checksums and pts."""
+    """Render every case (or ``only``) with the code on sys.path: case -> block means and pts."""
     import tempfile
-
-    from fakes import save_random_weights
 
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         os.environ["VSTPIPE_HOME"] = str(root / "home")
-        files = save_random_weights("adain-vgg19", root / "weights")
-        done = runner.invoke(app, ["models", "import", "adain-vgg19", "--unverified",
-                                   *map(str, files.values())])
-        assert done.exit_code == 0, done.output
+        _import_random_adain(root / "weights")
         for name, case in CASES.items():
             if only is not None and name != only:
                 continue
@@ -159,10 +179,50 @@ def _render_all(only: str | None = None) -> dict[str, dict[str, list]]:
     return results
 
 
+def _dump(results: dict[str, dict[str, list]]) -> str:
+    """The golden file's text: a line per case's pts and per frame (diffs stay readable)."""
+    cases = []
+    for name, result in results.items():
+        frames = ",\n  ".join(json.dumps(frame) for frame in result["frames"])
+        cases.append(f' {json.dumps(name)}: {{\n  "pts": {json.dumps(result["pts"])},\n'
+                     f'  "frames": [\n  {frames}]}}')
+    return "{\n" + ",\n".join(cases) + "\n}\n"
+
+
+def _import_random_adain(folder: Path) -> None:
+    """The golden renders' network: adain-vgg19's layout with fakes' seeded random weights,
+    imported into the VSTPIPE_HOME of the environment."""
+    from fakes import save_random_weights
+
+    files = save_random_weights("adain-vgg19", folder)
+    done = runner.invoke(app, ["models", "import", "adain-vgg19", "--unverified",
+                               *map(str, files.values())])
+    assert done.exit_code == 0, done.output
+
+
+def test_the_tolerance_passes_another_thread_state_and_fails_a_small_change_of_look(
+        tmp_path, monkeypatch):
+    # Rendered in this process, whose torch runs one thread (conftest): another thread state
+    # than the golden file's, so its last bits differ, within TOLERANCE. A keyframe's strength
+    # 0.40 -> 0.42 is beyond it, on the frames that keyframe still weighs on.
+    monkeypatch.setenv("VSTPIPE_HOME", str(tmp_path / "home"))
+    _import_random_adain(tmp_path / "weights")
+    expected = json.loads(GOLDEN.read_text())["keyframed_blend"]["frames"]
+    for alpha in (0.4, 0.42):
+        folder = tmp_path / str(alpha)
+        folder.mkdir()
+        got = _keyframed_blend(folder, *_styles(folder), first_alpha=alpha)["frames"]
+        moved = frames_moved(got, expected)
+        if alpha == 0.4:
+            assert moved == {}, moved
+        else:
+            assert {0, 1, 2} <= moved.keys(), moved  # about 1 level on the first frames
+
+
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).parent))
     if sys.argv[1:] == ["--write"]:
-        GOLDEN.write_text(json.dumps(_render_all(), indent=1) + "\n")
+        GOLDEN.write_text(_dump(_render_all()))
     elif len(sys.argv) == 3 and sys.argv[1] == "--print" and sys.argv[2] in CASES:
         print(json.dumps(_render_all(sys.argv[2])[sys.argv[2]]))
     else:
