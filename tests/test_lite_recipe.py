@@ -110,20 +110,39 @@ def test_an_interrupted_data_folder_is_named_not_trained_on(tmp_path):
         recipe.plan(tmp_path)
 
 
+def test_a_ctrl_c_waits_for_the_stage_to_save_its_checkpoint(tmp_path, monkeypatch):
+    # The stage (here a child that sleeps, then exits 130 as training does after saving) gets
+    # the Ctrl-C too; the recipe must wait for it, not kill it mid-save.
+    monkeypatch.setattr(recipe, "ROOT", tmp_path)
+    waits = []
+    real_popen = recipe.subprocess.Popen
+
+    class Interrupted(real_popen):  # type: ignore[misc, valid-type]
+        def wait(self, timeout=None):
+            waits.append(1)
+            if len(waits) == 1:
+                raise KeyboardInterrupt
+            return super().wait(timeout)
+
+    monkeypatch.setattr(recipe.subprocess, "Popen", Interrupted)
+    child = "import time, sys; time.sleep(0.5); open('saved', 'w').write('x'); sys.exit(130)"
+    try:
+        code = recipe.run((sys.executable, "-c", child))
+    except KeyboardInterrupt:  # would end the whole pytest session, not fail this test
+        pytest.fail("the Ctrl-C left the recipe instead of waiting for the stage")
+    assert code == 130 and (tmp_path / "saved").is_file() and len(waits) == 2
+
+
 def test_a_failing_stage_stops_the_recipe_with_its_exit_code(tmp_path, monkeypatch, capsys):
     ran = []
 
-    class Done:
-        def __init__(self, code: int) -> None:
-            self.returncode = code
-
-    def run(command, cwd, check):
+    def run(command):
         ran.append(command)
-        return Done(0 if len(ran) == 1 else 3)
+        return 0 if len(ran) == 1 else 3
 
     monkeypatch.setattr(recipe, "ROOT", tmp_path)
     monkeypatch.setattr(recipe, "steps_of", lambda config: 10)
-    monkeypatch.setattr(recipe.subprocess, "run", run)
+    monkeypatch.setattr(recipe, "run", run)
     assert recipe.main([]) == 3
     assert len(ran) == 2 and ran[0][:2] == (sys.executable, "tools/lite_data.py")
     assert "run tools/lite_recipe.py again to go on from there" in capsys.readouterr().err

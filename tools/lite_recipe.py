@@ -142,6 +142,17 @@ def seed_image_stage(root: Path) -> str:
     return f"{out}: the committed checkpoint (tools/lite_run)"
 
 
+def run(command: tuple[str, ...]) -> int:
+    """Run one stage to its end and return its exit code. A Ctrl-C reaches the stage too (one
+    process group), and training then writes its checkpoint: wait for that rather than kill it."""
+    process = subprocess.Popen(command, cwd=ROOT)
+    while True:
+        try:
+            return process.wait()
+        except KeyboardInterrupt:
+            continue
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     extra = tuple(args[args.index("--") + 1:]) if "--" in args else ()
@@ -158,11 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     for command, why in plan(ROOT, extra):
         print(f"{why}{'' if command is None else ': ' + shlex.join(command)}", flush=True)
         if command is not None and not opts.dry_run:
-            done = subprocess.run(command, cwd=ROOT, check=False)
-            if done.returncode != 0:
-                print(f"stopped: {shlex.join(command)} exited {done.returncode}; run "
+            code = run(command)
+            if code != 0:
+                print(f"stopped: {shlex.join(command)} exited {code}; run "
                       f"tools/lite_recipe.py again to go on from there", file=sys.stderr)
-                return done.returncode
+                return code
     return 0
 
 
