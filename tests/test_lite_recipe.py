@@ -71,6 +71,17 @@ def test_an_interrupted_stage_resumes_and_what_follows_starts_over(tmp_path):
     assert all(command is not None for command, _ in todo[5:])
 
 
+def test_remaking_the_data_or_a_grown_folder_keeps_the_stages_after_it(tmp_path):
+    # A fresh clone with the committed checkpoint copied in: data/lite is made again (the same
+    # files: tools/lite_data.py is deterministic) and the image stage still resumes.
+    _trained(tmp_path, "runs/lite-image", 3000)
+    _trained(tmp_path, "runs/lite-skip", 600, decoder=False)
+    todo = recipe.plan(tmp_path)
+    assert _why(todo)[:4] == [
+        "data/lite: make", "runs/lite-image: done (step 3000 of 3000)",
+        "runs/lite-skip-init: make", "runs/lite-skip: resume at step 600 of 1200"]
+
+
 def test_a_finished_checkpoint_without_its_model_files_is_resumed_to_write_them(tmp_path):
     # --from-checkpoint copies tools/lite_run (checkpoint at step 3000, no decoder file):
     # resuming at the last step writes the model folder at once.

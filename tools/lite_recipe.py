@@ -96,8 +96,9 @@ def checkpoint_step(out: Path) -> int | None:
 def plan(root: Path, extra: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...] | None, str]]:
     """What to do now, stage by stage: (argv to run or None to skip, why), then the export.
 
-    Once a stage runs, every later one runs from its start: a later checkpoint was trained
-    from what the earlier stage gave before, so it is stale."""
+    Once a training stage runs, every later one runs from its start: a later checkpoint was
+    trained from what the earlier stage gave before, so it is stale. A data or grow step makes
+    the same files from the same inputs, so making it again leaves later stages as they are."""
     todo: list[tuple[tuple[str, ...] | None, str]] = []
     pending = False  # an earlier stage runs, so every later one must too
     for stage in STAGES:
@@ -121,8 +122,8 @@ def plan(root: Path, extra: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...] 
             if stage.out == DATA and out.exists():
                 raise SystemExit(f"{out}: exists without {stage.done} (an interrupted "
                                  f"tools/lite_data.py); remove it and run again")
-            todo.append((stage.argv, f"{stage.out}: make"))
-            pending = True
+            todo.append((stage.argv, f"{stage.out}: make"))  # the same files as before:
+            # a data or grow step is deterministic, so the stages after it stay valid
     for i, (command, why) in enumerate(todo):  # a step that completes what a later stage uses
         if why.endswith(": complete") and all(c is None for c, _ in todo[i + 1:]):
             todo[i] = (None, why.replace(": complete", ": not needed (later stages are done)"))
