@@ -115,6 +115,15 @@ def test_the_committed_checkpoint_seeds_the_image_stage_once(tmp_path, monkeypat
     assert recipe.checkpoint_step(tmp_path / "runs" / "lite-image") == 3100
 
 
+def test_the_dry_run_of_from_checkpoint_plans_as_if_it_were_copied(tmp_path):
+    _made(tmp_path, "data/lite", "SOURCES.md")
+    (tmp_path / "tools" / "lite_run").mkdir(parents=True)
+    torch.save({"step": 3000}, tmp_path / "tools" / "lite_run" / "checkpoint.pt")
+    assert recipe.plan(tmp_path)[1][1] == "runs/lite-image: from the seed, 3000 steps"
+    assert recipe.plan(tmp_path, seeded=True)[1][1] == "runs/lite-image: resume at step 3000 of 3000"
+    assert not (tmp_path / "runs").exists()  # a plan copies nothing
+
+
 def test_an_interrupted_data_folder_is_named_not_trained_on(tmp_path):
     (tmp_path / "data" / "lite" / "content").mkdir(parents=True)
     with pytest.raises(SystemExit, match=r"data/lite: exists without SOURCES\.md .* remove it"):

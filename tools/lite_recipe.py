@@ -30,6 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = Path("data/lite")
 CHECKPOINT = "checkpoint.pt"  # vstpipe/train/loop.py's file names
 DECODER = "decoder.safetensors"
+IMAGE_RUN = Path("runs/lite-image")
+COMMITTED = Path("tools/lite_run")  # the image stage's final checkpoint, in the repository
 
 
 @dataclass(frozen=True)
@@ -93,8 +95,10 @@ def checkpoint_step(out: Path) -> int | None:
     return int(torch.load(path, map_location="cpu", weights_only=True)["step"])
 
 
-def plan(root: Path, extra: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...] | None, str]]:
+def plan(root: Path, extra: tuple[str, ...] = (), seeded: bool = False
+         ) -> list[tuple[tuple[str, ...] | None, str]]:
     """What to do now, stage by stage: (argv to run or None to skip, why), then the export.
+    ``seeded``: as after :func:`seed_image_stage` (for --dry-run --from-checkpoint).
 
     Once a training stage runs, every later one runs from its start: a later checkpoint was
     trained from what the earlier stage gave before, so it is stale. A data or grow step makes
@@ -106,6 +110,8 @@ def plan(root: Path, extra: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...] 
         if stage.trains:
             assert stage.config is not None
             steps, step = steps_of(stage.config), checkpoint_step(out)
+            if seeded and step is None and stage.out == IMAGE_RUN:
+                step = checkpoint_step(root / COMMITTED)
             if pending or step is None:
                 todo.append(((*stage.argv, *extra), f"{stage.out}: from the seed, {steps} steps"))
             elif step >= steps and (out / DECODER).is_file():
@@ -134,11 +140,11 @@ def plan(root: Path, extra: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...] 
 def seed_image_stage(root: Path) -> str:
     """--from-checkpoint: put the committed image-stage checkpoint (step 3000) in its run
     folder, unless that folder already has one."""
-    out = root / "runs" / "lite-image"
+    out = root / IMAGE_RUN
     if (out / CHECKPOINT).exists():
         return f"{out}: has a checkpoint already; --from-checkpoint leaves it"
     out.mkdir(parents=True, exist_ok=True)
-    for path in (root / "tools" / "lite_run").iterdir():
+    for path in (root / COMMITTED).iterdir():
         shutil.copyfile(path, out / path.name)
     return f"{out}: the committed checkpoint (tools/lite_run)"
 
@@ -164,10 +170,9 @@ def main(argv: list[str] | None = None) -> int:
                              "remain on a 2-core CPU)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
     opts = parser.parse_args(args)
-    if opts.from_checkpoint:
-        print(("would copy tools/lite_run into runs/lite-image, unless it has a checkpoint"
-               if opts.dry_run else seed_image_stage(ROOT)), flush=True)
-    for command, why in plan(ROOT, extra):
+    if opts.from_checkpoint and not opts.dry_run:
+        print(seed_image_stage(ROOT), flush=True)
+    for command, why in plan(ROOT, extra, seeded=opts.from_checkpoint):
         print(f"{why}{'' if command is None else ': ' + shlex.join(command)}", flush=True)
         if command is not None and not opts.dry_run:
             code = run(command)
