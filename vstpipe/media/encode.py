@@ -42,6 +42,7 @@ from .encoders import (
     pick_pix_fmt,
     profile_of,
     size_hint,
+    x264_params,
 )
 from .frames import Frame
 from .probing import ffmpeg_reason, stream_label
@@ -230,9 +231,10 @@ class Sink:
             encoder_opts["x265-params"] = ":".join(
                 p for p in ("log-level=error", plan.encoder_params,
                             encoder_opts.get("x265-params")) if p)
-        elif plan.encoder_params:
-            encoder_opts["x264-params"] = ":".join(
-                p for p in (plan.encoder_params, encoder_opts.get("x264-params")) if p)
+        elif codec.name == "libx264" or plan.encoder_params:
+            params = x264_params(plan.encoder_params, encoder_opts.get("x264-params"))
+            if params:
+                encoder_opts["x264-params"] = params
         try:
             stream = container.add_stream(codec.name, rate=rate, options=encoder_opts)
         except ValueError:

@@ -267,6 +267,30 @@ def profile_of(options: EncodeOptions, codec: av.Codec) -> str | None:
     return options.profile
 
 
+def _cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags as Linux names them (/proc/cpuinfo); empty where unknown."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def x264_params(*parts: str | None, cpu_flags: frozenset[str] | None = None) -> str | None:
+    """libx264's x264-params: ``parts`` (the stream's own, then the user's, which win)
+    joined, after ``asm=AVX2`` on a CPU with AVX-512. x264's AVX-512 code reads memory it never
+    wrote: the same frames encoded twice gave different bytes (1 run in 4 to 1 in 20 while
+    another thread decoded; up to 12 levels apart once decoded), where its AVX2 and plain C
+    code give one output whatever the memory holds (tests/test_media_encoders.py). Capped only
+    where AVX-512 exists, so a CPU without AVX2 is never told it has it."""
+    flags = _cpu_flags() if cpu_flags is None else cpu_flags
+    cap = "asm=AVX2" if "avx512f" in flags else None
+    return ":".join(p for p in (cap, *parts) if p) or None
+
+
 def encoder_settings(options: EncodeOptions, codec: av.Codec) -> tuple[dict[str, str],
                                                                        int | None]:
     """The options dict for avcodec_open2 and the bit rate (or None) the encoder is given;
