@@ -20,6 +20,8 @@ from av.codec.context import Flags
 from av.stream import Disposition
 from PIL import Image
 
+from vstpipe.media.encoders import x264_params
+
 # Durations (in ms) cycled through for variable-frame-rate clips: irregular on purpose.
 VFR_STEPS_MS = (40, 40, 80, 20, 60, 40, 120, 40, 30, 50)
 
@@ -112,8 +114,13 @@ def make_clip(
     pts_list, time_base = frame_pts(frames, fps, vfr)
     fmt = _MUXERS[path.suffix.lower()]
     options = {"movflags": "+faststart"} if faststart else {}
+    video_options = dict(video_options or {})
+    if codec == "libx264":  # as vstpipe's sink does: x264's AVX-512 code is not repeatable
+        params = x264_params(video_options.get("x264-params"))
+        if params:
+            video_options["x264-params"] = params
     with av.open(str(path), "w", format=fmt, options=options) as container:
-        stream = container.add_stream(codec, rate=fps, options=video_options or {}) \
+        stream = container.add_stream(codec, rate=fps, options=video_options) \
             if video else None
         if stream is not None:
             stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
