@@ -9,12 +9,11 @@ from pathlib import Path
 import av
 import clips
 import pytest
-from mediatools import pass_through
+from mediatools import decoded_items, pass_through
 
 from vstpipe.errors import OptionError
 from vstpipe.media import (
     EncodeOptions,
-    Frame,
     check_encode_options,
     open_sink,
     open_source,
@@ -166,16 +165,10 @@ def test_the_same_frames_encode_to_the_same_h264_bytes_while_another_thread_deco
     src = clips.make_clip(tmp_path / "in.mp4", frames=5)
     with open_source(src) as source:
         plan = source.plan
-        frames = [item for item in source.items() if isinstance(item, Frame)]
-
-    def decode() -> None:
-        with open_source(src) as other:
-            for _ in other.items():
-                pass
-
+    frames, _ = decoded_items(src)
     outputs = set()
     for n in range(12):
-        busy = threading.Thread(target=decode)
+        busy = threading.Thread(target=decoded_items, args=(src,))
         busy.start()
         out = tmp_path / f"o{n}.mp4"
         with open_sink(out, plan, EncodeOptions()) as sink:

@@ -130,9 +130,9 @@ def plan(root: Path, extra: tuple[str, ...] = (), seeded: bool = False
                                  f"tools/lite_data.py); remove it and run again")
             todo.append((stage.argv, f"{stage.out}: make"))  # the same files as before:
             # a data or grow step is deterministic, so the stages after it stay valid
-    for i, (command, why) in enumerate(todo):  # a step that completes what a later stage uses
-        if why.endswith(": complete") and all(c is None for c, _ in todo[i + 1:]):
-            todo[i] = (None, why.replace(": complete", ": not needed (later stages are done)"))
+    for i, stage in enumerate(STAGES):  # a step that completes what a later stage uses
+        if not stage.trains and stage.done is None and all(c is None for c, _ in todo[i + 1:]):
+            todo[i] = (None, f"{stage.out}: not needed (later stages are done)")
     todo.append((EXPORT, "models/lite: the last stage's decoder, as lite-palette"))
     return todo
 

@@ -9,6 +9,7 @@ turns FFmpeg's "Invalid argument" into what would be valid.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -267,8 +268,10 @@ def profile_of(options: EncodeOptions, codec: av.Codec) -> str | None:
     return options.profile
 
 
+@functools.cache
 def _cpu_flags() -> frozenset[str]:
-    """The CPU's feature flags as Linux names them (/proc/cpuinfo); empty where unknown."""
+    """The CPU's feature flags as Linux names them (/proc/cpuinfo, read once); empty where
+    unknown."""
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
             for line in f:
