@@ -161,13 +161,14 @@ def test_x264_params_cap_its_code_at_avx2_only_on_a_cpu_with_avx512():
 
 def test_the_same_frames_encode_to_the_same_h264_bytes_while_another_thread_decodes(tmp_path):
     # Before the cap, x264's AVX-512 code gave this 64x48 clip other bytes in about 1 run
-    # in 4 to 1 in 20 on an AVX-512 machine (it reads memory it never wrote); 12 runs here.
+    # in 4 to 1 in 20 on an AVX-512 machine (it reads memory it never wrote); 40 runs here
+    # (12 missed it about half the time without the cap; 40 caught it in 5 of 5, in 3 s).
     src = clips.make_clip(tmp_path / "in.mp4", frames=5)
     with open_source(src) as source:
         plan = source.plan
     frames, _ = decoded_items(src)
     outputs = set()
-    for n in range(12):
+    for n in range(40):
         busy = threading.Thread(target=decoded_items, args=(src,))
         busy.start()
         out = tmp_path / f"o{n}.mp4"
